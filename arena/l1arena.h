@@ -1,0 +1,375 @@
+/*
+ * l1arena.h - the public interface of libl1arena, the L1 tier of a KV-cache
+ * store: a pool of host memory in one hugetlbfs file that every process maps
+ * MAP_SHARED, with allocations tracked in a bitmap inside that file (no server
+ * in the data path).  Processes allocate MemoryObjs by tensor layout and count
+ * (all or nothing), fill them, publish them under a key, hold them while
+ * reading, and free them; freed memory is zeroed (io_uring) before it is
+ * handed out again.  This is the only header other folders include.
+ *
+ * Conventions: every call returns 0 (or a count) on success and a negative
+ * errno on failure; l1_strerror() names the code and l1_last_error() gives the
+ * calling thread's sentence about the most recent failure (like dlerror()).
+ * Handles are opaque; close/free functions accept NULL.  All calls on one
+ * struct l1_arena are thread-safe, and any number of processes may attach the
+ * same pool at once.
+ *
+ * Error codes used throughout:
+ *   -ENOMEM   OUT_OF_MEMORY: not enough free (zeroed) space; nothing changed
+ *   -ENOSPC   the object table is full (max_objects); nothing changed
+ *   -EINVAL   bad argument (the message names it)
+ *   -EALREADY the object was already freed (double free)
+ *   -ESTALE   the id names a slot that has since been reused
+ *   -EXDEV    the object belongs to another pool
+ *   -ENOENT   no such object / key / pool
+ *   -EEXIST   key already published, or pool exists (create without force)
+ *   -EPERM    not the owner (publish, write) or not allowed
+ *   -EBUSY    the object is held, or the pool is in use
+ *   -EPROTO   the pool file has another format version
+ *   -EBADMSG  the pool file is not a valid pool (corrupt, truncated)
+ */
+#ifndef L1ARENA_H
+#define L1ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define L1_VERSION_MAJOR 1
+#define L1_VERSION_MINOR 0
+
+#define L1_MAX_TENSORS 4      /* tensors per layout */
+#define L1_MAX_DIMS 8         /* dimensions per tensor */
+#define L1_KEY_MAX 127        /* bytes in a key, without the NUL */
+#define L1_PATH_MAX 256       /* bytes in a pool path, with the NUL */
+#define L1_REASON_MAX 128     /* bytes in a status sentence, with the NUL */
+
+#define L1_DEFAULT_PATH "/dev/hugepages/l1arena"
+#define L1_DEFAULT_ALIGN 4096ull
+#define L1_DEFAULT_GROW_STEP (1ull << 30)
+#define L1_DEFAULT_LAZY_INIT (20ull << 30)
+#define L1_HUGEPAGE_2M (2ull << 20)
+#define L1_HUGEPAGE_1G (1ull << 30)
+
+/* ---- errors ------------------------------------------------------------ */
+
+const char *l1_strerror(int err);
+const char *l1_last_error(void);
+
+/* ---- dtypes and layouts ------------------------------------------------ */
+
+enum l1_dtype {
+	L1_DTYPE_INVALID = 0,
+	L1_DTYPE_FP16 = 1,
+	L1_DTYPE_BF16 = 2,
+	L1_DTYPE_FP32 = 3,
+	L1_DTYPE_FP64 = 4,
+	L1_DTYPE_INT8 = 5,
+	L1_DTYPE_UINT8 = 6,
+	L1_DTYPE_INT16 = 7,
+	L1_DTYPE_INT32 = 8,
+	L1_DTYPE_INT64 = 9,
+	L1_DTYPE_FP8_E4M3 = 10,
+	L1_DTYPE_FP8_E5M2 = 11,
+	L1_DTYPE_BOOL = 12,
+	L1_DTYPE_UINT16 = 13,
+	L1_DTYPE_UINT32 = 14,
+	L1_DTYPE_UINT64 = 15,
+	L1_DTYPE_COUNT
+};
+
+/* Bytes per element, or 0 for an unknown dtype. */
+uint32_t l1_dtype_size(uint32_t dtype);
+/* "fp16", "bf16", ...; "invalid" for an unknown dtype. */
+const char *l1_dtype_name(uint32_t dtype);
+/* Parses a name ("fp16", "float16", "half", "bf16", "fp8_e4m3", ...): a dtype
+ * or L1_DTYPE_INVALID. */
+uint32_t l1_dtype_parse(const char *name);
+
+struct l1_tensor {
+	uint32_t dtype;                 /* enum l1_dtype */
+	uint32_t ndim;                  /* 0..L1_MAX_DIMS (0 = scalar) */
+	uint64_t shape[L1_MAX_DIMS];
+};
+
+struct l1_layout {
+	uint32_t ntensors;              /* 1..L1_MAX_TENSORS */
+	uint32_t reserved;
+	struct l1_tensor t[L1_MAX_TENSORS];
+};
+
+/* Sum of the tensors' bytes (not rounded).  -EINVAL for an empty layout,
+ * an unknown dtype, too many tensors/dims, or a size that overflows. */
+int l1_layout_bytes(const struct l1_layout *l, uint64_t *out);
+/* Writes "[2,32,128]:fp16;[4]:int32" into buf; returns its length. */
+int l1_layout_format(const struct l1_layout *l, char *buf, size_t len);
+/* Parses the format above (also "[2,32,128] fp16"); -EINVAL with a message. */
+int l1_layout_parse(const char *s, struct l1_layout *out);
+/* Byte offset of tensor i inside an object of this layout (tensors are laid
+ * out back to back, each starting at a multiple of its element size). */
+int l1_layout_tensor_offset(const struct l1_layout *l, uint32_t i, uint64_t *off);
+
+/* ---- configuration (the C form of L1MemoryManagerConfig) ---------------- */
+
+enum l1_pin_mode {
+	L1_PIN_OFF = 0,                 /* never register with CUDA */
+	L1_PIN_AUTO = 1,                /* register where a GPU is usable */
+	L1_PIN_DEFER = 2,               /* like AUTO, but at first use */
+};
+
+enum l1_zero_method {
+	L1_ZERO_AUTO = 0,               /* io_uring, else memset fallback */
+	L1_ZERO_URING = 1,
+	L1_ZERO_MEMSET = 2,
+};
+
+struct l1_config {
+	uint32_t version;               /* set by l1_config_init */
+	uint32_t reserved0;
+	uint64_t size_bytes;            /* pool data size (required) */
+	uint64_t init_size_bytes;       /* lazy: committed at create; 0 = min(20 GiB, size) */
+	uint64_t grow_step_bytes;       /* lazy growth / pin chunk; 0 = 1 GiB (capped to size) */
+	uint64_t align_bytes;           /* block size; power of two, 0 = 4096 */
+	uint64_t hugepage_size;         /* 0 = the mount's (2 MiB default); 2 MiB or 1 GiB */
+	uint64_t max_objects;           /* 0 = size / 64 KiB, at least 1024 */
+	const char *path;               /* NULL = $L1ARENA_PATH or L1_DEFAULT_PATH */
+	int32_t lazy;                   /* 1 = grow on demand, 0 = eager */
+	int32_t zero_on_free;           /* default 1 */
+	int32_t zero_method;            /* enum l1_zero_method */
+	int32_t pin;                    /* enum l1_pin_mode; default AUTO */
+	int32_t pin_mapped;             /* also cudaHostRegisterMapped */
+	int32_t allow_shm;              /* fall back to /dev/shm without huge pages */
+	int32_t force;                  /* create over an existing pool */
+	uint32_t mode;                  /* file mode of the pool; default 0600 */
+};
+
+void l1_config_init(struct l1_config *c);
+/* Fills in defaults, then checks every field: 0, or -EINVAL with a message
+ * naming the field in l1_last_error(). */
+int l1_config_validate(const struct l1_config *c);
+
+/* ---- pools ------------------------------------------------------------- */
+
+struct l1_arena;
+
+struct l1_open_opts {
+	int32_t pin;                    /* enum l1_pin_mode */
+	int32_t pin_mapped;
+	int32_t zero_method;            /* enum l1_zero_method */
+	int32_t readonly;               /* map read-only; no allocation */
+	int32_t no_client;              /* do not take a client table slot */
+	int32_t reserved[3];
+};
+
+void l1_open_opts_init(struct l1_open_opts *o);
+
+/* Formats a new pool file and attaches to it. */
+int l1_arena_create(const struct l1_config *c, struct l1_arena **out);
+/* Attaches to an existing pool (o may be NULL for defaults). */
+int l1_arena_open(const char *path, const struct l1_open_opts *o,
+		  struct l1_arena **out);
+/* Detaches: waits for this process's zeroing, drops its holds, unpins. */
+void l1_arena_close(struct l1_arena *a);
+/* Removes the pool file.  -EBUSY if live clients are attached, unless force. */
+int l1_arena_destroy(const char *path, int force);
+/* The path of the pool file this handle maps. */
+const char *l1_arena_path(const struct l1_arena *a);
+
+/* ---- objects ----------------------------------------------------------- */
+
+enum l1_obj_state {
+	L1_STATE_FREE = 0,
+	L1_STATE_ALLOCATED = 1,         /* writer owns it, unpublished */
+	L1_STATE_PUBLISHED = 2,         /* immutable, found by id and key */
+	L1_STATE_DIRTY = 3,             /* freed, being zeroed */
+	L1_STATE_DOOMED = 4,            /* freed while held: waits for last hold */
+};
+const char *l1_state_name(uint32_t state);
+
+/* A MemoryObj as this process sees it. */
+struct l1_obj {
+	uint64_t id;                    /* generation << 32 | slot */
+	uint64_t offset;                /* from the start of the pool file / vm space */
+	uint64_t size;                  /* bytes (layout bytes rounded up to align) */
+	void *ptr;                      /* base + offset in this process */
+	uint64_t pool_id;               /* which pool it came from */
+	uint32_t layout_id;             /* see l1_arena_layout() */
+	uint32_t reserved;
+};
+
+/* Allocates count objects of the layout: 0 with objs[0..count) filled, or
+ * -ENOMEM / -ENOSPC with nothing allocated (all or nothing). */
+int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
+	     struct l1_obj *objs);
+/* Allocates by byte size (a one-tensor uint8 layout). */
+int l1_alloc_bytes(struct l1_arena *a, uint64_t bytes, uint32_t count,
+		   struct l1_obj *objs);
+/* Frees a batch.  Checks the whole batch first: on any bad entry (double
+ * free, stale, foreign, duplicate, not allowed) nothing is freed and the
+ * error says which index.  Held objects become DOOMED and are freed when
+ * their last hold goes. */
+int l1_free(struct l1_arena *a, const struct l1_obj *objs, uint32_t count);
+/* Frees by id (same checks). */
+int l1_free_ids(struct l1_arena *a, const uint64_t *ids, uint32_t count);
+
+/* Makes an ALLOCATED object immutable and findable by key (key may be NULL
+ * to publish without a key).  Only the owner (or root) may publish. */
+int l1_publish(struct l1_arena *a, uint64_t id, const char *key);
+/* Finds a live (ALLOCATED or PUBLISHED) object by id / a PUBLISHED one by key. */
+int l1_get(struct l1_arena *a, uint64_t id, struct l1_obj *out);
+int l1_lookup(struct l1_arena *a, const char *key, struct l1_obj *out);
+/* Holds: while any hold exists the object's bytes stay as they are.  Each
+ * hold is counted per process; release what you hold. */
+int l1_hold(struct l1_arena *a, uint64_t id, struct l1_obj *out);
+int l1_hold_key(struct l1_arena *a, const char *key, struct l1_obj *out);
+int l1_release(struct l1_arena *a, uint64_t id);
+
+/* Everything a record says, for tools and the view. */
+struct l1_obj_info {
+	struct l1_obj obj;
+	uint32_t state;                 /* enum l1_obj_state */
+	uint32_t holds;
+	int32_t owner_pid;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t mode;
+	uint64_t owner_start;           /* owner's start time (clock ticks since boot) */
+	uint64_t ctime_ns;              /* CLOCK_REALTIME of allocation */
+	uint64_t publish_ns;            /* of publish, 0 if not published */
+	char key[L1_KEY_MAX + 1];
+};
+int l1_obj_info(struct l1_arena *a, uint64_t id, struct l1_obj_info *out);
+/* Lists live objects (not FREE) with slot >= *cursor, up to max; sets
+ * *cursor for the next call.  Returns the number written (0 at the end). */
+int l1_obj_list(struct l1_arena *a, uint64_t *cursor, struct l1_obj_info *out,
+		uint32_t max);
+/* Sets the owner uid/gid/mode of an object this process owns. */
+int l1_obj_chmod(struct l1_arena *a, uint64_t id, uint32_t uid, uint32_t gid,
+		 uint32_t mode);
+/* The layout behind obj.layout_id. */
+int l1_arena_layout(struct l1_arena *a, uint32_t layout_id, struct l1_layout *out);
+
+/* ---- usage, stats, vm space -------------------------------------------- */
+
+/* Lock-free: used and total bytes (total = the configured size, also in lazy
+ * mode; see committed in l1_usage). */
+void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total);
+
+struct l1_usage {
+	uint64_t used_bytes;            /* in live objects (allocated+published+doomed) */
+	uint64_t total_bytes;           /* configured data size */
+	uint64_t committed_bytes;       /* backed by pages now (lazy) */
+	uint64_t dirty_bytes;           /* freed, awaiting zeroing */
+	uint64_t free_bytes;            /* total - used - dirty */
+	uint64_t largest_free_bytes;    /* largest free run in the committed part */
+	uint64_t objects[5];            /* by enum l1_obj_state (FREE = free slots) */
+	uint64_t max_objects;
+	uint64_t holds;
+	uint64_t clients;
+	uint64_t allocs;                /* objects allocated since create */
+	uint64_t frees;
+	uint64_t ooms;                  /* allocations refused for lack of space */
+	uint64_t repairs;               /* lock-owner-died repairs */
+	uint64_t zeroed_bytes;          /* by all processes since create */
+	uint64_t zero_busy_ns;          /* time with zeroing in flight */
+	uint64_t hugepage_size;
+	uint64_t grow_step_bytes;
+	uint64_t align_bytes;
+	uint64_t metadata_bytes;        /* header, records, indexes, bitmaps */
+	int32_t lazy;
+	int32_t zero_on_free;
+	int32_t grow_failed;            /* last growth failed (see grow_reason) */
+	int32_t reserved;
+	char backing[16];               /* "hugetlbfs" or "shm" */
+	char zero_method[48];           /* this process's: "io_uring", "memset (...)" */
+	char grow_reason[L1_REASON_MAX];
+};
+/* Counters are read without the lock; largest_free_bytes takes it. */
+int l1_arena_usage(struct l1_arena *a, struct l1_usage *u);
+
+struct l1_range {
+	uint64_t offset;                /* from base */
+	uint64_t len;
+};
+
+struct l1_vm_space {
+	void *base;                     /* this process's mapping of the whole file */
+	uint64_t size;                  /* bytes mapped (header + data) */
+	int32_t fd;                     /* the pool file, open */
+	uint32_t pinned;                /* ranges registered with CUDA in this process */
+	uint64_t page_size;             /* huge page size (or 4096 on shm) */
+	uint64_t data_offset;           /* where objects start */
+	uint64_t data_size;
+	uint64_t committed;             /* bytes of data region backed now */
+	uint64_t pool_id;
+	char path[L1_PATH_MAX];
+};
+int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *out);
+/* Ranges of the mapping registered with CUDA by this process; returns count. */
+int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t max);
+
+/* ---- clients ----------------------------------------------------------- */
+
+enum l1_pin_status {
+	L1_PIN_NONE = 0,                /* not asked */
+	L1_PIN_PINNED = 1,
+	L1_PIN_UNPINNED = 2,            /* asked but not possible: see reason */
+	L1_PIN_DEFERRED = 3,
+};
+
+struct l1_client_info {
+	int32_t pid;
+	uint32_t pin_status;            /* enum l1_pin_status */
+	uint64_t start_time;
+	uint64_t attach_ns;
+	uint64_t pinned_bytes;
+	uint32_t holds;
+	uint32_t alive;
+	char pin_reason[L1_REASON_MAX];
+	char zero_method[48];
+};
+int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max);
+
+/* ---- maintenance ------------------------------------------------------- */
+
+struct l1_gc_result {
+	uint64_t objects_reclaimed;     /* unpublished objects of dead writers */
+	uint64_t dirty_requeued;        /* dirty extents a dead process was zeroing */
+	uint64_t holds_dropped;         /* holds of dead processes */
+	uint64_t clients_dropped;
+	uint64_t bytes_reclaimed;
+};
+int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *r);
+/* Waits until nothing is dirty (zeroing done), at most timeout_ms (-1: no
+ * limit).  -ETIMEDOUT if dirty bytes remain. */
+int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms);
+/* Verifies every invariant of the shared state.  Returns the number of
+ * problems (0 = clean) and describes them in report; with repair, rebuilds
+ * the derived state (bitmap, key index, counters, free lists) from the
+ * records first and reports what it changed. */
+int l1_arena_memcheck(struct l1_arena *a, int repair, char *report, size_t len);
+
+/* ---- the view ---------------------------------------------------------- */
+
+/* Given a path inside a mounted l1fs view (objects/ID or keys/KEY), takes a
+ * hold on that object and returns it mapped zero-copy from this process's
+ * own mapping of the pool.  Release with l1_release(a, obj.id). */
+int l1_open_path(struct l1_arena *a, const char *view_path, struct l1_obj *out);
+
+/* ---- host setup -------------------------------------------------------- */
+
+/* Makes sure at least `pages` huge pages of page_size exist (raising
+ * nr_hugepages; root only) and that a hugetlbfs of that page size is mounted
+ * at mountpoint (NULL = /dev/hugepages).  Reports what it did in msg. */
+int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoint,
+		       char *msg, size_t len);
+/* Parses "512M", "8G", "4096", "1.5G": -EINVAL on anything else. */
+int l1_parse_size(const char *s, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

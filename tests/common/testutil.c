@@ -1,0 +1,134 @@
+/*
+ * testutil.c - see testutil.h.  No state beyond a per-process path buffer.
+ */
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char path_buf[512];
+static unsigned path_seq;
+
+static const char *test_dir(void)
+{
+	const char *d = getenv("L1_TEST_DIR");
+	if (d && *d)
+		return d;
+	static char shm[64];
+	snprintf(shm, sizeof shm, "/dev/shm/l1test-%d", (int)getuid());
+	mkdir(shm, 0700);
+	return shm;
+}
+
+int l1t_on_hugetlbfs(void)
+{
+	const char *h = getenv("L1_TEST_HUGETLBFS");
+	return h && *h == '1';
+}
+
+const char *l1t_path(const char *name)
+{
+	snprintf(path_buf, sizeof path_buf, "%s/%s-%d-%u", test_dir(), name,
+		 (int)getpid(), path_seq++);
+	unlink(path_buf);
+	return path_buf;
+}
+
+void l1t_config(struct l1_config *c, const char *name, uint64_t size)
+{
+	l1_config_init(c);
+	c->path = l1t_path(name);
+	c->size_bytes = size;
+	c->lazy = 0;
+	c->pin = L1_PIN_OFF;
+	c->allow_shm = !l1t_on_hugetlbfs();
+	if (size < (64ull << 20))
+		c->grow_step_bytes = size;
+}
+
+struct l1_arena *l1t_create(const char *name, uint64_t size)
+{
+	struct l1_config c;
+	struct l1_arena *a = NULL;
+	l1t_config(&c, name, size);
+	int r = l1_arena_create(&c, &a);
+	ck_assert_msg(r == 0, "create %s: %s: %s", c.path, l1_strerror(r),
+		      l1_last_error());
+	return a;
+}
+
+void l1t_destroy(struct l1_arena *a)
+{
+	char p[512];
+	if (!a)
+		return;
+	snprintf(p, sizeof p, "%s", l1_arena_path(a));
+	l1_arena_close(a);
+	l1_arena_destroy(p, 1);
+}
+
+void l1t_layout_bytes(struct l1_layout *l, uint64_t n)
+{
+	memset(l, 0, sizeof *l);
+	l->ntensors = 1;
+	l->t[0].dtype = L1_DTYPE_UINT8;
+	l->t[0].ndim = 1;
+	l->t[0].shape[0] = n;
+}
+
+int l1t_wait(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 128 + WTERMSIG(st);
+}
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+void l1t_fill(void *p, uint64_t len, uint64_t seed)
+{
+	uint64_t *w = p;
+	for (uint64_t i = 0; i < len / 8; i++)
+		w[i] = mix(seed + i) | 1;
+}
+
+int l1t_check(const void *p, uint64_t len, uint64_t seed)
+{
+	const uint64_t *w = p;
+	for (uint64_t i = 0; i < len / 8; i++)
+		if (w[i] != (mix(seed + i) | 1))
+			return 0;
+	return 1;
+}
+
+int l1t_is_zero(const void *p, uint64_t len)
+{
+	const unsigned char *b = p;
+	for (uint64_t i = 0; i < len; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+void l1t_memcheck_clean(struct l1_arena *a)
+{
+	char rep[4096];
+	int r = l1_arena_memcheck(a, 0, rep, sizeof rep);
+	ck_assert_msg(r == 0, "memcheck found %d problem(s): %s", r, rep);
+}

@@ -1,0 +1,37 @@
+/*
+ * testutil.h - helpers shared by the Check suites: where to put pool files
+ * (the hugetlbfs mount tests/run.sh made, in $L1_TEST_DIR; else a private
+ * directory under /dev/shm with the shm fallback allowed), a config with
+ * test-sized defaults, and process helpers for the multi-process tests.
+ */
+#ifndef L1_TESTUTIL_H
+#define L1_TESTUTIL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "l1arena.h"
+
+/* A fresh pool path for this test (unique per process and call); the file
+ * does not exist yet.  Valid until the next call from the same process. */
+const char *l1t_path(const char *name);
+/* True when the pools go on hugetlbfs (run.sh mounted one). */
+int l1t_on_hugetlbfs(void);
+/* A config for a pool of size bytes at l1t_path(name): eager, 4 KiB align,
+ * zeroing on, pinning off, shm fallback allowed unless on hugetlbfs. */
+void l1t_config(struct l1_config *c, const char *name, uint64_t size);
+/* Creates such a pool or fails the test. */
+struct l1_arena *l1t_create(const char *name, uint64_t size);
+/* Closes and removes the pool file. */
+void l1t_destroy(struct l1_arena *a);
+/* A layout of one tensor of n bytes (uint8). */
+void l1t_layout_bytes(struct l1_layout *l, uint64_t n);
+/* Waits for a child; returns its exit status, or 128+signal. */
+int l1t_wait(pid_t pid);
+/* Fills / checks a pattern derived from seed. */
+void l1t_fill(void *p, uint64_t len, uint64_t seed);
+int l1t_check(const void *p, uint64_t len, uint64_t seed);
+int l1t_is_zero(const void *p, uint64_t len);
+/* memcheck that must be clean; fails the test with the report otherwise. */
+void l1t_memcheck_clean(struct l1_arena *a);
+
+#endif

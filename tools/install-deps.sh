@@ -1,0 +1,22 @@
+#!/bin/sh
+# install-deps.sh - installs the Debian packages l1arena needs to build, test
+# and run, when run as root; otherwise prints the one command that does it.
+# Idempotent: asks apt only for what dpkg says is missing.
+set -eu
+PKGS="build-essential pkg-config libfuse3-dev fuse3 liburing-dev check \
+python3 python3-pytest python3-numpy attr util-linux procps"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "l1arena needs these Debian packages:$missing" >&2
+	echo "install them with: sudo apt-get update && sudo apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q $missing >/dev/null
