@@ -1,0 +1,633 @@
+/*
+ * alloc.c - the object API: allocate (all or nothing), free (the whole batch
+ * checked before anything changes), publish, get/lookup, holds, and the
+ * record views for tools.  Each call takes the pool lock once per batch.
+ * When allocate finds no room it tries, in order: growing a lazy pool,
+ * reclaiming what dead processes left (gc), and waiting (bounded) for
+ * zeroing in flight; only then does it report OUT_OF_MEMORY, with nothing
+ * changed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define DIRTY_WAIT_NS (5ull * 1000000000ull)
+
+const char *l1_state_name(uint32_t s)
+{
+	static const char *names[] = { "free", "allocated", "published", "dirty", "doomed" };
+	return s < 5 ? names[s] : "invalid";
+}
+
+static int layout_same(const struct l1_layout *a, const struct l1_layout *b)
+{
+	if (a->ntensors != b->ntensors)
+		return 0;
+	for (uint32_t i = 0; i < a->ntensors && i < L1_MAX_TENSORS; i++) {
+		if (a->t[i].dtype != b->t[i].dtype || a->t[i].ndim != b->t[i].ndim)
+			return 0;
+		for (uint32_t d = 0; d < a->t[i].ndim && d < L1_MAX_DIMS; d++)
+			if (a->t[i].shape[d] != b->t[i].shape[d])
+				return 0;
+	}
+	return 1;
+}
+
+/* Under the pool lock: layout id, through this handle's one-entry cache. */
+static int layout_id_of(struct l1_arena *a, const struct l1_layout *l, uint32_t *id)
+{
+	uint64_t bytes;
+	pthread_mutex_lock(&a->local);
+	int hit = a->cache_layout_id != UINT32_MAX && layout_same(&a->cache_layout, l);
+	*id = a->cache_layout_id;
+	pthread_mutex_unlock(&a->local);
+	if (hit)
+		return 0;
+	int r = l1__layout_intern(a, l, id, &bytes);
+	if (r)
+		return r;
+	pthread_mutex_lock(&a->local);
+	a->cache_layout = *l;
+	a->cache_layout_id = *id;
+	pthread_mutex_unlock(&a->local);
+	return 0;
+}
+
+/* Under the lock: claims count runs of nblk blocks; 0, or -ENOMEM with
+ * nothing claimed. */
+static int claim_runs(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t limit = atomic_load_explicit(&h->committed, memory_order_relaxed) /
+			 h->block_size;
+	uint64_t pos = h->search_hint < limit ? h->search_hint : 0;
+	for (uint32_t i = 0; i < count; i++) {
+		int64_t s = l1__bm_find(a, nblk, pos, limit);
+		if (s < 0 && pos)
+			s = l1__bm_find(a, nblk, 0, limit);
+		if (s < 0) {
+			while (i-- > 0)
+				l1__bm_clear(a, starts[i], nblk);
+			return -ENOMEM;
+		}
+		l1__bm_set(a, (uint64_t)s, nblk);
+		starts[i] = (uint64_t)s;
+		pos = (uint64_t)s + nblk;
+	}
+	h->search_hint = pos;
+	return 0;
+}
+
+static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
+			  uint32_t count, const uint64_t *starts, struct l1_obj *objs)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t now = l1__now_ns();
+	uint32_t mode = h->mode & 0666;
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t slot = l1__slot_pop(a);
+		struct l1_rec *r = &a->recs[slot];
+		r->gen = r->gen + 1 ? r->gen + 1 : 1;
+		r->offset = h->data_off + starts[i] * h->block_size;
+		r->size = size;
+		r->layout_id = layout_id;
+		r->holds = 0;
+		r->hold_head = 0;
+		r->owner_pid = a->pid;
+		r->owner_start = a->start;
+		r->uid = a->uid;
+		r->gid = a->gid;
+		r->mode = mode;
+		r->ctime_ns = now;
+		r->publish_ns = 0;
+		r->zeroer_pid = 0;
+		r->zeroer_start = 0;
+		r->key_len = 0;
+		r->key[0] = 0;
+		r->key_next = 0;
+		r->flags = 0;
+		l1__rec_set_state(a, r, L1_STATE_ALLOCATED);
+		l1__rec_fill_obj(a, slot, &objs[i]);
+	}
+	atomic_fetch_add_explicit(&h->allocs, count, memory_order_relaxed);
+}
+
+/* Waits until dirty bytes drop below `seen` (or a short while); 0 if they did. */
+static int wait_dirty_progress(struct l1_arena *a, uint64_t seen)
+{
+	if (a->zero)
+		l1_zero_flush(a->zero, 50);
+	for (int i = 0; i < 50; i++) {
+		if (atomic_load(&a->h->dirty_bytes) < seen)
+			return 0;
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return atomic_load(&a->h->dirty_bytes) < seen ? 0 : -EAGAIN;
+}
+
+static int alloc_check_args(struct l1_arena *a, const struct l1_layout *l,
+			    uint32_t count, struct l1_obj *objs, uint64_t *size)
+{
+	if (!a || !l || !objs)
+		return l1__err(-EINVAL, "NULL argument to allocate");
+	if (a->readonly)
+		return l1__err(-EROFS, "pool attached read-only: cannot allocate");
+	if (count == 0)
+		return l1__err(-EINVAL, "count is 0: allocate at least one object");
+	if (count > a->h->max_objects)
+		return l1__err(-ENOSPC, "count %u exceeds the pool's object limit (%llu)",
+			       count, (unsigned long long)a->h->max_objects);
+	uint64_t bytes;
+	int r = l1_layout_bytes(l, &bytes);
+	if (r)
+		return r;
+	uint64_t bs = a->h->block_size;
+	if (bytes > a->h->grow_step)
+		return l1__err(-EINVAL, "an object of %llu bytes is larger than the pool's grow "
+			       "step (%llu bytes); objects must fit inside one step: create the "
+			       "pool with a larger grow step", (unsigned long long)bytes,
+			       (unsigned long long)a->h->grow_step);
+	*size = (bytes + bs - 1) / bs * bs;
+	return 0;
+}
+
+int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
+	     struct l1_obj *objs)
+{
+	uint64_t size = 0, local[256], *starts = local;
+	int r = alloc_check_args(a, l, count, objs, &size);
+	if (r)
+		return r;
+	if (a->pin_mode != L1_PIN_OFF &&
+	    a->pinned_upto < atomic_load_explicit(&a->h->committed, memory_order_acquire))
+		l1__pin_sync(a);
+	if (count > 256 && !(starts = malloc(count * sizeof *starts)))
+		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
+	struct l1_hdr *h = a->h;
+	uint64_t nblk = size / h->block_size, deadline = 0;
+	int tried_grow = 0, tried_gc = 0;
+	uint32_t layout_id;
+	for (;;) {
+		if ((r = l1__lock(a)))
+			goto out;
+		if ((r = layout_id_of(a, l, &layout_id))) {
+			l1__unlock(a);
+			goto out;
+		}
+		r = h->slot_top < count ? -ENOSPC : claim_runs(a, nblk, count, starts);
+		if (r == 0) {
+			if (a->test_hook)
+				a->test_hook(a, L1_HOOK_ALLOC_CLAIMED);
+			write_records(a, layout_id, size, count, starts, objs);
+			l1__unlock(a);
+			break;
+		}
+		if (r == -ENOMEM && !tried_grow &&
+		    atomic_load(&h->committed) < h->data_size) {
+			int g = l1__grow(a, count * size);
+			l1__unlock(a);
+			if (g == 0)
+				continue;
+			tried_grow = 1;
+			continue;
+		}
+		l1__unlock(a);
+		if (!tried_gc) {
+			tried_gc = 1;
+			struct l1_gc_result gr;
+			if (l1_arena_gc(a, &gr) == 0 &&
+			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped))
+				continue;
+		}
+		uint64_t dirty = atomic_load(&h->dirty_bytes);
+		if (dirty) {
+			uint64_t now = l1__mono_ns();
+			if (!deadline)
+				deadline = now + DIRTY_WAIT_NS;
+			if (now < deadline) {
+				wait_dirty_progress(a, dirty);
+				continue;
+			}
+		}
+		atomic_fetch_add(&h->ooms, 1);
+		if (r == -ENOSPC)
+			r = l1__err(-ENOSPC, "object table full: %llu of %llu records in use; "
+				    "free objects or create the pool with a larger --max-objects",
+				    (unsigned long long)(h->max_objects - h->slot_top),
+				    (unsigned long long)h->max_objects);
+		else
+			r = l1__err(-ENOMEM, "out of memory: %u x %llu bytes do not fit; used %llu "
+				    "of %llu bytes, %llu dirty, %llu committed%s%s",
+				    count, (unsigned long long)size,
+				    (unsigned long long)atomic_load(&h->used_bytes),
+				    (unsigned long long)h->data_size,
+				    (unsigned long long)atomic_load(&h->dirty_bytes),
+				    (unsigned long long)atomic_load(&h->committed),
+				    atomic_load(&h->grow_failed) ? "; " : "",
+				    atomic_load(&h->grow_failed) ? h->grow_reason : "");
+		goto out;
+	}
+out:
+	if (starts != local)
+		free(starts);
+	return r;
+}
+
+int l1_alloc_bytes(struct l1_arena *a, uint64_t bytes, uint32_t count, struct l1_obj *objs)
+{
+	struct l1_layout l;
+	memset(&l, 0, sizeof l);
+	l.ntensors = 1;
+	l.t[0].dtype = L1_DTYPE_UINT8;
+	l.t[0].ndim = 1;
+	l.t[0].shape[0] = bytes;
+	return l1_alloc(a, &l, count, objs);
+}
+
+/* ---- free -------------------------------------------------------------- */
+
+static int may_modify(const struct l1_arena *a, const struct l1_rec *r)
+{
+	return a->uid == 0 || r->uid == a->uid;
+}
+
+/* Under the lock: checks every entry; slots[] gets the slots. */
+static int free_check(struct l1_arena *a, const uint64_t *ids, const uint64_t *pools,
+		      uint32_t count, uint32_t *slots)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		int r = l1__rec_check_id(a, ids[i], pools ? pools[i] : 0, &slots[i]);
+		if (r == 0 && atomic_load(&a->recs[slots[i]].state) == L1_STATE_DOOMED)
+			r = l1__err(-EALREADY, "object %llu was already freed (it waits for its "
+				    "holds to go)", (unsigned long long)ids[i]);
+		if (r == 0 && !may_modify(a, &a->recs[slots[i]]))
+			r = l1__err(-EPERM, "object %llu belongs to uid %u",
+				    (unsigned long long)ids[i], a->recs[slots[i]].uid);
+		if (r) {
+			char msg[400];
+			snprintf(msg, sizeof msg, "%s", l1_last_error());
+			return l1__err(r, "entry %u of the batch: %s; nothing was freed", i, msg);
+		}
+	}
+	/* duplicates: mark, then unmark */
+	int dup = -1;
+	for (uint32_t i = 0; i < count; i++) {
+		struct l1_rec *r = &a->recs[slots[i]];
+		if (r->flags & L1_REC_F_MARK) {
+			dup = (int)i;
+			count = i;
+			break;
+		}
+		r->flags |= L1_REC_F_MARK;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		a->recs[slots[i]].flags &= ~L1_REC_F_MARK;
+	if (dup >= 0)
+		return l1__err(-EALREADY, "entry %d of the batch frees object %llu a second time; "
+			       "nothing was freed", dup, (unsigned long long)ids[dup]);
+	return 0;
+}
+
+static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *pools,
+		     uint32_t count)
+{
+	uint32_t local[256], *slots = local;
+	struct l1_zero_extent q[L1_ZQ_MAX];
+	uint32_t nq = 0;
+	int r;
+	if (count == 0)
+		return 0;
+	if (a->readonly)
+		return l1__err(-EROFS, "pool attached read-only: cannot free");
+	if (count > 256 && !(slots = malloc(count * sizeof *slots)))
+		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
+	if ((r = l1__lock(a)))
+		goto out;
+	if ((r = free_check(a, ids, pools, count, slots))) {
+		l1__unlock(a);
+		goto out;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		struct l1_rec *rec = &a->recs[slots[i]];
+		if (a->test_hook && i == count / 2)
+			a->test_hook(a, L1_HOOK_FREE_MID);
+		if (rec->holds) {
+			l1__key_unlink(a, slots[i]);
+			l1__rec_set_state(a, rec, L1_STATE_DOOMED);
+		} else {
+			l1__rec_retire(a, slots[i], q, &nq);
+		}
+	}
+	atomic_fetch_add_explicit(&a->h->frees, count, memory_order_relaxed);
+	l1__zero_queue(a, q, nq);
+	l1__unlock(a);
+out:
+	if (slots != local)
+		free(slots);
+	return r;
+}
+
+int l1_free(struct l1_arena *a, const struct l1_obj *objs, uint32_t count)
+{
+	uint64_t ids_l[128], pools_l[128], *ids = ids_l, *pools = pools_l;
+	int r;
+	if (!a || (!objs && count))
+		return l1__err(-EINVAL, "NULL argument to free");
+	if (count > 128) {
+		ids = malloc(count * sizeof *ids);
+		pools = malloc(count * sizeof *pools);
+		if (!ids || !pools) {
+			r = l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
+			goto out;
+		}
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		ids[i] = objs[i].id;
+		pools[i] = objs[i].pool_id;
+		if (!pools[i]) {
+			r = l1__err(-EXDEV, "entry %u of the batch has no pool id (not an object "
+				    "from l1_alloc); nothing was freed", i);
+			goto out;
+		}
+	}
+	r = free_impl(a, ids, pools, count);
+out:
+	if (ids != ids_l)
+		free(ids);
+	if (pools != pools_l)
+		free(pools);
+	return r;
+}
+
+int l1_free_ids(struct l1_arena *a, const uint64_t *ids, uint32_t count)
+{
+	if (!a || (!ids && count))
+		return l1__err(-EINVAL, "NULL argument to free");
+	return free_impl(a, ids, NULL, count);
+}
+
+/* ---- publish, find, hold ----------------------------------------------- */
+
+static int key_arg(const char *key, uint32_t *len)
+{
+	size_t n = key ? strnlen(key, L1_KEY_MAX + 1) : 0;
+	if (n > L1_KEY_MAX)
+		return l1__err(-EINVAL, "key longer than %d bytes", L1_KEY_MAX);
+	*len = (uint32_t)n;
+	return 0;
+}
+
+int l1_publish(struct l1_arena *a, uint64_t id, const char *key)
+{
+	uint32_t len = 0, slot;
+	int r;
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	if ((r = key_arg(key, &len)))
+		return r;
+	if (a->readonly)
+		return l1__err(-EROFS, "pool attached read-only: cannot publish");
+	if ((r = l1__lock(a)))
+		return r;
+	if ((r = l1__rec_check_id(a, id, 0, &slot)))
+		goto out;
+	struct l1_rec *rec = &a->recs[slot];
+	uint32_t st = atomic_load(&rec->state);
+	if (st != L1_STATE_ALLOCATED) {
+		r = l1__err(st == L1_STATE_PUBLISHED ? -EEXIST : -EALREADY,
+			    "object %llu is %s, not allocated: only a new object can be published",
+			    (unsigned long long)id, l1_state_name(st));
+		goto out;
+	}
+	if (!may_modify(a, rec)) {
+		r = l1__err(-EPERM, "object %llu belongs to uid %u: only its owner publishes it",
+			    (unsigned long long)id, rec->uid);
+		goto out;
+	}
+	if (len) {
+		int64_t other = l1__key_find(a, key, len);
+		if (other >= 0) {
+			r = l1__err(-EEXIST, "key '%s' is already published (object %llu)", key,
+				    (unsigned long long)(((uint64_t)a->recs[other].gen << 32) |
+							 (uint64_t)other));
+			goto out;
+		}
+		memcpy(rec->key, key, len);
+		rec->key[len] = 0;
+		rec->key_len = len;
+		rec->key_hash = l1__hash(key, len);
+		l1__key_link(a, slot);
+		if (a->test_hook)
+			a->test_hook(a, L1_HOOK_PUBLISH);
+	}
+	rec->publish_ns = l1__now_ns();
+	l1__rec_set_state(a, rec, L1_STATE_PUBLISHED);
+out:
+	l1__unlock(a);
+	return r;
+}
+
+int l1_get(struct l1_arena *a, uint64_t id, struct l1_obj *out)
+{
+	uint32_t slot;
+	if (!a || !out)
+		return l1__err(-EINVAL, "NULL argument");
+	int r = l1__lock(a);
+	if (r)
+		return r;
+	r = l1__rec_check_id(a, id, 0, &slot);
+	if (r == 0 && atomic_load(&a->recs[slot].state) == L1_STATE_DOOMED)
+		r = l1__err(-EALREADY, "object %llu was freed", (unsigned long long)id);
+	if (r == 0)
+		l1__rec_fill_obj(a, slot, out);
+	l1__unlock(a);
+	return r;
+}
+
+static int find_key(struct l1_arena *a, const char *key, uint32_t *slot)
+{
+	uint32_t len = 0;
+	int r = key_arg(key, &len);
+	if (r)
+		return r;
+	if (!len)
+		return l1__err(-EINVAL, "empty key");
+	int64_t s = l1__key_find(a, key, len);
+	if (s < 0)
+		return l1__err(-ENOENT, "no object is published under key '%s'", key);
+	*slot = (uint32_t)s;
+	return 0;
+}
+
+int l1_lookup(struct l1_arena *a, const char *key, struct l1_obj *out)
+{
+	uint32_t slot;
+	if (!a || !out)
+		return l1__err(-EINVAL, "NULL argument");
+	int r = l1__lock(a);
+	if (r)
+		return r;
+	if ((r = find_key(a, key, &slot)) == 0)
+		l1__rec_fill_obj(a, slot, out);
+	l1__unlock(a);
+	return r;
+}
+
+static int hold_slot(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
+{
+	if (atomic_load(&a->recs[slot].state) == L1_STATE_DOOMED)
+		return l1__err(-EALREADY, "object was freed");
+	int r = l1__hold_add(a, slot, a->client_idx);
+	if (r == 0 && out)
+		l1__rec_fill_obj(a, slot, out);
+	return r;
+}
+
+static int hold_prologue(struct l1_arena *a)
+{
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	if (a->client_idx == UINT32_MAX)
+		return l1__err(-EINVAL, "this handle has no client slot: holds need one "
+			       "(attach without no_client)");
+	if (a->pin_mode != L1_PIN_OFF &&
+	    a->pinned_upto < atomic_load_explicit(&a->h->committed, memory_order_acquire))
+		l1__pin_sync(a);
+	return l1__lock(a);
+}
+
+int l1_hold(struct l1_arena *a, uint64_t id, struct l1_obj *out)
+{
+	uint32_t slot;
+	int r = hold_prologue(a);
+	if (r)
+		return r;
+	if ((r = l1__rec_check_id(a, id, 0, &slot)) == 0)
+		r = hold_slot(a, slot, out);
+	l1__unlock(a);
+	return r;
+}
+
+int l1_hold_key(struct l1_arena *a, const char *key, struct l1_obj *out)
+{
+	uint32_t slot;
+	int r = hold_prologue(a);
+	if (r)
+		return r;
+	if ((r = find_key(a, key, &slot)) == 0)
+		r = hold_slot(a, slot, out);
+	l1__unlock(a);
+	return r;
+}
+
+int l1_release(struct l1_arena *a, uint64_t id)
+{
+	uint32_t slot, nq = 0;
+	struct l1_zero_extent q[L1_ZQ_MAX];
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	if (a->client_idx == UINT32_MAX)
+		return l1__err(-EINVAL, "this handle has no client slot and holds nothing");
+	int r = l1__lock(a);
+	if (r)
+		return r;
+	if ((r = l1__rec_check_id(a, id, 0, &slot)))
+		goto out;
+	if ((r = l1__hold_drop(a, slot, a->client_idx, 1)))
+		goto out;
+	struct l1_rec *rec = &a->recs[slot];
+	if (rec->holds == 0 && atomic_load(&rec->state) == L1_STATE_DOOMED)
+		l1__rec_retire(a, slot, q, &nq);
+	l1__zero_queue(a, q, nq);
+out:
+	l1__unlock(a);
+	return r;
+}
+
+/* ---- views for tools --------------------------------------------------- */
+
+static void fill_info(struct l1_arena *a, uint32_t slot, struct l1_obj_info *o)
+{
+	struct l1_rec *r = &a->recs[slot];
+	memset(o, 0, sizeof *o);
+	l1__rec_fill_obj(a, slot, &o->obj);
+	o->state = atomic_load(&r->state);
+	o->holds = r->holds;
+	o->owner_pid = r->owner_pid;
+	o->uid = r->uid;
+	o->gid = r->gid;
+	o->mode = r->mode;
+	o->owner_start = r->owner_start;
+	o->ctime_ns = r->ctime_ns;
+	o->publish_ns = r->publish_ns;
+	uint32_t n = r->key_len <= L1_KEY_MAX ? r->key_len : 0;
+	memcpy(o->key, r->key, n);
+	o->key[n] = 0;
+}
+
+int l1_obj_info(struct l1_arena *a, uint64_t id, struct l1_obj_info *out)
+{
+	if (!a || !out)
+		return l1__err(-EINVAL, "NULL argument");
+	uint64_t s = id & 0xffffffffull;
+	if (s >= a->h->max_objects || (id >> 32) == 0)
+		return l1__err(-ENOENT, "no object %llu in this pool", (unsigned long long)id);
+	int r = l1__lock(a);
+	if (r)
+		return r;
+	struct l1_rec *rec = &a->recs[s];
+	if (rec->gen != (uint32_t)(id >> 32) || atomic_load(&rec->state) == L1_STATE_FREE)
+		r = l1__err(-ENOENT, "no object %llu in this pool", (unsigned long long)id);
+	else
+		fill_info(a, (uint32_t)s, out);
+	l1__unlock(a);
+	return r;
+}
+
+int l1_obj_list(struct l1_arena *a, uint64_t *cursor, struct l1_obj_info *out, uint32_t max)
+{
+	if (!a || !cursor || (!out && max))
+		return l1__err(-EINVAL, "NULL argument");
+	int r = l1__lock(a);
+	if (r)
+		return r;
+	uint32_t n = 0;
+	uint64_t s = *cursor;
+	for (; s < a->h->max_objects && n < max; s++)
+		if (atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) != L1_STATE_FREE)
+			fill_info(a, (uint32_t)s, &out[n++]);
+	*cursor = s;
+	l1__unlock(a);
+	return (int)n;
+}
+
+int l1_obj_chmod(struct l1_arena *a, uint64_t id, uint32_t uid, uint32_t gid, uint32_t mode)
+{
+	uint32_t slot;
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	if (mode > 07777)
+		return l1__err(-EINVAL, "mode %o out of range", mode);
+	int r = l1__lock(a);
+	if (r)
+		return r;
+	if ((r = l1__rec_check_id(a, id, 0, &slot)) == 0) {
+		struct l1_rec *rec = &a->recs[slot];
+		if (!may_modify(a, rec) || (a->uid != 0 && uid != a->uid))
+			r = l1__err(-EPERM, "only the owner or root changes object %llu",
+				    (unsigned long long)id);
+		else {
+			rec->uid = uid;
+			rec->gid = gid;
+			rec->mode = mode;
+		}
+	}
+	l1__unlock(a);
+	return r;
+}

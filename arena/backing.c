@@ -1,0 +1,169 @@
+/*
+ * backing.c - the file under the pool: telling hugetlbfs from other file
+ * systems (statfs, as DPDK does), committing ranges with fallocate (which on
+ * hugetlbfs takes huge pages now and fails cleanly with ENOSPC when none are
+ * left, instead of a SIGBUS later), lazy growth of the committed prefix in
+ * grow steps, and host setup: reserving huge pages through
+ * /proc/sys/vm/nr_hugepages (or the per-size sysfs knob) and mounting a
+ * hugetlbfs.  Growth runs under the pool lock; `committed` is published with
+ * a release store after the pages exist, so no process touches a page that
+ * is not there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <mntent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
+int l1__backing_statfs(const char *path, uint64_t *hugepage_size, int *is_hugetlbfs)
+{
+	struct statfs sf;
+	if (statfs(path, &sf) < 0)
+		return -errno;
+	*is_hugetlbfs = (uint64_t)sf.f_type == HUGETLBFS_MAGIC;
+	*hugepage_size = *is_hugetlbfs ? (uint64_t)sf.f_bsize : 4096;
+	return 0;
+}
+
+int l1__backing_commit(int fd, uint64_t off, uint64_t len)
+{
+	if (len == 0)
+		return 0;
+	if (fallocate(fd, 0, (off_t)off, (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Under the lock: commits grow steps until need_bytes more data bytes are
+ * committed (or the pool is fully committed).  0 if anything grew. */
+int l1__grow(struct l1_arena *a, uint64_t need_bytes)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t c = atomic_load(&h->committed);
+	if (c >= h->data_size)
+		return -ENOSPC;
+	uint64_t target = c + (need_bytes > h->grow_step ? need_bytes : h->grow_step);
+	target = (target + h->grow_step - 1) / h->grow_step * h->grow_step;
+	if (target > h->data_size)
+		target = h->data_size;
+	int r = l1__backing_commit(a->fd, h->data_off + c, target - c);
+	if (r) {
+		atomic_store(&h->grow_failed, 1);
+		snprintf(h->grow_reason, sizeof h->grow_reason,
+			 "growth past %llu MiB failed: %s%s",
+			 (unsigned long long)(c >> 20), strerror(-r),
+			 r == -ENOSPC && h->backing == L1_BACKING_HUGETLBFS
+				 ? " (no free huge pages: run `l1ctl setup --hugepages N`)" : "");
+		return r;
+	}
+	atomic_store(&h->grow_failed, 0);
+	snprintf(h->grow_reason, sizeof h->grow_reason, "committed %llu of %llu MiB",
+		 (unsigned long long)(target >> 20), (unsigned long long)(h->data_size >> 20));
+	atomic_store_explicit(&h->committed, target, memory_order_release);
+	return 0;
+}
+
+/* ---- host setup -------------------------------------------------------- */
+
+static int write_ulong(const char *path, unsigned long v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	int r = fprintf(f, "%lu\n", v) < 0 ? -EIO : 0;
+	if (fclose(f) != 0 && !r)
+		r = -errno;
+	return r;
+}
+
+static int read_ulong(const char *path, unsigned long *v)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	int r = fscanf(f, "%lu", v) == 1 ? 0 : -EIO;
+	fclose(f);
+	return r;
+}
+
+/* Is a hugetlbfs with this page size mounted at mnt? */
+static int hugetlbfs_at(const char *mnt, uint64_t page_size)
+{
+	uint64_t ps;
+	int huge;
+	if (l1__backing_statfs(mnt, &ps, &huge) < 0)
+		return 0;
+	return huge && ps == page_size;
+}
+
+int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoint,
+		       char *msg, size_t len)
+{
+	char knob[128];
+	unsigned long total = 0, free_pages = 0;
+	size_t n = 0;
+	if (!page_size)
+		page_size = L1_HUGEPAGE_2M;
+	if (page_size != L1_HUGEPAGE_2M && page_size != L1_HUGEPAGE_1G)
+		return l1__err(-EINVAL, "huge page size must be 2M or 1G");
+	if (!mountpoint)
+		mountpoint = "/dev/hugepages";
+	if (msg && len)
+		msg[0] = 0;
+	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/",
+		 (unsigned long long)(page_size >> 10));
+	char nr[192], fr[192];
+	snprintf(nr, sizeof nr, "%snr_hugepages", knob);
+	snprintf(fr, sizeof fr, "%sfree_hugepages", knob);
+	if (read_ulong(nr, &total) < 0)
+		return l1__err(-ENODEV, "this kernel has no %llu kB huge pages (%s missing)",
+			       (unsigned long long)(page_size >> 10), nr);
+	read_ulong(fr, &free_pages);
+	if (pages > free_pages) {
+		unsigned long want = total + (unsigned long)(pages - free_pages);
+		int r = write_ulong(nr, want);
+		if (r)
+			return l1__err(r, "cannot raise %s to %lu: %s%s", nr, want, strerror(-r),
+				       r == -EACCES || r == -EPERM ? " (run as root)" : "");
+		read_ulong(nr, &total);
+		read_ulong(fr, &free_pages);
+		if (msg)
+			n += snprintf(msg + n, n < len ? len - n : 0,
+				      "huge pages: %lu reserved, %lu free. ", total, free_pages);
+		if (free_pages < pages)
+			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %lu "
+				       "(memory too fragmented or too small)",
+				       (unsigned long long)pages, free_pages);
+	} else if (msg) {
+		n += snprintf(msg + n, n < len ? len - n : 0,
+			      "huge pages: %lu free already. ", free_pages);
+	}
+	if (!hugetlbfs_at(mountpoint, page_size)) {
+		char opts[64];
+		snprintf(opts, sizeof opts, "pagesize=%lluM,mode=1777",
+			 (unsigned long long)(page_size >> 20));
+		if (mkdir(mountpoint, 0755) < 0 && errno != EEXIST)
+			return l1__err(-errno, "cannot create %s: %s", mountpoint, strerror(errno));
+		if (mount("hugetlbfs", mountpoint, "hugetlbfs", 0, opts) < 0)
+			return l1__err(-errno, "cannot mount hugetlbfs at %s: %s%s", mountpoint,
+				       strerror(errno), errno == EPERM ? " (run as root)" : "");
+		if (msg)
+			n += snprintf(msg + n, n < len ? len - n : 0, "mounted hugetlbfs at %s.",
+				      mountpoint);
+	} else if (msg) {
+		n += snprintf(msg + n, n < len ? len - n : 0, "hugetlbfs mounted at %s.",
+			      mountpoint);
+	}
+	return 0;
+}

@@ -1,0 +1,442 @@
+/*
+ * check.c - integrity: validation of a header before anything trusts it,
+ * the rebuild of all derived state from the records (after a lock owner died
+ * and for memcheck --repair), and memcheck, which recomputes everything the
+ * records imply and compares it with what the pool says: bitmap and summary,
+ * no overlaps, every record inside the committed data region and inside one
+ * grow step, free-slot stack, key index (reachable, no loops), holds, and
+ * counters.  Rebuild and memcheck run under the pool lock.  A record whose
+ * geometry is impossible, or that overlaps an earlier one, is dropped by the
+ * rebuild (its bytes are not trusted) and reported by memcheck.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+struct region {
+	const char *name;
+	uint64_t off, len;
+};
+
+int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
+{
+	if (file_size < L1_HDR_SIZE)
+		return l1__err(-EBADMSG, "file is %llu bytes: too small to be a pool",
+			       (unsigned long long)file_size);
+	if (h->magic != L1_MAGIC)
+		return l1__err(-EBADMSG, "not an l1arena pool (bad magic)");
+	if (h->major != L1_FMT_MAJOR)
+		return l1__err(-EPROTO, "pool format version %u.%u; this library reads %d.x",
+			       h->major, h->minor, L1_FMT_MAJOR);
+	if (h->hdr_size != L1_HDR_SIZE || h->rec_size != L1_REC_SIZE)
+		return l1__err(-EBADMSG, "header or record size differs from this library's");
+	if (h->file_size != file_size)
+		return l1__err(-EBADMSG, "pool file is %llu bytes but its header says %llu "
+			       "(truncated or grown by hand)", (unsigned long long)file_size,
+			       (unsigned long long)h->file_size);
+	if (!pow2(h->block_size) || h->block_size < 64 || !pow2(h->hugepage_size) ||
+	    h->hugepage_size < 4096)
+		return l1__err(-EBADMSG, "block or huge page size is not a power of two");
+	if (h->data_off % h->hugepage_size || h->data_off % h->block_size ||
+	    h->data_off > file_size || h->data_size > file_size - h->data_off)
+		return l1__err(-EBADMSG, "data region lies outside the file");
+	if (h->nblocks != h->data_size / h->block_size || h->nblocks == 0)
+		return l1__err(-EBADMSG, "block count disagrees with the data size");
+	if (!h->grow_step || h->grow_step % h->block_size)
+		return l1__err(-EBADMSG, "grow step is not a multiple of the block size");
+	if (!h->max_objects || h->max_objects >= UINT32_MAX || !pow2(h->nbuckets) ||
+	    h->max_layouts > L1_MAX_LAYOUTS || h->max_clients > L1_MAX_CLIENTS ||
+	    !h->max_holds || h->max_holds >= UINT32_MAX)
+		return l1__err(-EBADMSG, "table sizes out of range");
+	if (h->bitmap_words != (h->nblocks + 63) / 64 ||
+	    h->summary_words != (h->bitmap_words + 63) / 64)
+		return l1__err(-EBADMSG, "bitmap size disagrees with the block count");
+	struct region rg[] = {
+		{ "records", h->records_off, h->max_objects * L1_REC_SIZE },
+		{ "layouts", h->layouts_off, h->max_layouts * L1_LAYOUT_SLOT_SIZE },
+		{ "key buckets", h->buckets_off, h->nbuckets * 4 },
+		{ "bitmap", h->bitmap_off, h->bitmap_words * 8 },
+		{ "summary", h->summary_off, h->summary_words * 8 },
+		{ "holds", h->holds_off, h->max_holds * L1_HOLD_SIZE },
+		{ "slots", h->slots_off, h->max_objects * 4 },
+		{ "clients", h->clients_off, h->max_clients * L1_CLIENT_SIZE },
+	};
+	uint64_t at = L1_HDR_SIZE;
+	for (unsigned i = 0; i < sizeof rg / sizeof rg[0]; i++) {
+		if (rg[i].off < at || rg[i].off % 8 || rg[i].len > h->data_off ||
+		    rg[i].off > h->data_off - rg[i].len)
+			return l1__err(-EBADMSG, "region '%s' overlaps another or the data",
+				       rg[i].name);
+		at = rg[i].off + rg[i].len;
+	}
+	if (atomic_load(&((struct l1_hdr *)h)->committed) > h->data_size ||
+	    h->slot_top > h->max_objects || h->hold_free > h->max_holds ||
+	    h->nlayouts > h->max_layouts)
+		return l1__err(-EBADMSG, "header counters out of range");
+	return 0;
+}
+
+static int live_or_dirty(uint32_t s)
+{
+	return s >= L1_STATE_ALLOCATED && s <= L1_STATE_DOOMED;
+}
+
+/* Geometry a record must have to be trusted. */
+static int rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
+{
+	const struct l1_hdr *h = a->h;
+	uint64_t committed = atomic_load(&((struct l1_hdr *)h)->committed);
+	if (r->offset < h->data_off || r->size == 0 || r->size % h->block_size ||
+	    (r->offset - h->data_off) % h->block_size)
+		return 0;
+	uint64_t rel = r->offset - h->data_off;
+	if (rel > committed || r->size > committed - rel)
+		return 0;
+	return rel / h->grow_step == (rel + r->size - 1) / h->grow_step;
+}
+
+static void rec_blocks(const struct l1_arena *a, const struct l1_rec *r, uint64_t *b,
+		       uint64_t *n)
+{
+	*b = (r->offset - a->h->data_off) / a->h->block_size;
+	*n = r->size / a->h->block_size;
+}
+
+void l1__rebuild(struct l1_arena *a)
+{
+	struct l1_hdr *h = a->h;
+	memset(a->bitmap, 0, h->bitmap_words * 8);
+	memset(a->buckets, 0, h->nbuckets * 4);
+	h->slot_top = 0;
+	atomic_store(&h->used_bytes, 0);
+	atomic_store(&h->dirty_bytes, 0);
+	for (int i = 0; i < 5; i++)
+		atomic_store(&h->nobj[i], 0);
+	if (h->nlayouts > h->max_layouts)
+		h->nlayouts = (uint32_t)h->max_layouts;
+	/* walk down so the lowest slots end on top of the stack */
+	for (uint64_t s = h->max_objects; s-- > 0;) {
+		struct l1_rec *r = &a->recs[s];
+		uint32_t st = atomic_load(&r->state);
+		r->holds = 0;
+		r->hold_head = 0;
+		r->key_next = 0;
+		r->flags &= ~L1_REC_F_KEYED;
+		if (live_or_dirty(st)) {
+			uint64_t b, n;
+			if (!rec_geometry_ok(a, r) || (rec_blocks(a, r, &b, &n),
+						       l1__bm_test_any(a, b, n)))
+				st = L1_STATE_FREE;      /* untrustworthy: drop */
+			else
+				l1__bm_set(a, b, n);
+		}
+		if (!live_or_dirty(st)) {
+			atomic_store(&r->state, L1_STATE_FREE);
+			atomic_fetch_add(&h->nobj[L1_STATE_FREE], 1);
+			a->slots[h->slot_top++] = (uint32_t)s;
+			continue;
+		}
+		atomic_fetch_add(&h->nobj[st], 1);
+		if (st == L1_STATE_DIRTY)
+			atomic_fetch_add(&h->dirty_bytes, r->size);
+		else
+			atomic_fetch_add(&h->used_bytes, r->size);
+		if (st == L1_STATE_PUBLISHED && r->key_len > 0 && r->key_len <= L1_KEY_MAX) {
+			r->key_hash = l1__hash(r->key, r->key_len);
+			if (l1__key_find(a, r->key, r->key_len) < 0)
+				l1__key_link(a, (uint32_t)s);
+		}
+	}
+	l1__bm_rebuild_summary(a);
+	/* holds: keep entries that name a live record and a live client slot */
+	uint64_t nholds = 0, nclients = 0;
+	for (uint64_t c = 0; c < h->max_clients; c++) {
+		a->clients[c].holds = 0;
+		nclients += a->clients[c].state == L1_CLIENT_LIVE;
+	}
+	h->hold_free = 0;
+	for (uint64_t i = h->max_holds; i-- > 0;) {
+		struct l1_hold_ent *e = &a->holds[i];
+		if (e->count && e->slot < h->max_objects && e->client < h->max_clients &&
+		    a->clients[e->client].state == L1_CLIENT_LIVE &&
+		    live_or_dirty(atomic_load(&a->recs[e->slot].state)) &&
+		    atomic_load(&a->recs[e->slot].state) != L1_STATE_DIRTY) {
+			struct l1_rec *r = &a->recs[e->slot];
+			e->next = r->hold_head;
+			r->hold_head = (uint32_t)i + 1;
+			r->holds += e->count;
+			a->clients[e->client].holds += e->count;
+			nholds += e->count;
+		} else {
+			e->count = 0;
+			e->next = (uint32_t)h->hold_free;
+			h->hold_free = i + 1;
+		}
+	}
+	atomic_store(&h->nholds, nholds);
+	atomic_store(&h->nclients, nclients);
+	/* doomed records whose holders are gone: dirty, for gc to zero */
+	for (uint64_t s = 0; s < h->max_objects; s++) {
+		struct l1_rec *r = &a->recs[s];
+		if (atomic_load(&r->state) != L1_STATE_DOOMED || r->holds)
+			continue;
+		if (h->zero_on_free) {
+			r->zeroer_pid = 0;
+			r->zeroer_start = 0;
+			l1__rec_set_state(a, r, L1_STATE_DIRTY);
+		} else {
+			uint64_t b, n;
+			rec_blocks(a, r, &b, &n);
+			l1__bm_clear(a, b, n);
+			l1__rec_set_state(a, r, L1_STATE_FREE);
+			l1__slot_push(a, (uint32_t)s);
+		}
+	}
+	if (h->search_hint >= h->nblocks)
+		h->search_hint = 0;
+}
+
+/* ---- memcheck ---------------------------------------------------------- */
+
+struct report {
+	char *buf;
+	size_t len, n;
+	int problems;
+};
+
+static void problem(struct report *rp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void problem(struct report *rp, const char *fmt, ...)
+{
+	va_list ap;
+	rp->problems++;
+	if (!rp->buf || rp->n + 2 >= rp->len)
+		return;
+	va_start(ap, fmt);
+	int w = vsnprintf(rp->buf + rp->n, rp->len - rp->n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		rp->n += (size_t)w < rp->len - rp->n ? (size_t)w : rp->len - rp->n - 1;
+	if (rp->n + 1 < rp->len) {
+		rp->buf[rp->n++] = '\n';
+		rp->buf[rp->n] = 0;
+	}
+}
+
+static void note(struct report *rp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void note(struct report *rp, const char *fmt, ...)
+{
+	va_list ap;
+	if (!rp->buf || rp->n + 2 >= rp->len)
+		return;
+	va_start(ap, fmt);
+	int w = vsnprintf(rp->buf + rp->n, rp->len - rp->n, fmt, ap);
+	va_end(ap);
+	if (w > 0)
+		rp->n += (size_t)w < rp->len - rp->n ? (size_t)w : rp->len - rp->n - 1;
+}
+
+static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expect)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t used = 0, dirty = 0, nobj[5] = { 0 }, holds = 0;
+	uint32_t nl = h->nlayouts;
+	for (uint64_t s = 0; s < h->max_objects; s++) {
+		struct l1_rec *r = &a->recs[s];
+		uint32_t st = atomic_load(&r->state);
+		if (st > L1_STATE_DOOMED) {
+			problem(rp, "record %llu: unknown state %u", (unsigned long long)s, st);
+			continue;
+		}
+		nobj[st]++;
+		if (st == L1_STATE_FREE)
+			continue;
+		if (!rec_geometry_ok(a, r)) {
+			problem(rp, "record %llu: extent [%llu, +%llu) is outside the committed data "
+				"region, misaligned or straddles a grow step", (unsigned long long)s,
+				(unsigned long long)r->offset, (unsigned long long)r->size);
+			continue;
+		}
+		if (r->gen == 0)
+			problem(rp, "record %llu: live with generation 0", (unsigned long long)s);
+		if (r->layout_id >= nl)
+			problem(rp, "record %llu: unknown layout %u", (unsigned long long)s,
+				r->layout_id);
+		else if (a->layouts[r->layout_id].bytes > r->size)
+			problem(rp, "record %llu: smaller than its layout", (unsigned long long)s);
+		if (r->key_len > L1_KEY_MAX)
+			problem(rp, "record %llu: key length %u", (unsigned long long)s, r->key_len);
+		uint64_t b, n;
+		rec_blocks(a, r, &b, &n);
+		for (uint64_t i = b; i < b + n; i++) {
+			if (expect[i >> 6] & (1ull << (i & 63))) {
+				problem(rp, "record %llu: overlaps another record at block %llu",
+					(unsigned long long)s, (unsigned long long)i);
+				break;
+			}
+			expect[i >> 6] |= 1ull << (i & 63);
+		}
+		if (st == L1_STATE_DIRTY)
+			dirty += r->size;
+		else
+			used += r->size;
+		holds += r->holds;
+		if (st == L1_STATE_PUBLISHED && r->key_len &&
+		    l1__key_find(a, r->key, r->key_len) != (int64_t)s)
+			problem(rp, "record %llu: key '%.*s' not found in the key index",
+				(unsigned long long)s, (int)(r->key_len & 127), r->key);
+		if (st == L1_STATE_DOOMED && r->holds == 0)
+			problem(rp, "record %llu: doomed without holds", (unsigned long long)s);
+	}
+	if (used != atomic_load(&h->used_bytes))
+		problem(rp, "used_bytes counter says %llu, records hold %llu",
+			(unsigned long long)atomic_load(&h->used_bytes), (unsigned long long)used);
+	if (dirty != atomic_load(&h->dirty_bytes))
+		problem(rp, "dirty_bytes counter says %llu, records hold %llu",
+			(unsigned long long)atomic_load(&h->dirty_bytes), (unsigned long long)dirty);
+	for (int i = 0; i < 5; i++)
+		if (nobj[i] != atomic_load(&h->nobj[i]))
+			problem(rp, "%s object counter says %llu, records say %llu",
+				l1_state_name(i), (unsigned long long)atomic_load(&h->nobj[i]),
+				(unsigned long long)nobj[i]);
+	if (holds != atomic_load(&h->nholds))
+		problem(rp, "holds counter says %llu, records say %llu",
+			(unsigned long long)atomic_load(&h->nholds), (unsigned long long)holds);
+	if (h->slot_top != nobj[L1_STATE_FREE])
+		problem(rp, "free-slot stack has %llu entries, %llu records are free",
+			(unsigned long long)h->slot_top, (unsigned long long)nobj[L1_STATE_FREE]);
+}
+
+static void check_bitmap(struct l1_arena *a, struct report *rp, const uint64_t *expect)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t leaked = 0, lost = 0;
+	for (uint64_t w = 0; w < h->bitmap_words; w++) {
+		leaked += (uint64_t)__builtin_popcountll(a->bitmap[w] & ~expect[w]);
+		lost += (uint64_t)__builtin_popcountll(~a->bitmap[w] & expect[w]);
+		int full = a->bitmap[w] == ~0ull;
+		if (full != !!(a->summary[w >> 6] & (1ull << (w & 63))))
+			problem(rp, "summary bit of bitmap word %llu is wrong", (unsigned long long)w);
+	}
+	if (leaked)
+		problem(rp, "bitmap: %llu blocks marked taken that no record holds (leak)",
+			(unsigned long long)leaked);
+	if (lost)
+		problem(rp, "bitmap: %llu blocks held by records are marked free",
+			(unsigned long long)lost);
+}
+
+static void check_slots_keys_holds(struct l1_arena *a, struct report *rp)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t *seen = calloc((h->max_objects + 63) / 64, 8);
+	if (!seen) {
+		problem(rp, "out of memory while checking");
+		return;
+	}
+	for (uint64_t i = 0; i < h->slot_top && i < h->max_objects; i++) {
+		uint32_t s = a->slots[i];
+		if (s >= h->max_objects || atomic_load(&a->recs[s].state) != L1_STATE_FREE ||
+		    (seen[s >> 6] & (1ull << (s & 63)))) {
+			problem(rp, "free-slot stack entry %llu (slot %u) is not a free, unique slot",
+				(unsigned long long)i, s);
+			break;
+		}
+		seen[s >> 6] |= 1ull << (s & 63);
+	}
+	uint64_t chained = 0;
+	for (uint64_t b = 0; b < h->nbuckets; b++) {
+		uint32_t link = a->buckets[b];
+		uint64_t guard = 0;
+		while (link) {
+			uint32_t s = link - 1;
+			if (s >= h->max_objects || ++guard > h->max_objects) {
+				problem(rp, "key bucket %llu: chain leaves the table or loops",
+					(unsigned long long)b);
+				break;
+			}
+			struct l1_rec *r = &a->recs[s];
+			if ((r->key_hash & (h->nbuckets - 1)) != b ||
+			    atomic_load(&r->state) != L1_STATE_PUBLISHED)
+				problem(rp, "key bucket %llu: holds record %u that does not belong",
+					(unsigned long long)b, s);
+			chained++;
+			link = r->key_next;
+		}
+	}
+	(void)chained;
+	for (uint64_t s = 0; s < h->max_objects; s++) {
+		struct l1_rec *r = &a->recs[s];
+		uint64_t sum = 0, guard = 0;
+		for (uint32_t link = r->hold_head; link; link = a->holds[link - 1].next) {
+			if (link > h->max_holds || ++guard > h->max_holds) {
+				problem(rp, "record %llu: hold chain leaves the table or loops",
+					(unsigned long long)s);
+				break;
+			}
+			sum += a->holds[link - 1].count;
+		}
+		if (sum != r->holds)
+			problem(rp, "record %llu: %u holds counted, entries sum to %llu",
+				(unsigned long long)s, r->holds, (unsigned long long)sum);
+	}
+	free(seen);
+}
+
+static int run_checks(struct l1_arena *a, struct report *rp)
+{
+	int before = rp->problems;
+	uint64_t *expect = calloc(a->h->bitmap_words, 8);
+	if (!expect) {
+		problem(rp, "out of memory while checking");
+		return 1;
+	}
+	check_records(a, rp, expect);
+	check_bitmap(a, rp, expect);
+	check_slots_keys_holds(a, rp);
+	free(expect);
+	return rp->problems - before;
+}
+
+int l1_arena_memcheck(struct l1_arena *a, int repair, char *out, size_t len)
+{
+	struct report rp = { out, len, 0, 0 };
+	if (out && len)
+		out[0] = 0;
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__validate_header(a->h, a->h->file_size);
+	if (r) {
+		problem(&rp, "header: %s", l1_last_error());
+		return rp.problems;
+	}
+	if (repair && a->readonly)
+		return l1__err(-EROFS, "pool attached read-only: cannot repair");
+	r = l1__lock(a);
+	if (r)
+		return r;
+	int found = run_checks(a, &rp);
+	if (repair && found) {
+		l1__rebuild(a);
+		struct report after = { NULL, 0, 0, 0 };
+		int left = run_checks(a, &after);
+		note(&rp, "repaired: derived state rebuilt from the records; %d problem(s) left\n",
+		     left);
+		l1__unlock(a);
+		return left;
+	}
+	l1__unlock(a);
+	if (!found)
+		note(&rp, "clean\n");
+	return found;
+}

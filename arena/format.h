@@ -1,0 +1,184 @@
+/*
+ * format.h - the shared format: what lives in the pool file, mapped by every
+ * process at its own address.  Offsets, never pointers; fixed-width fields
+ * only; reserved space; every size and offset pinned by static_assert so a
+ * change to the format cannot slip in unnoticed (bump L1_FMT_MAJOR then).
+ *
+ * File:  header (4 KiB) | records | layouts | key buckets | bitmap | summary |
+ *        hold entries | free-slot stack | clients | pad to huge page | data.
+ *
+ * Truth and derived state: the records are the truth.  The bitmap, its
+ * summary, the free-slot stack, the key index, the hold chains and the
+ * counters are derived and can always be rebuilt from the records and hold
+ * entries (check.c does that after a lock owner died, and for memcheck
+ * --repair).  Everything below "under the lock" is written only with the
+ * header's robust mutex held; the atomics may be read without it.  The
+ * creator writes everything, then stores the magic with release semantics.
+ */
+#ifndef L1_FORMAT_H
+#define L1_FORMAT_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "l1arena.h"
+
+#define L1_MAGIC 0x31414e455241314cull   /* "L1ARENA1" little-endian */
+#define L1_FMT_MAJOR 1
+#define L1_FMT_MINOR 0
+#define L1_HDR_SIZE 4096u
+#define L1_REC_SIZE 256u
+#define L1_LAYOUT_SLOT_SIZE 320u
+#define L1_CLIENT_SIZE 256u
+#define L1_HOLD_SIZE 16u
+#define L1_MAX_LAYOUTS 1024u
+#define L1_MAX_CLIENTS 1024u
+#define L1_NIL 0u                       /* "no entry" in index+1 links */
+
+enum { L1_BACKING_HUGETLBFS = 1, L1_BACKING_SHM = 2 };
+
+struct l1_hdr {
+	/* identity and geometry: written once by the creator */
+	uint64_t magic;                 /* 0 until the pool is ready */
+	uint32_t major;
+	uint32_t minor;
+	uint32_t hdr_size;
+	uint32_t rec_size;
+	uint64_t file_size;             /* bytes mapped */
+	uint64_t data_off;              /* multiple of the huge page */
+	uint64_t data_size;             /* configured pool size, rounded */
+	uint64_t block_size;            /* = align_bytes */
+	uint64_t nblocks;
+	uint64_t grow_step;             /* lazy step = pin chunk; objects stay inside one */
+	uint64_t hugepage_size;
+	uint64_t pool_id;               /* random, tells pools apart */
+	uint64_t create_ns;
+	uint64_t max_objects;
+	uint64_t records_off;
+	uint64_t layouts_off;
+	uint64_t max_layouts;
+	uint64_t buckets_off;
+	uint64_t nbuckets;              /* power of two */
+	uint64_t bitmap_off;
+	uint64_t bitmap_words;
+	uint64_t summary_off;
+	uint64_t summary_words;
+	uint64_t holds_off;
+	uint64_t max_holds;
+	uint64_t slots_off;
+	uint64_t clients_off;
+	uint64_t max_clients;
+	uint32_t lazy;
+	uint32_t zero_on_free;
+	uint32_t backing;               /* L1_BACKING_* */
+	uint32_t mode;
+	uint64_t reserved_geom[11];     /* to 320 */
+
+	/* under the lock */
+	uint8_t lock[64];               /* pthread_mutex_t, robust + pshared */
+	uint64_t slot_top;              /* entries in the free-slot stack */
+	uint64_t hold_free;             /* free hold entries: index+1 list */
+	uint64_t search_hint;           /* block where the next search starts */
+	uint32_t nlayouts;
+	uint32_t reserved_l0;
+	uint64_t reserved_locked[12];   /* to 512 */
+
+	/* atomics, readable without the lock (written under it) */
+	_Atomic uint64_t committed;     /* data bytes backed by pages */
+	_Atomic uint64_t used_bytes;    /* ALLOCATED + PUBLISHED + DOOMED */
+	_Atomic uint64_t dirty_bytes;
+	_Atomic uint64_t nobj[5];       /* by state; [FREE] = free slots */
+	_Atomic uint64_t nholds;
+	_Atomic uint64_t nclients;
+	_Atomic uint64_t allocs;
+	_Atomic uint64_t frees;
+	_Atomic uint64_t ooms;
+	_Atomic uint64_t repairs;
+	_Atomic uint64_t zeroed_bytes;
+	_Atomic uint64_t zero_busy_ns;
+	_Atomic uint32_t grow_failed;
+	uint32_t reserved_a0;
+	uint64_t reserved_atomic[15];   /* to 768 */
+	char grow_reason[L1_REASON_MAX];   /* under the lock */
+	uint8_t reserved_tail[L1_HDR_SIZE - 768 - L1_REASON_MAX];
+};
+
+static_assert(sizeof(struct l1_hdr) == L1_HDR_SIZE, "header size");
+static_assert(offsetof(struct l1_hdr, lock) == 320, "lock offset");
+static_assert(offsetof(struct l1_hdr, committed) == 512, "atomics offset");
+static_assert(offsetof(struct l1_hdr, grow_reason) == 768, "reason offset");
+static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
+
+/* Record flags */
+#define L1_REC_F_KEYED 1u               /* linked in the key index */
+#define L1_REC_F_MARK 2u                /* duplicate check inside one free */
+
+struct l1_rec {
+	_Atomic uint32_t state;         /* enum l1_obj_state; written last */
+	uint32_t gen;                   /* bumped on each allocation; never 0 when live */
+	uint64_t offset;                /* from file start */
+	uint64_t size;
+	uint32_t layout_id;
+	uint32_t holds;                 /* sum of this record's hold entries */
+	int32_t owner_pid;
+	uint32_t uid;
+	uint64_t owner_start;
+	uint32_t gid;
+	uint32_t mode;
+	uint64_t ctime_ns;
+	uint64_t publish_ns;
+	int32_t zeroer_pid;             /* DIRTY: who zeroes it */
+	uint32_t key_len;
+	uint64_t zeroer_start;
+	uint32_t key_next;              /* key bucket chain: slot+1 */
+	uint32_t hold_head;             /* hold entries: index+1 */
+	uint64_t key_hash;
+	uint32_t flags;
+	uint32_t reserved0;
+	uint64_t reserved[2];
+	char key[L1_KEY_MAX + 1];
+};
+
+static_assert(sizeof(struct l1_rec) == L1_REC_SIZE, "record size");
+static_assert(offsetof(struct l1_rec, key) == 128, "key offset");
+
+struct l1_layout_slot {
+	struct l1_layout layout;
+	uint64_t bytes;
+	uint64_t hash;
+	uint8_t reserved[L1_LAYOUT_SLOT_SIZE - sizeof(struct l1_layout) - 16];
+};
+
+static_assert(sizeof(struct l1_layout) == 296, "layout size");
+static_assert(sizeof(struct l1_layout_slot) == L1_LAYOUT_SLOT_SIZE, "layout slot");
+
+struct l1_hold_ent {
+	uint32_t slot;                  /* record held */
+	uint32_t client;                /* client table index */
+	uint32_t count;                 /* 0 = entry free */
+	uint32_t next;                  /* index+1: record chain or free list */
+};
+
+static_assert(sizeof(struct l1_hold_ent) == L1_HOLD_SIZE, "hold entry");
+
+enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1 };
+
+struct l1_client {
+	int32_t pid;
+	uint32_t state;                 /* L1_CLIENT_* */
+	uint64_t start;
+	uint64_t attach_ns;
+	uint64_t pinned_bytes;
+	uint32_t pin_status;            /* enum l1_pin_status */
+	uint32_t holds;
+	char pin_reason[L1_REASON_MAX];
+	char zero_method[48];
+	uint8_t reserved[L1_CLIENT_SIZE - 216];
+};
+
+static_assert(sizeof(struct l1_client) == L1_CLIENT_SIZE, "client size");
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * gc.c - reclaiming what dead processes left behind, and flush.  A process
+ * is dead when /proc/PID/stat is gone, is a zombie, or shows another start
+ * time (so a reused pid is not the owner).  gc first scans the records
+ * without the lock to find the processes to ask about (the /proc reads stay
+ * outside the lock), then, under the lock, for each dead one: drops its
+ * client slot and holds, reclaims its unpublished objects, and takes over
+ * the dirty extents it was zeroing (they are queued to this process's
+ * engine).  Published objects survive their writer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define MAX_PIDS 4096
+
+struct proc_id {
+	int32_t pid;
+	int32_t alive;
+	uint64_t start;
+};
+
+struct pid_set {
+	struct proc_id p[MAX_PIDS];
+	uint32_t n;
+};
+
+static void pid_add(struct pid_set *s, int32_t pid, uint64_t start)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->p[i].pid == pid && s->p[i].start == start)
+			return;
+	if (s->n < MAX_PIDS)
+		s->p[s->n++] = (struct proc_id){ pid, 1, start };
+}
+
+/* Dead if we asked about it and it was dead; unknown pids count as alive. */
+static int pid_dead(const struct pid_set *s, int32_t pid, uint64_t start)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->p[i].pid == pid && s->p[i].start == start)
+			return !s->p[i].alive;
+	return 0;
+}
+
+static void collect(struct l1_arena *a, struct pid_set *s)
+{
+	struct l1_hdr *h = a->h;
+	for (uint64_t i = 0; i < h->max_clients; i++) {
+		struct l1_client *c = &a->clients[i];
+		if (c->state == L1_CLIENT_LIVE)
+			pid_add(s, c->pid, c->start);
+	}
+	for (uint64_t i = 0; i < h->max_objects; i++) {
+		struct l1_rec *r = &a->recs[i];
+		uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+		if (st == L1_STATE_ALLOCATED)
+			pid_add(s, r->owner_pid, r->owner_start);
+		else if (st == L1_STATE_DIRTY)
+			pid_add(s, r->zeroer_pid, r->zeroer_start);
+	}
+	for (uint32_t i = 0; i < s->n; i++) {
+		struct proc_id *p = &s->p[i];
+		p->alive = (p->pid == a->pid && p->start == a->start) ||
+			   l1__proc_alive(p->pid, p->start);
+	}
+}
+
+int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
+{
+	struct l1_gc_result r0 = { 0 };
+	struct l1_zero_extent q[L1_ZQ_MAX];
+	uint32_t nq = 0, rel[64], nrel;
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	if (a->readonly)
+		return l1__err(-EROFS, "pool attached read-only: gc needs write access");
+	struct pid_set *s = calloc(1, sizeof *s);
+	if (!s)
+		return l1__err(-ENOMEM, "out of process memory");
+	collect(a, s);
+	int r = l1__lock(a);
+	if (r)
+		goto out;
+	struct l1_hdr *h = a->h;
+	for (uint64_t i = 0; i < h->max_clients; i++) {
+		struct l1_client *c = &a->clients[i];
+		if (c->state != L1_CLIENT_LIVE || !pid_dead(s, c->pid, c->start))
+			continue;
+		do {
+			r0.holds_dropped += l1__holds_drop_client(a, (uint32_t)i, rel, &nrel, 64);
+			for (uint32_t k = 0; k < nrel; k++)
+				if (atomic_load(&a->recs[rel[k]].state) == L1_STATE_DOOMED)
+					l1__rec_retire(a, rel[k], q, &nq);
+		} while (nrel == 64);
+		c->state = L1_CLIENT_FREE;
+		atomic_fetch_sub(&h->nclients, 1);
+		r0.clients_dropped++;
+	}
+	for (uint64_t i = 0; i < h->max_objects; i++) {
+		struct l1_rec *rec = &a->recs[i];
+		uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+		if (st == L1_STATE_ALLOCATED && pid_dead(s, rec->owner_pid, rec->owner_start)) {
+			r0.objects_reclaimed++;
+			r0.bytes_reclaimed += rec->size;
+			if (rec->holds) {
+				l1__rec_set_state(a, rec, L1_STATE_DOOMED);
+			} else {
+				l1__rec_retire(a, (uint32_t)i, q, &nq);
+			}
+		} else if (st == L1_STATE_DIRTY && a->zero &&
+			   (rec->zeroer_pid == 0 ||
+			    pid_dead(s, rec->zeroer_pid, rec->zeroer_start))) {
+			rec->zeroer_pid = a->pid;
+			rec->zeroer_start = a->start;
+			q[nq++] = (struct l1_zero_extent){ (uint32_t)i, rec->gen,
+							   a->base + rec->offset, rec->size };
+			if (nq == L1_ZQ_MAX) {
+				l1__zero_queue(a, q, nq);
+				nq = 0;
+			}
+			r0.dirty_requeued++;
+		} else if (st == L1_STATE_DOOMED && rec->holds == 0) {
+			l1__rec_retire(a, (uint32_t)i, q, &nq);
+		}
+	}
+	l1__zero_queue(a, q, nq);
+	l1__unlock(a);
+out:
+	free(s);
+	if (res)
+		*res = r0;
+	return r;
+}
+
+int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms)
+{
+	if (!a)
+		return l1__err(-EINVAL, "NULL pool");
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
+					   : l1__mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+	int gc_done = 0;
+	while (atomic_load(&a->h->dirty_bytes)) {
+		if (a->zero)
+			l1_zero_flush(a->zero, 20);
+		if (!atomic_load(&a->h->dirty_bytes))
+			break;
+		if (!gc_done && !a->readonly) {
+			l1_arena_gc(a, NULL);   /* extents whose zeroer died */
+			gc_done = 1;
+			continue;
+		}
+		if (l1__mono_ns() >= deadline)
+			return l1__err(-ETIMEDOUT, "%llu bytes still dirty after %lld ms",
+				       (unsigned long long)atomic_load(&a->h->dirty_bytes),
+				       (long long)timeout_ms);
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}

@@ -1,0 +1,121 @@
+/*
+ * internal.h - what the arena modules share and nobody outside arena/ sees:
+ * the per-process handle (struct l1_arena), the error helper, and each
+ * module's internal calls.  The handle's pointers point into this process's
+ * mapping; `local` (a process-private mutex) guards the handle's own mutable
+ * fields (pin progress, layout cache); the pool's shared state is guarded by
+ * the robust mutex in the header (lock.c).
+ */
+#ifndef L1_INTERNAL_H
+#define L1_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "zero.h"
+#include "l1arena.h"
+
+struct l1_zero;
+struct l1_pin;
+
+struct l1_arena {
+	int fd;
+	int readonly;
+	uint8_t *base;
+	uint64_t map_size;
+	struct l1_hdr *h;
+	struct l1_rec *recs;
+	struct l1_layout_slot *layouts;
+	uint32_t *buckets;
+	uint64_t *bitmap;
+	uint64_t *summary;
+	struct l1_hold_ent *holds;
+	uint32_t *slots;
+	struct l1_client *clients;
+
+	char path[L1_PATH_MAX];
+	int32_t pid;
+	uint64_t start;                 /* this process's start time */
+	uint32_t uid, gid;
+	uint32_t client_idx;            /* UINT32_MAX: no slot */
+
+	pthread_mutex_t local;
+	struct l1_zero *zero;
+	struct l1_pin *pin;
+	int32_t pin_mode;
+	int32_t pin_mapped;
+	uint64_t pinned_upto;           /* data bytes handed to pin so far */
+	uint32_t cache_layout_id;       /* last interned layout, or UINT32_MAX */
+	struct l1_layout cache_layout;
+
+	_Atomic uint64_t zero_busy_seen;  /* engine busy_ns already counted */
+
+	/* tests only (l1arena_test.h): called at named points inside the lock */
+	void (*test_hook)(struct l1_arena *a, int where);
+};
+
+/* util.c */
+int l1__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+uint64_t l1__now_ns(void);
+uint64_t l1__mono_ns(void);
+int l1__proc_start(int32_t pid, uint64_t *start);
+int l1__proc_alive(int32_t pid, uint64_t start);
+uint64_t l1__hash(const void *p, uint64_t n);
+uint64_t l1__random64(void);
+
+/* lock.c: 0, or -EIO if the lock cannot be had.  Repairs after EOWNERDEAD. */
+int l1__lock_init(struct l1_hdr *h);
+int l1__lock(struct l1_arena *a);
+void l1__unlock(struct l1_arena *a);
+
+/* bitmap.c: run search and claim over the shared bitmap (see bitmap.c). */
+int64_t l1__bm_find(struct l1_arena *a, uint64_t nblk, uint64_t from, uint64_t limit);
+void l1__bm_set(struct l1_arena *a, uint64_t start, uint64_t n);
+void l1__bm_clear(struct l1_arena *a, uint64_t start, uint64_t n);
+int l1__bm_test_any(const struct l1_arena *a, uint64_t start, uint64_t n);
+uint64_t l1__bm_largest_free(const struct l1_arena *a, uint64_t limit);
+void l1__bm_rebuild_summary(struct l1_arena *a);
+
+/* layout.c */
+int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *id,
+		      uint64_t *bytes);
+
+/* objects.c: records, slots, key index, holds; all under the lock. */
+uint32_t l1__slot_pop(struct l1_arena *a);
+void l1__slot_push(struct l1_arena *a, uint32_t slot);
+int l1__rec_check_id(struct l1_arena *a, uint64_t id, uint64_t pool_id, uint32_t *slot);
+void l1__key_link(struct l1_arena *a, uint32_t slot);
+void l1__key_unlink(struct l1_arena *a, uint32_t slot);
+int64_t l1__key_find(struct l1_arena *a, const char *key, uint32_t len);
+int l1__hold_add(struct l1_arena *a, uint32_t slot, uint32_t client);
+int l1__hold_drop(struct l1_arena *a, uint32_t slot, uint32_t client, uint32_t n);
+uint64_t l1__holds_drop_client(struct l1_arena *a, uint32_t client,
+			       uint32_t *released, uint32_t *nreleased, uint32_t max);
+void l1__rec_fill_obj(const struct l1_arena *a, uint32_t slot, struct l1_obj *o);
+void l1__rec_set_state(struct l1_arena *a, struct l1_rec *r, uint32_t state);
+
+#include "l1arena_test.h"
+
+/* release.c: what happens when an object stops being live. */
+#define L1_ZQ_MAX 64
+/* Frees a live record whose holds are 0: DIRTY (queued in *q) or FREE. */
+void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
+		    uint32_t *nq);
+void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n);
+void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n);
+
+/* check.c */
+void l1__rebuild(struct l1_arena *a);
+int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
+
+/* backing.c */
+int l1__backing_statfs(const char *path, uint64_t *hugepage_size, int *is_hugetlbfs);
+int l1__backing_commit(int fd, uint64_t off, uint64_t len);
+int l1__grow(struct l1_arena *a, uint64_t need_bytes);
+
+/* manager.c */
+void l1__pin_sync(struct l1_arena *a);
+void l1__client_refresh(struct l1_arena *a);
+
+#endif

@@ -1,0 +1,19 @@
+/*
+ * l1arena_test.h - hooks for the crash tests, not for applications: a
+ * function the library calls at named points inside the pool lock, so a
+ * test can park or kill a process exactly there and check that the next
+ * locker repairs the pool.
+ */
+#ifndef L1ARENA_TEST_H
+#define L1ARENA_TEST_H
+
+#include "l1arena.h"
+
+#define L1_HOOK_ALLOC_CLAIMED 1         /* bits claimed, records not written */
+#define L1_HOOK_FREE_MID 2              /* half of a free batch retired */
+#define L1_HOOK_ZERO_DONE 3             /* releasing a zeroed extent */
+#define L1_HOOK_PUBLISH 4               /* key linked, state not yet set */
+
+void l1_test_set_hook(struct l1_arena *a, void (*hook)(struct l1_arena *a, int where));
+
+#endif
