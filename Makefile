@@ -52,7 +52,7 @@ tests: $(TEST_BINS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(if $(findstring fuse/,$<),$(FUSE_CFLAGS)) \
-		$(if $(findstring tests/,$<),$(CHECK_CFLAGS)) -c -o $@ $<
+		$(if $(findstring tests/,$<),$(CHECK_CFLAGS) -Itests/common) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
 	@mkdir -p $(dir $@)

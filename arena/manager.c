@@ -486,20 +486,21 @@ int l1_arena_open(const char *path, const struct l1_open_opts *oin,
 		struct timespec ts = { 0, 10000000 };
 		nanosleep(&ts, NULL);
 	}
-	if ((r = l1__validate_header(&hdr, (uint64_t)st.st_size))) {
-		r = l1__err(r, "%s: %s", a->path, l1_last_error());
-		goto fail;
-	}
+	if ((r = l1__validate_header(&hdr, (uint64_t)st.st_size)))
+		goto fail_msg;
 	if ((r = map_file(a, hdr.file_size, !hdr.lazy)))
 		goto fail;
-	if ((r = l1__validate_header(a->h, (uint64_t)st.st_size))) {
-		r = l1__err(r, "%s: %s", a->path, l1_last_error());
-		goto fail;
-	}
+	if ((r = l1__validate_header(a->h, (uint64_t)st.st_size)))
+		goto fail_msg;
 	if ((r = attach(a, o.pin, o.pin_mapped, o.zero_method, o.no_client)))
 		goto fail;
 	*out = a;
 	return 0;
+fail_msg: {
+	char msg[512];
+	snprintf(msg, sizeof msg, "%s", l1_last_error());
+	l1__err(r, "%s: %s", a->path, msg);
+}
 fail:
 	l1_arena_close(a);
 	return r;

@@ -89,7 +89,7 @@ int l1__proc_start(int32_t pid, uint64_t *start)
 	if (!p)
 		return -EIO;
 	p++;
-	for (int field = 2; field < 22 && *p; field++) {
+	for (int field = 3; field < 22 && *p; field++) {
 		while (*p == ' ')
 			p++;
 		while (*p && *p != ' ')

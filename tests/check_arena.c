@@ -1,0 +1,471 @@
+/*
+ * check_arena.c - the pool API in one process: create/open/destroy and the
+ * refusals (existing pool, missing pool, bad magic, other version,
+ * truncated file), allocate all-or-nothing, argument errors, free with its
+ * detections (double, stale, foreign, duplicate), publish/lookup, holds,
+ * usage, lazy growth, vm space, and memcheck finding and repairing damage.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+
+#define MiB (1ull << 20)
+
+static struct l1_layout kv16k(void)
+{
+	struct l1_layout l;
+	ck_assert_int_eq(l1_layout_parse("[2,32,128]:fp16", &l), 0);
+	return l;
+}
+
+START_TEST(create_open_destroy)
+{
+	struct l1_config c;
+	struct l1_arena *a, *b;
+	l1t_config(&c, "cod", 16 * MiB);
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	char path[512];
+	snprintf(path, sizeof path, "%s", l1_arena_path(a));
+	ck_assert_int_eq(l1_arena_create(&c, &b), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "already exists"));
+	ck_assert_int_eq(l1_arena_open(path, NULL, &b), 0);
+	struct l1_vm_space va, vb;
+	l1_get_vm_space(a, &va);
+	l1_get_vm_space(b, &vb);
+	ck_assert_uint_eq(va.pool_id, vb.pool_id);
+	ck_assert_uint_eq(va.size, vb.size);
+	ck_assert_int_eq(l1_arena_destroy(path, 0), -EBUSY);
+	l1_arena_close(b);
+	l1_arena_close(a);
+	l1_arena_close(NULL);
+	ck_assert_int_eq(l1_arena_destroy(path, 0), 0);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	ck_assert_int_eq(l1_arena_open(path, NULL, &b), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "l1ctl create"));
+}
+END_TEST
+
+START_TEST(force_recreate)
+{
+	struct l1_config c;
+	struct l1_arena *a, *b;
+	l1t_config(&c, "force", 8 * MiB);
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	uint64_t id = 0;
+	struct l1_vm_space v;
+	l1_get_vm_space(a, &v);
+	id = v.pool_id;
+	l1_arena_close(a);
+	c.force = 1;
+	ck_assert_int_eq(l1_arena_create(&c, &b), 0);
+	l1_get_vm_space(b, &v);
+	ck_assert_uint_ne(v.pool_id, id);
+	l1t_destroy(b);
+}
+END_TEST
+
+static const char *write_file(const char *name, const void *data, size_t len)
+{
+	const char *p = l1t_path(name);
+	int fd = open(p, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return p;
+}
+
+START_TEST(refuses_bad_files)
+{
+	struct l1_arena *a;
+	static char junk[8192];
+	memset(junk, 'x', sizeof junk);
+	const char *p = write_file("junk", junk, sizeof junk);
+	ck_assert_int_eq(l1_arena_open(p, NULL, &a), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "magic"));
+	ck_assert_int_eq(l1_arena_destroy(p, 0), -EBADMSG);
+	unlink(p);
+	p = write_file("tiny", junk, 100);
+	ck_assert_int_eq(l1_arena_open(p, NULL, &a), -EBADMSG);
+	unlink(p);
+
+	/* a real pool, then damaged copies of its header in a plain file */
+	struct l1_arena *good = l1t_create("good", 8 * MiB);
+	struct l1_hdr h = *good->h;
+	l1t_destroy(good);
+	static char img[3 * 4096 * 4];
+	memcpy(img, &h, sizeof h);
+	struct l1_hdr *hh = (struct l1_hdr *)(void *)img;
+	hh->major = 99;
+	p = write_file("version", img, sizeof img);
+	ck_assert_int_eq(l1_arena_open(p, NULL, &a), -EPROTO);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "version"));
+	unlink(p);
+	hh->major = L1_FMT_MAJOR;
+	p = write_file("truncated", img, sizeof img);
+	ck_assert_int_eq(l1_arena_open(p, NULL, &a), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "truncated"));
+	unlink(p);
+}
+END_TEST
+
+START_TEST(alloc_basic)
+{
+	struct l1_arena *a = l1t_create("basic", 16 * MiB);
+	struct l1_layout l = kv16k();
+	struct l1_obj o[64];
+	ck_assert_int_eq(l1_alloc(a, &l, 64, o), 0);
+	struct l1_vm_space v;
+	l1_get_vm_space(a, &v);
+	for (int i = 0; i < 64; i++) {
+		ck_assert_uint_eq(o[i].size, 16384);
+		ck_assert_ptr_eq(o[i].ptr, (char *)v.base + o[i].offset);
+		ck_assert_uint_ge(o[i].offset, v.data_offset);
+		ck_assert_uint_eq(o[i].offset % 4096, 0);
+		ck_assert_uint_eq(o[i].pool_id, v.pool_id);
+		for (int j = 0; j < i; j++) {
+			ck_assert_uint_ne(o[i].id, o[j].id);
+			ck_assert(o[i].offset + o[i].size <= o[j].offset ||
+				  o[j].offset + o[j].size <= o[i].offset);
+		}
+		l1t_fill(o[i].ptr, o[i].size, (uint64_t)i);
+	}
+	for (int i = 0; i < 64; i++)
+		ck_assert(l1t_check(o[i].ptr, o[i].size, (uint64_t)i));
+	struct l1_layout back;
+	ck_assert_int_eq(l1_arena_layout(a, o[0].layout_id, &back), 0);
+	ck_assert_uint_eq(back.t[0].shape[2], 128);
+	uint64_t used, total;
+	l1_get_memory_usage(a, &used, &total);
+	ck_assert_uint_eq(used, 64 * 16384);
+	ck_assert_uint_eq(total, 16 * MiB);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_free(a, o, 64), 0);
+	l1_get_memory_usage(a, &used, &total);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(all_or_nothing)
+{
+	struct l1_config c;
+	struct l1_arena *a;
+	l1t_config(&c, "aon", 4 * MiB);
+	c.zero_on_free = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	struct l1_layout l = kv16k();
+	static struct l1_obj o[300];
+	ck_assert_int_eq(l1_alloc(a, &l, 257, o), -ENOMEM);
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.used_bytes, 0);
+	ck_assert_uint_eq(u.objects[L1_STATE_ALLOCATED], 0);
+	ck_assert_uint_eq(u.ooms, 1);
+	ck_assert_uint_eq(u.largest_free_bytes, 4 * MiB);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_alloc(a, &l, 256, o), 0);
+	ck_assert_int_eq(l1_alloc(a, &l, 1, o + 256), -ENOMEM);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "out of memory"));
+	ck_assert_int_eq(l1_free(a, o, 1), 0);
+	ck_assert_int_eq(l1_alloc(a, &l, 1, o + 256), 0);
+	ck_assert_uint_eq(o[256].offset, o[0].offset);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(alloc_errors)
+{
+	struct l1_arena *a = l1t_create("aerr", 8 * MiB);
+	struct l1_layout l = kv16k(), bad;
+	struct l1_obj o[4];
+	ck_assert_int_eq(l1_alloc(a, &l, 0, o), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "count is 0"));
+	ck_assert_int_eq(l1_alloc(NULL, &l, 1, o), -EINVAL);
+	ck_assert_int_eq(l1_alloc(a, NULL, 1, o), -EINVAL);
+	ck_assert_int_eq(l1_alloc(a, &l, 1, NULL), -EINVAL);
+	memset(&bad, 0, sizeof bad);
+	ck_assert_int_eq(l1_alloc(a, &bad, 1, o), -EINVAL);
+	bad.ntensors = 1;
+	bad.t[0].dtype = L1_DTYPE_FP16;
+	bad.t[0].ndim = 1;
+	bad.t[0].shape[0] = 0;
+	ck_assert_int_eq(l1_alloc(a, &bad, 1, o), -EINVAL);
+	bad.t[0].ndim = 3;
+	bad.t[0].shape[0] = bad.t[0].shape[1] = bad.t[0].shape[2] = 1ull << 40;
+	ck_assert_int_eq(l1_alloc(a, &bad, 1, o), -EINVAL);
+	bad.t[0].ndim = 1;
+	bad.t[0].shape[0] = 4;
+	bad.t[0].dtype = 1234;
+	ck_assert_int_eq(l1_alloc(a, &bad, 1, o), -EINVAL);
+	ck_assert_int_eq(l1_alloc_bytes(a, 64 * MiB, 1, o), -EINVAL);   /* > grow step */
+	ck_assert_int_eq(l1_alloc(a, &l, 4000000, o), -ENOSPC);
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.used_bytes, 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(free_detections)
+{
+	struct l1_config c;
+	struct l1_arena *a, *other;
+	l1t_config(&c, "freedet", 8 * MiB);
+	c.zero_on_free = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	other = l1t_create("other", 8 * MiB);
+	struct l1_obj o[4], again, foreign;
+	ck_assert_int_eq(l1_alloc_bytes(a, 4096, 4, o), 0);
+	ck_assert_int_eq(l1_alloc_bytes(other, 4096, 1, &foreign), 0);
+	/* foreign object */
+	ck_assert_int_eq(l1_free(a, &foreign, 1), -EXDEV);
+	/* duplicate inside one batch: nothing freed */
+	struct l1_obj dup[3] = { o[0], o[1], o[0] };
+	ck_assert_int_eq(l1_free(a, dup, 3), -EALREADY);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "nothing was freed"));
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.objects[L1_STATE_ALLOCATED], 4);
+	/* double free */
+	ck_assert_int_eq(l1_free(a, &o[0], 1), 0);
+	ck_assert_int_eq(l1_free(a, &o[0], 1), -EALREADY);
+	/* stale: the slot is reused by a new object */
+	ck_assert_int_eq(l1_alloc_bytes(a, 4096, 1, &again), 0);
+	ck_assert_uint_eq(again.id & 0xffffffff, o[0].id & 0xffffffff);
+	ck_assert_uint_ne(again.id, o[0].id);
+	ck_assert_int_eq(l1_free(a, &o[0], 1), -ESTALE);
+	/* a bad entry after good ones: the good ones stay */
+	struct l1_obj mix[2] = { o[1], o[0] };
+	ck_assert_int_eq(l1_free(a, mix, 2), -ESTALE);
+	ck_assert_int_eq(l1_get(a, o[1].id, &again), 0);
+	uint64_t bogus = 999999;
+	ck_assert_int_eq(l1_free_ids(a, &bogus, 1), -ENOENT);
+	l1t_memcheck_clean(a);
+	l1t_memcheck_clean(other);
+	l1t_destroy(other);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(publish_lookup)
+{
+	struct l1_arena *a = l1t_create("pub", 8 * MiB);
+	struct l1_obj o[2], f;
+	ck_assert_int_eq(l1_alloc_bytes(a, 10000, 2, o), 0);
+	l1t_fill(o[0].ptr, 8192, 7);
+	ck_assert_int_eq(l1_lookup(a, "layer0/chunk0", &f), -ENOENT);
+	ck_assert_int_eq(l1_publish(a, o[0].id, "layer0/chunk0"), 0);
+	ck_assert_int_eq(l1_publish(a, o[0].id, "x"), -EEXIST);
+	ck_assert_int_eq(l1_publish(a, o[1].id, "layer0/chunk0"), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "already published"));
+	char longkey[200];
+	memset(longkey, 'k', sizeof longkey - 1);
+	longkey[199] = 0;
+	ck_assert_int_eq(l1_publish(a, o[1].id, longkey), -EINVAL);
+	longkey[127] = 0;
+	ck_assert_int_eq(l1_publish(a, o[1].id, longkey), 0);
+	ck_assert_int_eq(l1_lookup(a, longkey, &f), 0);
+	ck_assert_uint_eq(f.id, o[1].id);
+	ck_assert_int_eq(l1_lookup(a, "layer0/chunk0", &f), 0);
+	ck_assert_uint_eq(f.id, o[0].id);
+	ck_assert(l1t_check(f.ptr, 8192, 7));
+	ck_assert_int_eq(l1_get(a, o[0].id, &f), 0);
+	struct l1_obj_info info;
+	ck_assert_int_eq(l1_obj_info(a, o[0].id, &info), 0);
+	ck_assert_str_eq(info.key, "layer0/chunk0");
+	ck_assert_uint_eq(info.state, L1_STATE_PUBLISHED);
+	ck_assert_int_eq(info.owner_pid, getpid());
+	ck_assert_uint_ne(info.publish_ns, 0);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_free(a, o, 1), 0);
+	ck_assert_int_eq(l1_lookup(a, "layer0/chunk0", &f), -ENOENT);
+	/* the key is free again */
+	ck_assert_int_eq(l1_alloc_bytes(a, 100, 1, o), 0);
+	ck_assert_int_eq(l1_publish(a, o[0].id, "layer0/chunk0"), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	uint64_t cursor = 0;
+	struct l1_obj_info list[8];
+	ck_assert_int_eq(l1_obj_list(a, &cursor, list, 8), 2);
+	ck_assert_int_eq(l1_obj_list(a, &cursor, list, 8), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(holds_defer_free)
+{
+	struct l1_arena *a = l1t_create("holds", 8 * MiB);
+	struct l1_obj o, h;
+	ck_assert_int_eq(l1_alloc_bytes(a, 8192, 1, &o), 0);
+	l1t_fill(o.ptr, 8192, 42);
+	ck_assert_int_eq(l1_publish(a, o.id, "held"), 0);
+	ck_assert_int_eq(l1_hold_key(a, "held", &h), 0);
+	ck_assert_int_eq(l1_hold(a, o.id, NULL), 0);
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.objects[L1_STATE_DOOMED], 1);
+	ck_assert_uint_eq(u.holds, 2);
+	ck_assert_int_eq(l1_lookup(a, "held", &h), -ENOENT);
+	ck_assert_int_eq(l1_hold(a, o.id, NULL), -EALREADY);
+	ck_assert_int_eq(l1_free(a, &o, 1), -EALREADY);
+	l1_arena_flush(a, 1000);
+	ck_assert(l1t_check(o.ptr, 8192, 42));         /* bytes stay while held */
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_release(a, o.id), 0);
+	ck_assert(l1t_check(o.ptr, 8192, 42));
+	ck_assert_int_eq(l1_release(a, o.id), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.objects[L1_STATE_DOOMED], 0);
+	ck_assert_uint_eq(u.holds, 0);
+	ck_assert_uint_eq(u.used_bytes, 0);
+	ck_assert(l1t_is_zero(o.ptr, 8192));
+	ck_assert_int_eq(l1_release(a, o.id), -EALREADY);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(lazy_growth)
+{
+	struct l1_config c;
+	struct l1_arena *a;
+	l1t_config(&c, "lazy", 64 * MiB);
+	c.lazy = 1;
+	c.grow_step_bytes = 8 * MiB;
+	c.init_size_bytes = 8 * MiB;
+	c.zero_on_free = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.committed_bytes, 8 * MiB);
+	ck_assert_uint_eq(u.total_bytes, 64 * MiB);
+	static struct l1_obj o[64];
+	/* 3 MiB objects: two per 8 MiB step, never straddling */
+	ck_assert_int_eq(l1_alloc_bytes(a, 3 * MiB, 6, o), 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_ge(u.committed_bytes, 24 * MiB);
+	struct l1_vm_space v;
+	l1_get_vm_space(a, &v);
+	for (int i = 0; i < 6; i++) {
+		uint64_t rel = o[i].offset - v.data_offset;
+		ck_assert_uint_eq(rel / (8 * MiB), (rel + o[i].size - 1) / (8 * MiB));
+		ck_assert_uint_le(rel + o[i].size, u.committed_bytes);
+		memset(o[i].ptr, 0xab, o[i].size);
+	}
+	ck_assert_int_eq(l1_alloc_bytes(a, 3 * MiB, 11, o + 6), -ENOMEM);
+	ck_assert_int_eq(l1_alloc_bytes(a, 3 * MiB, 10, o + 6), 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.committed_bytes, 64 * MiB);
+	ck_assert_int_eq(l1_alloc_bytes(a, 3 * MiB, 1, o + 16), -ENOMEM);
+	ck_assert_int_eq(l1_alloc_bytes(a, 2 * MiB, 8, o + 16), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(memcheck_repairs)
+{
+	struct l1_config c;
+	struct l1_arena *a;
+	l1t_config(&c, "repair", 8 * MiB);
+	c.zero_on_free = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	struct l1_obj o[8];
+	ck_assert_int_eq(l1_alloc_bytes(a, 4096, 8, o), 0);
+	ck_assert_int_eq(l1_publish(a, o[0].id, "k0"), 0);
+	/* damage derived state: a leaked bit, a lost bit, a counter, a bucket */
+	a->bitmap[a->h->bitmap_words - 1] |= 1ull << 5;
+	uint64_t b = (o[3].offset - a->h->data_off) / a->h->block_size;
+	a->bitmap[b >> 6] &= ~(1ull << (b & 63));
+	atomic_fetch_add(&a->h->used_bytes, 12345);
+	memset(a->buckets, 0, a->h->nbuckets * 4);
+	char rep[4096];
+	int n = l1_arena_memcheck(a, 0, rep, sizeof rep);
+	ck_assert_int_ge(n, 4);
+	ck_assert_ptr_nonnull(strstr(rep, "leak"));
+	ck_assert_ptr_nonnull(strstr(rep, "marked free"));
+	ck_assert_ptr_nonnull(strstr(rep, "used_bytes"));
+	ck_assert_ptr_nonnull(strstr(rep, "key 'k0'"));
+	ck_assert_int_eq(l1_arena_memcheck(a, 1, rep, sizeof rep), 0);
+	ck_assert_ptr_nonnull(strstr(rep, "repaired"));
+	l1t_memcheck_clean(a);
+	struct l1_obj f;
+	ck_assert_int_eq(l1_lookup(a, "k0", &f), 0);
+	ck_assert_int_eq(l1_free(a, o, 8), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
+START_TEST(vm_space_and_usage)
+{
+	struct l1_arena *a = l1t_create("vm", 32 * MiB);
+	struct l1_vm_space v;
+	ck_assert_int_eq(l1_get_vm_space(a, &v), 0);
+	ck_assert_ptr_nonnull(v.base);
+	ck_assert_int_ge(v.fd, 0);
+	ck_assert_uint_eq(v.data_size, 32 * MiB);
+	ck_assert_uint_eq(v.size, v.data_offset + v.data_size);
+	ck_assert_uint_eq(v.committed, 32 * MiB);
+	ck_assert_str_eq(v.path, l1_arena_path(a));
+	struct stat st;
+	ck_assert_int_eq(fstat(v.fd, &st), 0);
+	ck_assert_uint_eq((uint64_t)st.st_size, v.size);
+	struct l1_usage u;
+	ck_assert_int_eq(l1_arena_usage(a, &u), 0);
+	ck_assert_str_eq(u.backing, l1t_on_hugetlbfs() ? "hugetlbfs" : "shm");
+	ck_assert_uint_eq(u.clients, 1);
+	ck_assert_uint_gt(u.metadata_bytes, 0);
+	struct l1_client_info ci[4];
+	ck_assert_int_eq(l1_arena_clients(a, ci, 4), 1);
+	ck_assert_int_eq(ci[0].pid, getpid());
+	ck_assert_uint_eq(ci[0].alive, 1);
+	l1t_destroy(a);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("arena");
+	TCase *t = tcase_create("lifecycle");
+	tcase_add_test(t, create_open_destroy);
+	tcase_add_test(t, force_recreate);
+	tcase_add_test(t, refuses_bad_files);
+	tcase_add_test(t, vm_space_and_usage);
+	suite_add_tcase(s, t);
+	t = tcase_create("alloc");
+	tcase_add_test(t, alloc_basic);
+	tcase_add_test(t, all_or_nothing);
+	tcase_add_test(t, alloc_errors);
+	tcase_add_test(t, lazy_growth);
+	suite_add_tcase(s, t);
+	t = tcase_create("free");
+	tcase_add_test(t, free_detections);
+	suite_add_tcase(s, t);
+	t = tcase_create("publish");
+	tcase_add_test(t, publish_lookup);
+	tcase_add_test(t, holds_defer_free);
+	suite_add_tcase(s, t);
+	t = tcase_create("memcheck");
+	tcase_add_test(t, memcheck_repairs);
+	suite_add_tcase(s, t);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
