@@ -5,15 +5,19 @@
  * CUDA header is included: the few prototypes and constants used are
  * declared below, so the build needs no toolkit and one binary runs with and
  * without CUDA.  A module is either active (library loaded, at least one
- * device) or inactive with a sentence in reason saying why (disabled, no
- * library, no driver, no device); an inactive module refuses every chunk
- * with -ENODEV and never unloads anything it did not load.
- * Invariants: `ranges` holds every chunk handed to l1_pin_chunk that was not
- * refused for a bad argument, each either registered (ok = 1, owned by us and
- * unregistered at close) or failed (ok = 0, reason in fail_reason); no two
- * ranges overlap; `bytes` and `npinned` count only registered ranges, so a
- * chunk that failed is never reported as pinned.  Status is PINNED only when
- * something is registered and nothing failed.
+ * device) or inactive, with the library unloaded again, a sentence in
+ * reason saying why (disabled, no library, no driver, no device), and every
+ * chunk refused with -ENODEV.
+ * Invariants: `ranges` holds, sorted by address and never overlapping, every
+ * chunk handed to an active module that was not a caller's mistake (NULL,
+ * empty, overlapping an earlier chunk); each is either registered (ok = 1,
+ * ours, unregistered at close) or failed (ok = 0: over 64 GiB or refused by
+ * CUDA; the same chunk handed in again is retried).  `bytes` and `npinned`
+ * count registered ranges only, so a chunk that failed is never reported as
+ * pinned; status is PINNED only when something is registered and nothing
+ * failed, and while a chunk stays failed reason is the latest failure.
+ * l1_pin_ranges returns how many ranges are registered and writes at most
+ * max of them (max = 0 with out = NULL only counts), like snprintf.
  * Locking: one mutex guards everything after open; the read-only getters
  * take it too (the struct is not const underneath).  l1_pin_reason returns a
  * pointer into the module, rewritten only when a chunk fails: copy it if
@@ -253,20 +257,19 @@ static int range_writable(uintptr_t start, uint64_t len)
 	if (!f)
 		return 1;
 	while (pos < end && fgets(line, sizeof line, f)) {
-		uintptr_t lo, hi;
-		char perms[8];
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &lo, &hi, perms) != 3)
-			continue;
-		if (hi <= pos || lo > pos)
+		uintptr_t lo = 0, hi = 0;
+		char perms[8] = "";
+		int ok = sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &lo, &hi, perms) == 3;
+		/* Long lines (paths): skip the rest so the next read is a new line. */
+		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
+			;
+		if (!ok || hi <= pos || lo > pos)
 			continue;
 		if (perms[1] != 'w') {
 			writable = 0;
 			break;
 		}
 		pos = hi;
-		/* Long lines (paths): skip the rest so the next read is a new line. */
-		while (!strchr(line, '\n') && fgets(line, sizeof line, f))
-			;
 	}
 	fclose(f);
 	return writable;
@@ -488,5 +491,5 @@ int l1_pin_ranges(const struct l1_pin *pn, const void *base, struct l1_range *ou
 		n++;
 	}
 	unlock_const(pn);
-	return (int)(n < max ? n : max);
+	return (int)n;
 }

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "l1arena.h"
@@ -68,7 +70,9 @@ static void expect_real(const char *lib)
 	struct l1_pin *pn = NULL;
 	char text[256], want[400];
 	enum real_cuda rc = probe_real(lib, text, sizeof text);
-	static char buf[1 << 16];
+	char *buf = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			 -1, 0);
+	ck_assert_ptr_ne(buf, MAP_FAILED);
 
 	ck_assert_int_eq(l1_pin_open(L1_PIN_AUTO, 0, &pn), 0);
 	ck_assert_ptr_nonnull(pn);
@@ -97,18 +101,20 @@ static void expect_real(const char *lib)
 		/* A usable GPU: active, nothing registered yet, then pins. */
 		ck_assert_uint_eq(l1_pin_status(pn), L1_PIN_UNPINNED);
 		ck_assert_str_eq(why, "nothing registered yet");
-		ck_assert_int_eq(l1_pin_chunk(pn, buf, sizeof buf), 0);
+		ck_assert_int_eq(l1_pin_chunk(pn, buf, 1 << 16), 0);
 		ck_assert_uint_eq(l1_pin_status(pn), L1_PIN_PINNED);
-		ck_assert_uint_eq(l1_pin_bytes(pn), sizeof buf);
+		ck_assert_uint_eq(l1_pin_bytes(pn), 1 << 16);
 		l1_pin_close(pn);
+		munmap(buf, 1 << 16);
 		return;
 	}
 	ck_assert_uint_eq(l1_pin_status(pn), L1_PIN_UNPINNED);
-	ck_assert_int_eq(l1_pin_chunk(pn, buf, sizeof buf), -ENODEV);
+	ck_assert_int_eq(l1_pin_chunk(pn, buf, 1 << 16), -ENODEV);
 	ck_assert_uint_eq(l1_pin_bytes(pn), 0);
 	ck_assert_int_eq(l1_pin_ranges(pn, buf, NULL, 0), 0);
 	ck_assert_uint_eq(l1_pin_status(pn), L1_PIN_UNPINNED);
 	l1_pin_close(pn);
+	munmap(buf, 1 << 16);
 }
 
 START_TEST(test_no_driver)
@@ -260,6 +266,10 @@ static const char mock_src[] =
 	"  if (mock_live == 4096) return 2;\n"
 	"  regs[mock_live].p = c; regs[mock_live].len = len; mock_live++;\n"
 	"  mock_registered++; mock_bytes += len; return 0; }\n"
+	"int mock_is_registered(const char *p, size_t len) {\n"
+	"  for (int i = 0; i < mock_live; i++)\n"
+	"    if (regs[i].p <= p && p + len <= regs[i].p + regs[i].len) return 1;\n"
+	"  return 0; }\n"
 	"int cudaHostUnregister(void *p) {\n"
 	"  for (int i = 0; i < mock_live; i++)\n"
 	"    if (regs[i].p == p) { mock_bytes -= regs[i].len;\n"
@@ -311,7 +321,13 @@ struct mock {
 	int *devices, *count_err, *fail_next, *registered, *unregistered, *calls, *live;
 	unsigned *last_flags;
 	unsigned long long *bytes;
+	int (*is_registered)(const void *p, size_t len);
 };
+
+static int mock_is_registered(struct mock *m, const void *p, uint64_t len)
+{
+	return m->is_registered(p, len);
+}
 
 /* Loads the mock (pin.c's dlopen of the same path shares it) and points
  * L1ARENA_CUDART at it. */
@@ -330,6 +346,8 @@ static void mock_load(struct mock *m)
 	SYM(live, "mock_live");
 	SYM(last_flags, "mock_last_flags");
 	SYM(bytes, "mock_bytes");
+	*(void **)&m->is_registered = dlsym(m->dl, "mock_is_registered");
+	ck_assert_ptr_nonnull(m->is_registered);
 #undef SYM
 	setenv("L1ARENA_CUDART", mock_path, 1);
 	unsetenv("L1ARENA_PIN");
@@ -381,7 +399,11 @@ START_TEST(test_mock_pin_and_close)
 	ck_assert_uint_eq(rg[0].len, 16 * MB);
 	ck_assert_uint_eq(rg[1].offset, 16 * MB);
 	ck_assert_uint_eq(rg[1].len, 16 * MB);
-	ck_assert_int_eq(l1_pin_ranges(pn, base, rg, 1), 1);
+	/* Fewer slots than ranges: the count, and only max written. */
+	rg[1].offset = 77;
+	ck_assert_int_eq(l1_pin_ranges(pn, base, rg, 1), 2);
+	ck_assert_uint_eq(rg[1].offset, 77);
+	ck_assert_int_eq(l1_pin_ranges(pn, base, NULL, 0), 2);
 
 	l1_pin_close(pn);
 	ck_assert_int_eq(*m.unregistered, 2);
@@ -654,6 +676,7 @@ START_TEST(test_pool_mock_pinned)
 	nr = l1_arena_pinned_ranges(a, rg, 8);
 	ck_assert_int_ge(nr, 1);
 	ck_assert_uint_eq(vm.pinned, (uint32_t)nr);
+	ck_assert_int_le(nr, 8);
 	/* Every object lies inside one registered range. */
 	ck_assert_int_eq(l1_alloc_bytes(a, 1 << 20, 4, o), 0);
 	for (int i = 0; i < 4; i++) {
@@ -676,6 +699,92 @@ START_TEST(test_pool_mock_pinned)
 }
 END_TEST
 
+/* A lazy pool grows inside l1_alloc: the objects that call hands out must
+ * already be registered, in the process that grew it. */
+START_TEST(test_pool_mock_lazy_growth)
+{
+	struct mock m;
+	struct l1_config c;
+	struct l1_arena *a = NULL;
+	struct l1_vm_space vm0, vm1;
+	struct l1_obj o[24];
+	const uint64_t MB = 1 << 20;
+
+	mock_load(&m);
+	l1t_config(&c, "pinlazy", 64 * MB);
+	c.pin = L1_PIN_AUTO;
+	c.lazy = 1;
+	c.init_size_bytes = 8 * MB;
+	c.grow_step_bytes = 8 * MB;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	ck_assert_int_eq(l1_get_vm_space(a, &vm0), 0);
+	for (int i = 0; i < 24; i++) {
+		ck_assert_int_eq(l1_alloc_bytes(a, 2 * MB, 1, &o[i]), 0);
+		ck_assert_msg(mock_is_registered(&m, o[i].ptr, o[i].size),
+			      "object %d (offset %llu MiB) handed out unregistered; %llu MiB "
+			      "registered", i, (unsigned long long)(o[i].offset / MB),
+			      (unsigned long long)(*m.bytes / MB));
+	}
+	ck_assert_int_eq(l1_get_vm_space(a, &vm1), 0);
+	ck_assert_uint_gt(vm1.committed, vm0.committed);
+	ck_assert_uint_ge(*m.bytes, vm1.committed);
+	ck_assert_int_eq(l1_free(a, o, 24), 0);
+	l1t_destroy(a);
+	ck_assert_int_eq(*m.live, 0);
+}
+END_TEST
+
+/* tests/gpu/gpu_pin.c must build without the CUDA toolkit, and its checks
+ * must pass against tests/gpu/mock_cudart.c (a dry run of tests/gpu/run.sh
+ * at small sizes).  Needs the source tree as the working directory (as
+ * tests/run.sh runs us) and $BUILD/lib/libl1arena.a. */
+START_TEST(test_gpu_program_dry_run)
+{
+	const char *build = getenv("BUILD");
+	const char *cc = getenv("CC");
+	char lib[256], cmd[2048], dir[128];
+	const char *san = "";
+	int r;
+
+	if (!build || !*build)
+		build = "build";
+	snprintf(lib, sizeof lib, "%s/lib/libl1arena.a", build);
+	if (access("tests/gpu/gpu_pin.c", R_OK) || access(lib, R_OK)) {
+		printf("gpu_program_dry_run: not in the source tree or no %s; not run\n", lib);
+		return;
+	}
+	if (strstr(build, "asan"))
+		san = "-fsanitize=address,undefined";
+	else if (strstr(build, "tsan"))
+		san = "-fsanitize=thread";
+	ck_assert_ptr_nonnull(mkdtemp(strcpy(dir, "/tmp/l1pin-gpu.XXXXXX")));
+	snprintf(cmd, sizeof cmd,
+		 "set -e; c=%s; $c -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iarena %s "
+		 "-o %s/gpu_pin tests/gpu/gpu_pin.c %s "
+		 "$(pkg-config --libs liburing 2>/dev/null || echo -luring) -ldl -lpthread; "
+		 "$c -std=gnu11 -Wall -Wextra -Werror -shared -fPIC -o %s/libcudart_mock.so "
+		 "tests/gpu/mock_cudart.c -lpthread",
+		 cc && *cc ? cc : "cc", san, dir, lib, dir);
+	r = system(cmd);
+	ck_assert_msg(r == 0, "building tests/gpu/gpu_pin.c or the mock failed: %s", cmd);
+	const char *pools = getenv("L1_TEST_DIR");
+	char shm[64];
+	if (!pools || !*pools) {
+		snprintf(shm, sizeof shm, "/dev/shm/l1test-%d", (int)getuid());
+		mkdir(shm, 0700);
+		pools = shm;
+	}
+	snprintf(cmd, sizeof cmd, "L1ARENA_CUDART=%s/libcudart_mock.so %s/gpu_pin --small "
+		 "--dir %s %s all", dir, dir, pools, l1t_on_hugetlbfs() ? "" : "--allow-shm");
+	r = system(cmd);
+	snprintf(lib, sizeof lib, "rm -rf %s", dir);
+	if (system(lib) != 0)
+		printf("could not remove %s\n", dir);
+	ck_assert_msg(WIFEXITED(r) && WEXITSTATUS(r) == 0,
+		      "gpu_pin dry run against the mock libcudart failed (status %d)", r);
+}
+END_TEST
+
 static Suite *pin_suite(void)
 {
 	Suite *s = suite_create("pin");
@@ -694,6 +803,8 @@ static Suite *pin_suite(void)
 		{ "pool_no_driver", test_pool_no_driver, 0 },
 		{ "pool_disabled", test_pool_disabled, 0 },
 		{ "pool_mock_pinned", test_pool_mock_pinned, 1 },
+		{ "pool_mock_lazy_growth", test_pool_mock_lazy_growth, 1 },
+		{ "gpu_program_dry_run", test_gpu_program_dry_run, 0 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		TCase *tc = tcase_create(cases[i].name);
