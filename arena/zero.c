@@ -61,10 +61,14 @@ struct zjob {
 	uint64_t completed;             /* bytes known to be zero */
 };
 
+/* A read in flight.  It may span several jobs whose extents lie back to
+ * back in memory (a batch freed together usually does), so that small
+ * objects do not cost one io-wq work item each. */
 struct zpiece {
 	char *ptr;                      /* what is still to be read */
 	uint64_t len;
-	uint64_t seq;                   /* job it belongs to */
+	uint64_t seq;                   /* job that ptr lies in */
+	uint64_t off;                   /* ptr's offset inside that job */
 	uint32_t retries;
 	uint32_t next_free;
 };
@@ -361,6 +365,28 @@ static void report(struct l1_zero *z)
 
 /* ---- io_uring mode ------------------------------------------------------ */
 
+/* n more bytes at the front of the piece are zero: credit them to the
+ * jobs they belong to, in order, and move the piece past them. */
+static void piece_credit(struct l1_zero *z, struct zpiece *p, uint64_t n)
+{
+	while (n) {
+		struct zjob *j = job_at(z, p->seq);
+		uint64_t k = j->e.len - p->off;
+
+		if (k > n)
+			k = n;
+		job_finish_bytes(z, p->seq, k);
+		p->ptr += k;
+		p->len -= k;
+		p->off += k;
+		n -= k;
+		if (p->off == j->e.len) {
+			p->seq++;
+			p->off = 0;
+		}
+	}
+}
+
 static void piece_memset(struct l1_zero *z, struct zpiece *p, int err)
 {
 	if (!z->warned) {
@@ -369,7 +395,7 @@ static void piece_memset(struct l1_zero *z, struct zpiece *p, int err)
 		z->warned = 1;
 	}
 	memset(p->ptr, 0, p->len);
-	job_finish_bytes(z, p->seq, p->len);
+	piece_credit(z, p, p->len);
 }
 
 static struct io_uring_sqe *get_sqe(struct l1_zero *z)
@@ -421,17 +447,30 @@ static void uring_issue(struct l1_zero *z)
 	while (z->free_piece < z->npieces && (j = next_to_issue(z))) {
 		uint32_t idx = z->free_piece;
 		struct zpiece *p = &z->pieces[idx];
-		uint64_t n = j->e.len - j->issued;
 
-		if (n > z->piece)
-			n = z->piece;
 		z->free_piece = p->next_free;
 		z->inflight++;
 		p->ptr = (char *)j->e.ptr + j->issued;
-		p->len = n;
+		p->len = 0;
 		p->seq = z->issue_seq;
+		p->off = j->issued;
 		p->retries = 0;
-		j->issued += n;
+		for (;;) {
+			uint64_t n = j->e.len - j->issued;
+			struct zjob *nj;
+
+			if (n > z->piece - p->len)
+				n = z->piece - p->len;
+			j->issued += n;
+			p->len += n;
+			if (p->len == z->piece || z->issue_seq == z->taken_seq)
+				break;
+			nj = job_at(z, z->issue_seq + 1);
+			if (!nj->e.len || nj->e.ptr != (char *)j->e.ptr + j->e.len)
+				break;
+			z->issue_seq++;         /* j is all issued: go on in nj */
+			j = nj;
+		}
 		if (piece_queue(z, idx) < 0) {
 			piece_memset(z, p, EBUSY);
 			piece_put(z, idx);
@@ -454,13 +493,11 @@ static void uring_complete(struct l1_zero *z, uint64_t tag, int res)
 	idx = (uint32_t)tag;
 	p = &z->pieces[idx];
 	if (res > 0) {
-		job_finish_bytes(z, p->seq, (uint64_t)res);
-		if ((uint64_t)res >= p->len)
+		piece_credit(z, p, (uint64_t)res < p->len ? (uint64_t)res : p->len);
+		if (!p->len)
 			goto out_put;
 		/* Short read: the rest goes again. */
 		z->new_short++;
-		p->ptr += res;
-		p->len -= (uint64_t)res;
 		p->retries = 0;
 	} else if ((res == -EINTR || res == -EAGAIN) &&
 		   p->retries < L1_ZERO_MAX_RETRIES) {

@@ -208,6 +208,70 @@ START_TEST(test_many_in_flight)
 }
 END_TEST
 
+static int all_byte(const unsigned char *p, uint64_t len, unsigned char v)
+{
+	for (uint64_t i = 0; i < len; i++)
+		if (p[i] != v)
+			return 0;
+	return 1;
+}
+
+/* Extents back to back (merged into shared reads), with gaps between some
+ * and out of address order for others: every extent reads zero, and no
+ * byte outside them was touched. */
+START_TEST(test_coalesce_bounds)
+{
+	struct rec *r = rec_new();
+	static struct l1_zero_extent e[MAX_EXT];
+	static uint64_t gap_off[MAX_EXT], gap_len[MAX_EXT];
+	uint64_t len = 96 * MiB, off = 0, x = 12345;
+	uint32_t n = 0, ng = 0;
+	char *p = map_anon(len);
+	struct l1_zero *z = start(L1_ZERO_AUTO, 256 * KiB, 32, r);
+
+	memset(p, 0xc3, len);
+	while (n < 4000) {
+		uint64_t sz, gap;
+
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		sz = 1 + (x >> 33) % (300 * KiB);
+		gap = (x >> 20) % 4 == 0 ? 1 + (x >> 40) % 5000 : 0;
+		if (off + sz + gap > len)
+			break;
+		e[n] = (struct l1_zero_extent){ .slot = n, .gen = (uint32_t)x,
+						.ptr = p + off, .len = sz };
+		r->want[n] = e[n];
+		n++;
+		off += sz;
+		if (gap) {
+			gap_off[ng] = off;
+			gap_len[ng++] = gap;
+			off += gap;
+		}
+	}
+	gap_off[ng] = off;
+	gap_len[ng++] = len - off;
+	/* swap some neighbours so address order and queue order differ */
+	for (uint32_t i = 0; i + 1 < n; i += 7) {
+		struct l1_zero_extent t = e[i];
+		e[i] = e[i + 1];
+		e[i + 1] = t;
+	}
+	ck_assert_int_eq(l1_zero_submit(z, e, n), 0);
+	ck_assert_int_eq(l1_zero_flush(z, 120000), 0);
+	check_all_once(r, n);
+	for (uint32_t i = 0; i < n; i++)
+		ck_assert_msg(l1t_is_zero(e[i].ptr, e[i].len), "extent %u not zero", i);
+	for (uint32_t i = 0; i < ng; i++)
+		ck_assert_msg(all_byte((unsigned char *)p + gap_off[i], gap_len[i], 0xc3),
+			      "gap %u at %llu was written", i,
+			      (unsigned long long)gap_off[i]);
+	l1_zero_stop(z);
+	munmap(p, len);
+	free(r);
+}
+END_TEST
+
 static void batching(int32_t method)
 {
 	struct rec *r = rec_new();
@@ -713,6 +777,7 @@ static Suite *zero_suite(void)
 	} cases[] = {
 		{ "anon_auto", test_anon_auto },
 		{ "many_in_flight", test_many_in_flight },
+		{ "coalesce_bounds", test_coalesce_bounds },
 		{ "batch_cookies_uring", test_batch_cookies_uring },
 		{ "batch_cookies_memset", test_batch_cookies_memset },
 		{ "zero_length", test_zero_length },
