@@ -35,6 +35,9 @@ int l1__lock_init(struct l1_hdr *h)
 
 int l1__lock(struct l1_arena *a)
 {
+	if (a->readonly)        /* the mapping is read-only: the mutex cannot be taken */
+		return l1__err(-EROFS, "pool attached read-only: this call needs the pool "
+			       "lock (attach read-write)");
 	int r = pthread_mutex_lock(mutex_of(a->h));
 	if (r == 0)
 		return 0;
