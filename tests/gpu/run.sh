@@ -76,7 +76,8 @@ if [ $bench -eq 1 ] && ! make -s -j"$jobs" bins BUILD="$BUILD"; then
 fi
 
 # ---- huge pages, given back on exit -----------------------------------------
-if [ $mock -eq 1 ]; then pages_def=128; elif [ $bench -eq 1 ]; then pages_def=8704; else pages_def=1536; fi
+if [ $mock -eq 1 ]; then pages_def=$((128 + bench * 640)); elif [ $bench -eq 1 ]; then pages_def=8704
+else pages_def=1536; fi
 pages=${L1_GPU_HUGEPAGES:-$pages_def}
 orig_pages=""; mnt=""; shmdir=""; dir=""; shm_flag=""
 
