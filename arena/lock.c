@@ -13,6 +13,21 @@
 
 #include "internal.h"
 
+#define SPIN_TRIES 64
+
+static void spin_pause(int i)
+{
+	for (int k = 0; k < 8 << (i < 4 ? i : 4); k++) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#elif defined(__aarch64__)
+		__asm__ volatile("yield");
+#else
+		__asm__ volatile("" ::: "memory");
+#endif
+	}
+}
+
 static pthread_mutex_t *mutex_of(struct l1_hdr *h)
 {
 	return (pthread_mutex_t *)(void *)h->lock;
@@ -38,7 +53,16 @@ int l1__lock(struct l1_arena *a)
 	if (a->readonly)        /* the mapping is read-only: the mutex cannot be taken */
 		return l1__err(-EROFS, "pool attached read-only: this call needs the pool "
 			       "lock (attach read-write)");
-	int r = pthread_mutex_lock(mutex_of(a->h));
+	/* critical sections are a few microseconds: spin a little before
+	 * sleeping in the kernel, which costs more than the wait itself */
+	int r = EBUSY;
+	for (int i = 0; i < SPIN_TRIES && r == EBUSY; i++) {
+		r = pthread_mutex_trylock(mutex_of(a->h));
+		if (r == EBUSY)
+			spin_pause(i);
+	}
+	if (r == EBUSY)
+		r = pthread_mutex_lock(mutex_of(a->h));
 	if (r == 0)
 		return 0;
 	if (r == EOWNERDEAD) {
