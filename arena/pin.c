@@ -38,6 +38,11 @@
 #include <strings.h>
 
 #define PIN_MAX_CHUNK (64ull << 30)
+/* NODELETE: dlclose at close drops our reference but never unmaps the
+ * runtime (and the driver it loaded) under a live CUDA context; pools are
+ * opened and closed many times in one process and CUDA is not meant to be
+ * torn down and brought up again. */
+#define PIN_DLFLAGS (RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)
 #define PIN_MSG_MAX 256
 
 /* The CUDA runtime ABI we rely on (driver_types.h / cuda_runtime_api.h). */
@@ -130,7 +135,7 @@ static int load_cudart(struct l1_pin *pn)
 	void *dl = NULL;
 
 	if (env && *env) {
-		dl = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+		dl = dlopen(env, PIN_DLFLAGS);
 		if (!dl) {
 			const char *e = dlerror();
 			size_t n = strlen(env);
@@ -146,7 +151,7 @@ static int load_cudart(struct l1_pin *pn)
 		/* First the runtime the application already loaded, if any, so
 		 * that we share its state; then the usual names. */
 		for (int pass = 0; !dl && pass < 2; pass++) {
-			int flags = RTLD_NOW | RTLD_LOCAL | (pass ? 0 : RTLD_NOLOAD);
+			int flags = PIN_DLFLAGS | (pass ? 0 : RTLD_NOLOAD);
 			for (size_t i = 0; !dl && i < NLIBS; i++) {
 				dl = dlopen(default_libs[i], flags);
 				if (dl)
