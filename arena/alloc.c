@@ -164,9 +164,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	int r = alloc_check_args(a, l, count, objs, &size);
 	if (r)
 		return r;
-	if (a->pin_mode != L1_PIN_OFF &&
-	    a->pinned_upto < atomic_load_explicit(&a->h->committed, memory_order_acquire))
-		l1__pin_sync(a);
+	l1__pin_catch_up(a);
 	if (count > 256 && !(starts = malloc(count * sizeof *starts)))
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	struct l1_hdr *h = a->h;
@@ -192,8 +190,10 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		    atomic_load(&h->committed) < h->data_size) {
 			int g = l1__grow(a, count * size);
 			l1__unlock(a);
-			if (g == 0)
+			if (g == 0) {
+				l1__pin_catch_up(a);    /* before the new step is handed out */
 				continue;
+			}
 			tried_grow = 1;
 			continue;
 		}
@@ -438,6 +438,7 @@ int l1_get(struct l1_arena *a, uint64_t id, struct l1_obj *out)
 	uint32_t slot;
 	if (!a || !out)
 		return l1__err(-EINVAL, "NULL argument");
+	l1__pin_catch_up(a);
 	int r = l1__lock(a);
 	if (r)
 		return r;
@@ -470,6 +471,7 @@ int l1_lookup(struct l1_arena *a, const char *key, struct l1_obj *out)
 	uint32_t slot;
 	if (!a || !out)
 		return l1__err(-EINVAL, "NULL argument");
+	l1__pin_catch_up(a);
 	int r = l1__lock(a);
 	if (r)
 		return r;
@@ -496,9 +498,7 @@ static int hold_prologue(struct l1_arena *a)
 	if (a->client_idx == UINT32_MAX)
 		return l1__err(-EINVAL, "this handle has no client slot: holds need one "
 			       "(attach without no_client)");
-	if (a->pin_mode != L1_PIN_OFF &&
-	    a->pinned_upto < atomic_load_explicit(&a->h->committed, memory_order_acquire))
-		l1__pin_sync(a);
+	l1__pin_catch_up(a);
 	return l1__lock(a);
 }
 

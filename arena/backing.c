@@ -74,6 +74,30 @@ int l1__grow(struct l1_arena *a, uint64_t need_bytes)
 	return 0;
 }
 
+/* The first hugetlbfs in /proc/mounts (of page_size, if non-zero), checked
+ * with statfs; 0 and its mount point, or -ENOENT. */
+int l1__find_hugetlbfs(uint64_t page_size, char *out, size_t len)
+{
+	FILE *f = setmntent("/proc/mounts", "r");
+	struct mntent *m;
+	int r = -ENOENT;
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f))) {
+		uint64_t ps;
+		int huge;
+		if (strcmp(m->mnt_type, "hugetlbfs") ||
+		    l1__backing_statfs(m->mnt_dir, &ps, &huge) || !huge ||
+		    (page_size && ps != page_size))
+			continue;
+		snprintf(out, len, "%s", m->mnt_dir);
+		r = 0;
+		break;
+	}
+	endmntent(f);
+	return r;
+}
+
 /* ---- host setup -------------------------------------------------------- */
 
 static int write_ulong(const char *path, unsigned long v)

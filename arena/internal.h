@@ -112,10 +112,20 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 /* backing.c */
 int l1__backing_statfs(const char *path, uint64_t *hugepage_size, int *is_hugetlbfs);
 int l1__backing_commit(int fd, uint64_t off, uint64_t len);
+int l1__find_hugetlbfs(uint64_t page_size, char *out, size_t len);
 int l1__grow(struct l1_arena *a, uint64_t need_bytes);
 
 /* manager.c */
 void l1__pin_sync(struct l1_arena *a);
+/* Before handing out a pointer: register steps committed since last time
+ * (by this process or another), and the first time in L1_PIN_DEFER mode. */
+static inline void l1__pin_catch_up(struct l1_arena *a)
+{
+	if (a->pin_mode != L1_PIN_OFF &&
+	    __atomic_load_n(&a->pinned_upto, __ATOMIC_RELAXED) <
+		    atomic_load_explicit(&a->h->committed, memory_order_acquire))
+		l1__pin_sync(a);
+}
 void l1__client_refresh(struct l1_arena *a);
 
 #endif

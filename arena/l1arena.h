@@ -308,7 +308,8 @@ struct l1_vm_space {
 	char path[L1_PATH_MAX];
 };
 int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *out);
-/* Ranges of the mapping registered with CUDA by this process; returns count. */
+/* Ranges of the mapping registered with CUDA by this process: writes at
+ * most max and returns how many there are (like snprintf, may exceed max). */
 int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t max);
 
 /* ---- clients ----------------------------------------------------------- */

@@ -122,12 +122,26 @@ static int format_pool(struct l1_arena *a, const struct l1_hdr *plan, uint64_t c
 	return 0;
 }
 
-static const char *resolve_path(const char *p)
+/* The pool path: as given, else $L1ARENA_PATH, else the default, which
+ * moves to the first hugetlbfs in /proc/mounts when /dev/hugepages is not
+ * one. */
+static const char *resolve_path(const char *p, char *buf, size_t len)
 {
+	char mnt[L1_PATH_MAX];
+	uint64_t ps;
+	int huge = 0;
 	if (p)
 		return p;
 	p = getenv("L1ARENA_PATH");
-	return p && *p ? p : L1_DEFAULT_PATH;
+	if (p && *p)
+		return p;
+	if (l1__backing_statfs("/dev/hugepages", &ps, &huge) == 0 && huge)
+		return L1_DEFAULT_PATH;
+	if (l1__find_hugetlbfs(0, mnt, sizeof mnt) == 0) {
+		snprintf(buf, len, "%.200s/l1arena", mnt);
+		return buf;
+	}
+	return L1_DEFAULT_PATH;
 }
 
 static struct l1_arena *handle_new(const char *path)
@@ -254,7 +268,7 @@ void l1__pin_sync(struct l1_arena *a)
 		if (len > committed - a->pinned_upto)
 			len = committed - a->pinned_upto;
 		l1_pin_chunk(a->pin, a->base + h->data_off + a->pinned_upto, len);
-		a->pinned_upto += len;
+		__atomic_store_n(&a->pinned_upto, a->pinned_upto + len, __ATOMIC_RELAXED);
 	}
 out:
 	l1__client_refresh(a);
@@ -396,7 +410,8 @@ int l1_arena_create(const struct l1_config *cin, struct l1_arena **out)
 	if (r)
 		return r;
 	struct l1_config c = *cin;
-	struct l1_arena *a = handle_new(resolve_path(c.path));
+	char pbuf[L1_PATH_MAX];
+	struct l1_arena *a = handle_new(resolve_path(c.path, pbuf, sizeof pbuf));
 	if (!a)
 		return l1__err(-ENOMEM, "out of process memory");
 	if ((r = choose_backing(a, &c, &hp, &backing, why, sizeof why)))
@@ -456,7 +471,8 @@ int l1_arena_open(const char *path, const struct l1_open_opts *oin,
 		o = *oin;
 	else
 		l1_open_opts_init(&o);
-	path = resolve_path(path);
+	char pbuf[L1_PATH_MAX];
+	path = resolve_path(path, pbuf, sizeof pbuf);
 	if (strlen(path) >= L1_PATH_MAX)
 		return l1__err(-EINVAL, "path longer than %d bytes", L1_PATH_MAX - 1);
 	struct l1_arena *a = handle_new(path);
@@ -525,9 +541,10 @@ int l1_arena_destroy(const char *path, int force)
 	struct l1_open_opts o;
 	struct l1_arena *a;
 	char real[L1_PATH_MAX];
+	char pbuf[L1_PATH_MAX];
 	l1_open_opts_init(&o);
 	o.readonly = 1;
-	path = resolve_path(path);
+	path = resolve_path(path, pbuf, sizeof pbuf);
 	int r = l1_arena_open(path, &o, &a);
 	if (r == -ENOENT)
 		return r;
@@ -615,6 +632,7 @@ int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 {
 	if (!a || !v)
 		return l1__err(-EINVAL, "NULL argument");
+	l1__pin_catch_up(a);
 	memset(v, 0, sizeof *v);
 	v->base = a->base;
 	v->size = a->map_size;
@@ -635,6 +653,7 @@ int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t ma
 {
 	if (!a)
 		return l1__err(-EINVAL, "NULL pool");
+	l1__pin_catch_up(a);
 	pthread_mutex_lock(&a->local);
 	int n = a->pin ? l1_pin_ranges(a->pin, a->base, out, max) : 0;
 	pthread_mutex_unlock(&a->local);

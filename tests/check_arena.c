@@ -379,6 +379,60 @@ START_TEST(lazy_growth)
 }
 END_TEST
 
+static uint64_t free_hugepages(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[256];
+	unsigned long long v = 0;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "HugePages_Free: %llu", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* A lazy pool larger than the free huge pages: growth stops with a clear
+ * status and allocate reports OUT_OF_MEMORY, never SIGBUS. */
+START_TEST(growth_stops_cleanly)
+{
+	if (!l1t_on_hugetlbfs()) {
+		fprintf(stderr, "growth_stops_cleanly: pools are on shm here; the huge page "
+			"limit is checked when tests/run.sh runs as root\n");
+		return;
+	}
+	uint64_t pages = free_hugepages();
+	ck_assert_uint_gt(pages, 16);
+	struct l1_config c;
+	struct l1_arena *a;
+	l1t_config(&c, "growstop", (pages + 64) * 2 * MiB);
+	c.lazy = 1;
+	c.grow_step_bytes = 16 * MiB;
+	c.init_size_bytes = 16 * MiB;
+	c.zero_on_free = 0;
+	c.max_objects = 4096;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	static struct l1_obj o[4096];
+	uint32_t n = 0;
+	int r;
+	while ((r = l1_alloc_bytes(a, 2 * MiB, 1, &o[n])) == 0) {
+		memset(o[n].ptr, 0x5a, o[n].size);      /* every page is really there */
+		n++;
+	}
+	ck_assert_int_eq(r, -ENOMEM);
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_int_eq(u.grow_failed, 1);
+	ck_assert_ptr_nonnull(strstr(u.grow_reason, "huge pages"));
+	ck_assert_uint_lt(u.committed_bytes, u.total_bytes);
+	ck_assert_uint_eq((uint64_t)n * 2 * MiB, u.committed_bytes);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_free(a, o, n), 0);
+	l1t_destroy(a);
+	ck_assert_uint_ge(free_hugepages(), pages);
+}
+END_TEST
+
 START_TEST(memcheck_repairs)
 {
 	struct l1_config c;
@@ -454,6 +508,7 @@ int main(void)
 	tcase_add_test(t, all_or_nothing);
 	tcase_add_test(t, alloc_errors);
 	tcase_add_test(t, lazy_growth);
+	tcase_add_test(t, growth_stops_cleanly);
 	suite_add_tcase(s, t);
 	t = tcase_create("free");
 	tcase_add_test(t, free_detections);
