@@ -135,6 +135,35 @@ out:
 	return r;
 }
 
+/* Under the lock, after a repair: dirty extents whose zeroer is gone are
+ * taken over by this process's engine at once (gc would find them too, but
+ * allocate may be waiting on exactly these bytes). */
+void l1__requeue_orphans(struct l1_arena *a)
+{
+	struct l1_zero_extent q[L1_ZQ_MAX];
+	uint32_t nq = 0;
+	if (!a->zero)
+		return;
+	for (uint64_t i = 0; i < a->h->max_objects; i++) {
+		struct l1_rec *rec = &a->recs[i];
+		if (atomic_load_explicit(&rec->state, memory_order_relaxed) != L1_STATE_DIRTY)
+			continue;
+		if (rec->zeroer_pid == a->pid && rec->zeroer_start == a->start)
+			continue;
+		if (rec->zeroer_pid && l1__proc_alive(rec->zeroer_pid, rec->zeroer_start))
+			continue;
+		rec->zeroer_pid = a->pid;
+		rec->zeroer_start = a->start;
+		q[nq++] = (struct l1_zero_extent){ (uint32_t)i, rec->gen, a->base + rec->offset,
+						   rec->size };
+		if (nq == L1_ZQ_MAX) {
+			l1__zero_queue(a, q, nq);
+			nq = 0;
+		}
+	}
+	l1__zero_queue(a, q, nq);
+}
+
 int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms)
 {
 	if (!a)

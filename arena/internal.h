@@ -105,6 +105,9 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n);
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n);
 
+/* gc.c */
+void l1__requeue_orphans(struct l1_arena *a);
+
 /* check.c */
 void l1__rebuild(struct l1_arena *a);
 int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);

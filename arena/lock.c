@@ -4,9 +4,10 @@
  * slot stack, the key index, the hold entries, the layout table and the
  * client table.  Recovery story: a process killed while holding it leaves
  * EOWNERDEAD to the next locker, which rebuilds all derived state from the
- * records (check.c), counts a repair, marks the mutex consistent and goes
- * on; the dead process's unpublished objects and dirty extents are then
- * reclaimed by gc.  No locker ever waits on a dead process.
+ * records (check.c), takes over the dirty extents no live process is
+ * zeroing, counts a repair, marks the mutex consistent and goes on; the dead
+ * process's unpublished objects are then reclaimed by gc.  No locker ever
+ * waits on a dead process.
  */
 #include <errno.h>
 #include <string.h>
@@ -67,6 +68,7 @@ int l1__lock(struct l1_arena *a)
 		return 0;
 	if (r == EOWNERDEAD) {
 		l1__rebuild(a);
+		l1__requeue_orphans(a);
 		atomic_fetch_add(&a->h->repairs, 1);
 		pthread_mutex_consistent(mutex_of(a->h));
 		return 0;
