@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "testutil.h"
 
 struct fixture {
 	struct l1_arena a;
@@ -194,9 +195,5 @@ int main(void)
 	tcase_add_loop_test(t, random_against_model, 0, 4);
 	tcase_add_test(t, summary_rebuild);
 	suite_add_tcase(s, t);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return l1t_run_suite(s);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "l1arena.h"
+#include "testutil.h"
 
 START_TEST(dtype_sizes)
 {
@@ -161,9 +162,5 @@ int main(void)
 	t = tcase_create("config");
 	tcase_add_test(t, config_validation);
 	suite_add_tcase(s, t);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return l1t_run_suite(s);
 }

@@ -247,9 +247,5 @@ int main(void)
 	tcase_add_test(t, large_free_returns_dirty);
 	tcase_add_test(t, killed_with_zeroing_in_flight);
 	suite_add_tcase(s, t);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return l1t_run_suite(s);
 }

@@ -132,3 +132,12 @@ void l1t_memcheck_clean(struct l1_arena *a)
 	int r = l1_arena_memcheck(a, 0, rep, sizeof rep);
 	ck_assert_msg(r == 0, "memcheck found %d problem(s): %s", r, rep);
 }
+
+int l1t_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}

@@ -7,6 +7,7 @@
 #ifndef L1_TESTUTIL_H
 #define L1_TESTUTIL_H
 
+#include <check.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "l1arena.h"
@@ -31,6 +32,8 @@ int l1t_wait(pid_t pid);
 void l1t_fill(void *p, uint64_t len, uint64_t seed);
 int l1t_check(const void *p, uint64_t len, uint64_t seed);
 int l1t_is_zero(const void *p, uint64_t len);
+/* Runs a suite (fork mode, the Check default) and gives main's exit code. */
+int l1t_run_suite(Suite *s);
 /* memcheck that must be clean; fails the test with the report otherwise. */
 void l1t_memcheck_clean(struct l1_arena *a);
 
