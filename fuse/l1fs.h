@@ -102,6 +102,9 @@ struct l1fs {
 	double entry_timeout;           /* objects, meta, keys */
 	double attr_timeout;
 	unsigned gc_interval_ms;        /* 0 = no periodic gc */
+	unsigned read_ahead_kb;         /* set at the first request; 0 = no */
+	_Atomic int read_ahead_set;
+	char *mountpoint;               /* absolute */
 	struct timespec mount_time;
 
 	/* ids opened while unpublished: their page cache may hold bytes the
@@ -201,6 +204,10 @@ void l1fs_idset_free(struct l1fs_idset *s);
 extern const struct fuse_lowlevel_ops l1fs_ops;
 
 int l1fs_reaper_start(struct l1fs *fs);
+/* bdi.c: sets read_ahead_kb of the l1fs mount at mountpoint (root only).
+ * l1fs_first_request does it once, after INIT (whose reply resets it). */
+int l1fs_set_readahead(const char *mountpoint, unsigned kb);
+void l1fs_first_request(struct l1fs *fs);
 void l1fs_reaper_stop(struct l1fs *fs);
 
 #endif

@@ -34,6 +34,7 @@ struct l1fs_cli {
 	double gc_interval;             /* seconds; 0 = off */
 	double entry_timeout;
 	double attr_timeout;
+	unsigned read_ahead_kb;         /* 0 = leave the kernel's */
 };
 
 #define CLI_OPT(t, m) { t, offsetof(struct l1fs_cli, m), 0 }
@@ -46,6 +47,7 @@ static const struct fuse_opt cli_spec[] = {
 	CLI_OPT("gc_interval=%lf", gc_interval),
 	CLI_OPT("entry_timeout=%lf", entry_timeout),
 	CLI_OPT("attr_timeout=%lf", attr_timeout),
+	CLI_OPT("read_ahead_kb=%u", read_ahead_kb),
 	FUSE_OPT_END
 };
 
@@ -61,6 +63,8 @@ static void usage(const char *prog)
 	       "    -o gc_interval=SEC            run gc every SEC seconds (default 2; 0 = never)\n"
 	       "    -o entry_timeout=SEC          kernel caching of names (default 1)\n"
 	       "    -o attr_timeout=SEC           kernel caching of attributes (default 1)\n"
+	       "    -o read_ahead_kb=N            read-ahead of the mount (default 4096; root\n"
+	       "                                  only; 0 = the kernel's 128)\n"
 	       "    -o allow_other                let other users in (as far as the objects'\n"
 	       "                                  modes allow); a non-root user needs\n"
 	       "                                  user_allow_other in /etc/fuse.conf\n"
@@ -166,7 +170,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct fuse_cmdline_opts opts;
 	struct l1fs_cli cli = { .gc_interval = 2.0, .entry_timeout = 1.0,
-				.attr_timeout = 1.0 };
+				.attr_timeout = 1.0, .read_ahead_kb = 4096 };
 	struct l1fs fs;
 	const char *path;
 	int ret = 1, ready_fd = -1, r;
@@ -207,6 +211,8 @@ int main(int argc, char **argv)
 	if (!path || !*path)
 		path = L1_DEFAULT_PATH;
 	fs.gc_interval_ms = (unsigned)(cli.gc_interval * 1000 + 0.5);
+	fs.read_ahead_kb = cli.read_ahead_kb <= (1u << 20) ? cli.read_ahead_kb : (1u << 20);
+	fs.mountpoint = realpath(opts.mountpoint, NULL);
 	fs.entry_timeout = cli.entry_timeout;
 	fs.attr_timeout = cli.attr_timeout;
 	fs.uid = getuid();
@@ -249,6 +255,7 @@ out_arena:
 	l1fs_idset_free(&fs.cached);
 	pthread_mutex_unlock(&fs.cache_lock);
 out_args:
+	free(fs.mountpoint);
 	free(opts.mountpoint);
 	free(cli.arena);
 	fuse_opt_free_args(&args);

@@ -198,6 +198,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
+	l1fs_first_request(fs_of(req));
 	int r = lookup_entry(fs_of(req), parent, name, &e);
 	if (r < 0)
 		fuse_reply_err(req, l1fs_errno(r));
@@ -225,6 +226,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	double timeout;
 	(void)fi;
+	l1fs_first_request(fs_of(req));
 	int r = node_stat(fs_of(req), ino, &st, &timeout);
 	if (r < 0)
 		fuse_reply_err(req, l1fs_errno(r));
@@ -461,6 +463,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *h = calloc(1, sizeof *h);
 	int r;
 
+	l1fs_first_request(fs);
 	if (!h) {
 		fuse_reply_err(req, ENOMEM);
 		return;
