@@ -1,0 +1,75 @@
+"""The example of issue 8 runs with only its import lines changed.
+
+The example is kept below exactly as the issue gives it.  With torch it runs
+verbatim; NumPy-only machines run the same text with torch.Size([...]) as a
+tuple and torch.float16 as numpy.float16 (the only edits, made by the test
+itself).  It runs in a fresh interpreter whose environment says where the
+pool goes (L1ARENA_PATH, read by the C library) and sizes what the example
+leaves to defaults to a test machine: L1ARENA_INIT_SIZE / _GROW_STEP /
+_MAX_OBJECTS keep the 64 GiB lazy pool's committed part and metadata small,
+L1ARENA_ALLOW_SHM allows /dev/shm where run.sh has no hugetlbfs mount.
+"""
+
+import ast
+import os
+import subprocess
+import sys
+
+from conftest import child_env, needs_torch, on_hugetlbfs, pool_path, remove_pool
+
+EXAMPLE = '''\
+config = L1MemoryManagerConfig(size_in_bytes=64 * (1 << 30), use_lazy=True)
+manager = L1MemoryManager(config)
+layout = MemoryLayoutDesc(shapes=[torch.Size([2, 32, 128])], dtypes=[torch.float16])
+error, mem_objs = manager.allocate(layout, count=10)
+if error == L1Error.SUCCESS: ...
+used, total = manager.get_memory_usage()
+manager.free(mem_objs)
+manager.close()
+'''
+
+IMPORTS = ("from l1arena import L1MemoryManagerConfig, L1MemoryManager, "
+           "MemoryLayoutDesc, L1Error\n")
+
+REPORT = '''
+print(repr((error.name, len(mem_objs), used, total,
+            sorted({o.get_shape() for o in mem_objs}),
+            mem_objs[0].layout.format(), manager.closed)))
+'''
+
+
+def run_example(imports, body):
+    path = pool_path("example")
+    env = child_env(L1ARENA_PATH=path, L1ARENA_INIT_SIZE="64M",
+                    L1ARENA_GROW_STEP="64M", L1ARENA_MAX_OBJECTS="65536")
+    if not on_hugetlbfs():
+        env["L1ARENA_ALLOW_SHM"] = "1"
+    try:
+        r = subprocess.run([sys.executable, "-c", imports + body + REPORT],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert os.path.exists(path)             # the pool went where we said
+    finally:
+        remove_pool(path)
+    err, n, used, total, shapes, dtype, closed = ast.literal_eval(
+        r.stdout.strip().splitlines()[-1])
+    assert err == "SUCCESS" and n == 10
+    assert used == 10 * 2 * 32 * 128 * 2          # 10 objects of 16 KiB
+    assert total == 64 << 30
+    assert shapes == [(2, 32, 128)]
+    assert closed
+    return dtype
+
+
+@needs_torch
+def test_issue_example_verbatim_with_torch():
+    dtype = run_example("import torch\n" + IMPORTS, EXAMPLE)
+    assert dtype == "[2,32,128]:fp16"
+
+
+def test_issue_example_with_tuples_and_numpy_dtypes():
+    body = (EXAMPLE.replace("torch.Size([2, 32, 128])", "(2, 32, 128)")
+            .replace("torch.float16", "numpy.float16"))
+    assert "torch" not in body
+    dtype = run_example("import numpy\n" + IMPORTS, body)
+    assert dtype == "[2,32,128]:fp16"
