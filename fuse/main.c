@@ -26,8 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 
 struct l1fs_cli {
 	char *arena;
@@ -146,6 +151,12 @@ static int attach(struct l1fs *fs, const char *path)
 		return r;
 	}
 	fs->pool_id = vm.pool_id;
+	/* Map the committed data in now, on huge pages (a page-table entry per
+	 * huge page; 4 KiB pages would cost real memory): otherwise the first
+	 * read of each region through the view pays its faults.  Best effort;
+	 * the uncommitted part of a lazy pool is left alone. */
+	if (vm.page_size >= (2u << 20) && vm.committed)
+		madvise((char *)vm.base + vm.data_offset, vm.committed, MADV_POPULATE_READ);
 	return 0;
 }
 
