@@ -242,7 +242,7 @@ static double list_dir(const char *path, uint64_t *count)
 
 static int make_shm_files(struct view_run *v, uint32_t n)
 {
-	snprintf(v->shm_dir, sizeof v->shm_dir, "/dev/shm/l1bench-view-%d", (int)getpid());
+	snprintf(v->shm_dir, sizeof v->shm_dir, "/dev/shm/l1bench-viewls-%d", (int)getpid());
 	if (mkdir(v->shm_dir, 0700))
 		return -errno;
 	for (uint32_t i = 0; i < n; i++) {
