@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "l1arena.h"
@@ -459,6 +460,60 @@ START_TEST(test_flush)
 }
 END_TEST
 
+/* No flush needed: work submitted right after other work (the engine naps)
+ * and after a long idle spell (the engine sleeps until woken) both get done
+ * on their own.  The clock only bounds the wait; nothing asserts a speed. */
+static int wait_no_pending(struct l1_zero *z)
+{
+	struct l1_zero_stats s;
+
+	for (int i = 0; i < 20000; i++) {
+		struct timespec ts = { 0, 1000000 };
+		l1_zero_get_stats(z, &s);
+		if (!s.pending_bytes)
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static void progress(int32_t method)
+{
+	struct rec *r = rec_new();
+	char *p = map_anon(4 * MiB);
+	struct l1_zero *z = start(method, 0, 0, r);
+
+	for (uint32_t i = 0; i < 4; i++) {
+		struct l1_zero_extent e = { .slot = i, .gen = i, .ptr = p + i * MiB,
+					    .len = MiB };
+		r->want[i] = e;
+		memset(e.ptr, 0x77, MiB);
+		if (i == 2) {   /* long enough idle for the engine to sleep */
+			struct timespec ts = { 0, 100000000 };
+			nanosleep(&ts, NULL);
+		}
+		ck_assert_int_eq(l1_zero_submit(z, &e, 1), 0);
+		ck_assert_msg(wait_no_pending(z), "extent %u never zeroed without flush", i);
+		ck_assert_uint_eq(r->times[i], 1);
+		ck_assert(l1t_is_zero(e.ptr, MiB));
+	}
+	l1_zero_stop(z);
+	munmap(p, 4 * MiB);
+	free(r);
+}
+
+START_TEST(test_progress_uring)
+{
+	progress(L1_ZERO_AUTO);
+}
+END_TEST
+
+START_TEST(test_progress_memset)
+{
+	progress(L1_ZERO_MEMSET);
+}
+END_TEST
+
 /* Flushers on several threads while another thread keeps submitting. */
 struct flusher {
 	struct l1_zero *z;
@@ -786,6 +841,8 @@ static Suite *zero_suite(void)
 		{ "large_async_memset", test_large_async_memset },
 		{ "flush", test_flush },
 		{ "flush_threads", test_flush_threads },
+		{ "progress_uring", test_progress_uring },
+		{ "progress_memset", test_progress_memset },
 		{ "memset_forced_opts", test_memset_forced_opts },
 		{ "memset_forced_env", test_memset_forced_env },
 		{ "uring_forced_env", test_uring_forced_env },
