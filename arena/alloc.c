@@ -178,7 +178,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			l1__unlock(a);
 			goto out;
 		}
-		r = h->slot_top < count ? -ENOSPC : claim_runs(a, nblk, count, starts);
+		r = !l1__slots_ready(a, count) ? -ENOSPC : claim_runs(a, nblk, count, starts);
 		if (r == 0) {
 			if (a->test_hook)
 				a->test_hook(a, L1_HOOK_ALLOC_CLAIMED);

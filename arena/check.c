@@ -7,7 +7,11 @@
  * grow step, free-slot stack, key index (reachable, no loops), holds, and
  * counters.  Rebuild and memcheck run under the pool lock.  A record whose
  * geometry is impossible, or that overlaps an earlier one, is dropped by the
- * rebuild (its bytes are not trusted) and reported by memcheck.
+ * rebuild (its bytes are not trusted) and reported by memcheck; one whose
+ * other fields are impossible (generation 0, a key too long, an unknown
+ * layout) but whose extent is its own is retired to DIRTY, so its bytes are
+ * zeroed before reuse; of two published records with one key, the second
+ * keeps its object and loses the key.  So a repair always ends clean.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -53,7 +57,10 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 		return l1__err(-EBADMSG, "block count disagrees with the data size");
 	if (!h->grow_step || h->grow_step % h->block_size)
 		return l1__err(-EBADMSG, "grow step is not a multiple of the block size");
+	/* nbuckets is bounded before it is multiplied: 2^62 buckets would make a
+	 * region of 2^64 = 0 bytes that passes the overlap test below */
 	if (!h->max_objects || h->max_objects >= UINT32_MAX || !pow2(h->nbuckets) ||
+	    h->nbuckets > (1ull << 32) ||
 	    h->max_layouts > L1_MAX_LAYOUTS || h->max_clients > L1_MAX_CLIENTS ||
 	    !h->max_holds || h->max_holds >= UINT32_MAX)
 		return l1__err(-EBADMSG, "table sizes out of range");
@@ -90,8 +97,9 @@ static int live_or_dirty(uint32_t s)
 	return s >= L1_STATE_ALLOCATED && s <= L1_STATE_DOOMED;
 }
 
-/* Geometry a record must have to be trusted. */
-static int rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
+/* Geometry a record must have to be trusted (and before anything derives a
+ * block, a pointer or a zeroing extent from it). */
+int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
 {
 	const struct l1_hdr *h = a->h;
 	uint64_t committed = atomic_load(&((struct l1_hdr *)h)->committed);
@@ -111,6 +119,30 @@ static void rec_blocks(const struct l1_arena *a, const struct l1_rec *r, uint64_
 	*n = r->size / a->h->block_size;
 }
 
+/* Fields a live or dirty record must have besides its geometry (memcheck
+ * checks the same); a dirty record's layout no longer matters. */
+static int rec_fields_ok(const struct l1_arena *a, const struct l1_rec *r, uint32_t st)
+{
+	if (r->gen == 0 || r->key_len > L1_KEY_MAX)
+		return 0;
+	return st == L1_STATE_DIRTY ||
+	       (r->layout_id < a->h->nlayouts && a->layouts[r->layout_id].bytes <= r->size);
+}
+
+/* Takes a record's blocks: 0, or -1 if its extent is impossible or overlaps
+ * blocks taken before it (then its bytes are not trusted). */
+static int rec_claim(struct l1_arena *a, const struct l1_rec *r)
+{
+	uint64_t b, n;
+	if (!l1__rec_geometry_ok(a, r))
+		return -1;
+	rec_blocks(a, r, &b, &n);
+	if (l1__bm_test_any(a, b, n))
+		return -1;
+	l1__bm_set(a, b, n);
+	return 0;
+}
+
 void l1__rebuild(struct l1_arena *a)
 {
 	struct l1_hdr *h = a->h;
@@ -123,6 +155,14 @@ void l1__rebuild(struct l1_arena *a)
 		atomic_store(&h->nobj[i], 0);
 	if (h->nlayouts > h->max_layouts)
 		h->nlayouts = (uint32_t)h->max_layouts;
+	/* first the records whose fields are sound take their blocks, so that a
+	 * record with impossible fields never wins an overlap against them */
+	for (uint64_t s = h->max_objects; s-- > 0;) {
+		struct l1_rec *r = &a->recs[s];
+		uint32_t st = atomic_load(&r->state);
+		if (live_or_dirty(st) && rec_fields_ok(a, r, st) && rec_claim(a, r) < 0)
+			atomic_store(&r->state, L1_STATE_FREE);   /* untrustworthy: drop */
+	}
 	/* walk down so the lowest slots end on top of the stack */
 	for (uint64_t s = h->max_objects; s-- > 0;) {
 		struct l1_rec *r = &a->recs[s];
@@ -130,14 +170,28 @@ void l1__rebuild(struct l1_arena *a)
 		r->holds = 0;
 		r->hold_head = 0;
 		r->key_next = 0;
-		r->flags &= ~L1_REC_F_KEYED;
-		if (live_or_dirty(st)) {
-			uint64_t b, n;
-			if (!rec_geometry_ok(a, r) || (rec_blocks(a, r, &b, &n),
-						       l1__bm_test_any(a, b, n)))
-				st = L1_STATE_FREE;      /* untrustworthy: drop */
-			else
-				l1__bm_set(a, b, n);
+		r->flags &= ~(L1_REC_F_KEYED | L1_REC_F_MARK);
+		if (live_or_dirty(st) && !rec_fields_ok(a, r, st)) {
+			/* generation 0, a key too long, an unknown layout: no longer an
+			 * object.  If its extent is its own, retire it like a freed one
+			 * (zeroed before reuse); else drop it. */
+			if (rec_claim(a, r) < 0) {
+				st = L1_STATE_FREE;
+			} else {
+				r->gen += !r->gen;
+				r->key_len = 0;
+				r->key[0] = 0;
+				r->zeroer_pid = 0;
+				r->zeroer_start = 0;
+				st = L1_STATE_DIRTY;
+				if (!h->zero_on_free) {
+					uint64_t b, n;
+					rec_blocks(a, r, &b, &n);
+					l1__bm_clear(a, b, n);
+					st = L1_STATE_FREE;
+				}
+			}
+			atomic_store(&r->state, st);
 		}
 		if (!live_or_dirty(st)) {
 			atomic_store(&r->state, L1_STATE_FREE);
@@ -152,8 +206,12 @@ void l1__rebuild(struct l1_arena *a)
 			atomic_fetch_add(&h->used_bytes, r->size);
 		if (st == L1_STATE_PUBLISHED && r->key_len > 0 && r->key_len <= L1_KEY_MAX) {
 			r->key_hash = l1__hash(r->key, r->key_len);
-			if (l1__key_find(a, r->key, r->key_len) < 0)
+			if (l1__key_find(a, r->key, r->key_len) < 0) {
 				l1__key_link(a, (uint32_t)s);
+			} else {        /* a second record with that key: keep it, keyless */
+				r->key_len = 0;
+				r->key[0] = 0;
+			}
 		}
 	}
 	l1__bm_rebuild_summary(a);
@@ -261,7 +319,7 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 		nobj[st]++;
 		if (st == L1_STATE_FREE)
 			continue;
-		if (!rec_geometry_ok(a, r)) {
+		if (!l1__rec_geometry_ok(a, r)) {
 			problem(rp, "record %llu: extent [%llu, +%llu) is outside the committed data "
 				"region, misaligned or straddles a grow step", (unsigned long long)s,
 				(unsigned long long)r->offset, (unsigned long long)r->size);
@@ -269,7 +327,9 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 		}
 		if (r->gen == 0)
 			problem(rp, "record %llu: live with generation 0", (unsigned long long)s);
-		if (r->layout_id >= nl)
+		if (st == L1_STATE_DIRTY)
+			;       /* being zeroed: its layout no longer matters */
+		else if (r->layout_id >= nl)
 			problem(rp, "record %llu: unknown layout %u", (unsigned long long)s,
 				r->layout_id);
 		else if (a->layouts[r->layout_id].bytes > r->size)
@@ -354,17 +414,21 @@ static void check_slots_keys_holds(struct l1_arena *a, struct report *rp)
 		}
 		seen[s >> 6] |= 1ull << (s & 63);
 	}
+	/* each record is on one chain at most: a record met twice means a loop
+	 * (or chains that merge), and stops the walk, so that damage costs
+	 * O(records) and not O(buckets x records) */
+	memset(seen, 0, (h->max_objects + 63) / 64 * 8);
 	uint64_t chained = 0;
 	for (uint64_t b = 0; b < h->nbuckets; b++) {
 		uint32_t link = a->buckets[b];
-		uint64_t guard = 0;
 		while (link) {
 			uint32_t s = link - 1;
-			if (s >= h->max_objects || ++guard > h->max_objects) {
+			if (s >= h->max_objects || (seen[s >> 6] & (1ull << (s & 63)))) {
 				problem(rp, "key bucket %llu: chain leaves the table or loops",
 					(unsigned long long)b);
 				break;
 			}
+			seen[s >> 6] |= 1ull << (s & 63);
 			struct l1_rec *r = &a->recs[s];
 			if ((r->key_hash & (h->nbuckets - 1)) != b ||
 			    atomic_load(&r->state) != L1_STATE_PUBLISHED)
@@ -375,21 +439,31 @@ static void check_slots_keys_holds(struct l1_arena *a, struct report *rp)
 		}
 	}
 	(void)chained;
+	/* the same for hold entries, each on one record's chain at most */
+	uint64_t *hseen = calloc((h->max_holds + 63) / 64, 8);
+	if (!hseen) {
+		problem(rp, "out of memory while checking");
+		free(seen);
+		return;
+	}
 	for (uint64_t s = 0; s < h->max_objects; s++) {
 		struct l1_rec *r = &a->recs[s];
-		uint64_t sum = 0, guard = 0;
+		uint64_t sum = 0;
 		for (uint32_t link = r->hold_head; link; link = a->holds[link - 1].next) {
-			if (link > h->max_holds || ++guard > h->max_holds) {
+			uint32_t i = link - 1;
+			if (link > h->max_holds || (hseen[i >> 6] & (1ull << (i & 63)))) {
 				problem(rp, "record %llu: hold chain leaves the table or loops",
 					(unsigned long long)s);
 				break;
 			}
-			sum += a->holds[link - 1].count;
+			hseen[i >> 6] |= 1ull << (i & 63);
+			sum += a->holds[i].count;
 		}
 		if (sum != r->holds)
 			problem(rp, "record %llu: %u holds counted, entries sum to %llu",
 				(unsigned long long)s, r->holds, (unsigned long long)sum);
 	}
+	free(hseen);
 	free(seen);
 }
 

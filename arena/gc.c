@@ -102,6 +102,8 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 	for (uint64_t i = 0; i < h->max_objects; i++) {
 		struct l1_rec *rec = &a->recs[i];
 		uint32_t st = atomic_load_explicit(&rec->state, memory_order_relaxed);
+		if (st != L1_STATE_FREE && !l1__rec_geometry_ok(a, rec))
+			continue;       /* damaged: never zeroed or released; repair drops it */
 		if (st == L1_STATE_ALLOCATED && pid_dead(s, rec->owner_pid, rec->owner_start)) {
 			r0.objects_reclaimed++;
 			r0.bytes_reclaimed += rec->size;

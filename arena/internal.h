@@ -84,6 +84,7 @@ int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *i
 /* objects.c: records, slots, key index, holds; all under the lock. */
 uint32_t l1__slot_pop(struct l1_arena *a);
 void l1__slot_push(struct l1_arena *a, uint32_t slot);
+int l1__slots_ready(struct l1_arena *a, uint32_t count);
 int l1__rec_check_id(struct l1_arena *a, uint64_t id, uint64_t pool_id, uint32_t *slot);
 void l1__key_link(struct l1_arena *a, uint32_t slot);
 void l1__key_unlink(struct l1_arena *a, uint32_t slot);
@@ -110,6 +111,7 @@ void l1__requeue_orphans(struct l1_arena *a);
 
 /* check.c */
 void l1__rebuild(struct l1_arena *a);
+int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r);
 int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 
 /* backing.c */

@@ -20,6 +20,36 @@ uint32_t l1__slot_pop(struct l1_arena *a)
 	return a->slots[--a->h->slot_top];
 }
 
+/* True if the top count entries of the free-slot stack are distinct free
+ * slots, so that count pops cannot name a record outside the table or a
+ * live one (a damaged file).  If they are not, the stack, which is derived,
+ * is rebuilt from the records first. */
+int l1__slots_ready(struct l1_arena *a, uint32_t count)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t top = h->slot_top, i = 0;
+	int bad = top > h->max_objects;
+	for (; !bad && i < count && i < top; i++) {
+		uint32_t s = a->slots[top - 1 - i];
+		if (s >= h->max_objects || (a->recs[s].flags & L1_REC_F_MARK) ||
+		    atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) != L1_STATE_FREE) {
+			bad = 1;
+			break;
+		}
+		a->recs[s].flags |= L1_REC_F_MARK;
+	}
+	while (i-- > 0)         /* unmark the entries marked above */
+		a->recs[a->slots[top - 1 - i]].flags &= ~L1_REC_F_MARK;
+	if (bad) {
+		h->slot_top = 0;
+		for (uint64_t s = h->max_objects; s-- > 0;)
+			if (atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) ==
+			    L1_STATE_FREE)
+				a->slots[h->slot_top++] = (uint32_t)s;
+	}
+	return h->slot_top >= count;
+}
+
 void l1__slot_push(struct l1_arena *a, uint32_t slot)
 {
 	if (a->h->slot_top < a->h->max_objects)
@@ -73,6 +103,10 @@ int l1__rec_check_id(struct l1_arena *a, uint64_t id, uint64_t pool_id, uint32_t
 	}
 	if (!live_state(st))
 		return l1__err(-EALREADY, "object %llu was already freed",
+			       (unsigned long long)id);
+	if (!l1__rec_geometry_ok(a, r))
+		return l1__err(-EBADMSG, "object %llu: its record is damaged (extent outside "
+			       "the data region): run `l1ctl memcheck --repair`",
 			       (unsigned long long)id);
 	*slot = (uint32_t)s;
 	return 0;
@@ -136,7 +170,8 @@ int64_t l1__key_find(struct l1_arena *a, const char *key, uint32_t len)
 			break;
 		struct l1_rec *r = &a->recs[s];
 		if (r->key_hash == hash && r->key_len == len && !memcmp(r->key, key, len) &&
-		    atomic_load_explicit(&r->state, memory_order_relaxed) == L1_STATE_PUBLISHED)
+		    atomic_load_explicit(&r->state, memory_order_relaxed) == L1_STATE_PUBLISHED &&
+		    l1__rec_geometry_ok(a, r))
 			return s;
 		link = r->key_next;
 	}

@@ -22,6 +22,8 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		    uint32_t *nq)
 {
 	struct l1_rec *r = &a->recs[slot];
+	if (!l1__rec_geometry_ok(a, r))
+		return;         /* damaged record: no bits or bytes to release; repair drops it */
 	l1__key_unlink(a, slot);
 	if (a->h->zero_on_free && a->zero) {
 		r->zeroer_pid = a->pid;
@@ -57,7 +59,8 @@ void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 			continue;
 		struct l1_rec *r = &a->recs[e[i].slot];
 		if (r->gen != e[i].gen ||
-		    atomic_load_explicit(&r->state, memory_order_relaxed) != L1_STATE_DIRTY)
+		    atomic_load_explicit(&r->state, memory_order_relaxed) != L1_STATE_DIRTY ||
+		    !l1__rec_geometry_ok(a, r))
 			continue;
 		if (a->test_hook)
 			a->test_hook(a, L1_HOOK_ZERO_DONE);
