@@ -210,25 +210,25 @@ static int uring_probe(struct l1_zero *z, char *why, size_t len)
 	r = io_uring_submit(&z->ring);
 	if (r != 1) {
 		r = r < 0 ? r : -EIO;
-		snprintf(why, len, "submit: %s", err_name(-r));
+		snprintf(why, len, "probe: %s", err_name(-r));
 		goto out_free;
 	}
 	do
 		r = io_uring_wait_cqe(&z->ring, &cqe);
 	while (r == -EINTR);
 	if (r < 0) {
-		snprintf(why, len, "wait: %s", err_name(-r));
+		snprintf(why, len, "probe: %s", err_name(-r));
 		goto out_free;
 	}
 	r = cqe->res;
 	io_uring_cqe_seen(&z->ring, cqe);
 	if (r < 0) {
-		snprintf(why, len, "read: %s", err_name(-r));
+		snprintf(why, len, "probe: %s", err_name(-r));
 		goto out_free;
 	}
 	/* A short probe is fine: the engine resubmits the rest. */
 	if (r == 0 || buf[0] != 0 || buf[r - 1] != 0) {
-		snprintf(why, len, "read returned no zeros");
+		snprintf(why, len, "probe: no zeros");
 		r = -EIO;
 		goto out_free;
 	}
@@ -239,7 +239,8 @@ out_free:
 }
 
 /* Sets up the ring on the engine thread (so its io-wq is this thread's).
- * 0, or a negative errno with a short reason in why. */
+ * 0, or a negative errno with a short reason in why: at most 16 characters,
+ * so that the method name fits the 48 bytes of l1_usage.zero_method. */
 static int uring_setup(struct l1_zero *z, char *why, size_t len)
 {
 	struct io_uring_params p;
@@ -249,14 +250,14 @@ static int uring_setup(struct l1_zero *z, char *why, size_t len)
 	z->zfd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 	if (z->zfd < 0) {
 		r = -errno;
-		snprintf(why, len, "/dev/zero: %s", err_name(-r));
+		snprintf(why, len, "/dev/zero %s", err_name(-r));
 		goto out;
 	}
 	memset(&p, 0, sizeof p);
 	r = io_uring_queue_init_params(z->depth, &z->ring, &p);
 	if (r < 0) {
 		if (r == -EPERM && io_uring_sysctl_disabled())
-			snprintf(why, len, "disabled by sysctl");
+			snprintf(why, len, "sysctl disabled");
 		else
 			snprintf(why, len, "setup: %s", err_name(-r));
 		goto out_close;
