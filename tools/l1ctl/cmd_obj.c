@@ -43,6 +43,45 @@ int cmd_ls(struct ctl *c)
 	return 0;
 }
 
+/* The name of a key in an l1fs view's keys/ directory (l1fs's rule: bytes
+ * 0x21..0x7e stay except '/', '%' and a leading '@', the rest become %XX;
+ * '@' + hex when that is over 255 bytes).  Its length, or -1. */
+static int view_name(const char *key, char *name, size_t len)
+{
+	static const char up[] = "0123456789ABCDEF", lo[] = "0123456789abcdef";
+	size_t klen = strlen(key), o = 0;
+	int dots = !strcmp(key, ".") || !strcmp(key, "..");
+	if (len < 2 * klen + 2)
+		return -1;
+	for (size_t i = 0; i < klen; i++) {
+		unsigned char ch = (unsigned char)key[i];
+		if (ch >= 0x21 && ch <= 0x7e && ch != '/' && ch != '%' && !(ch == '@' && !i) &&
+		    !dots) {
+			if (o + 1 >= len)
+				return -1;
+			name[o++] = (char)ch;
+		} else {
+			if (o + 3 >= len)
+				return -1;
+			name[o++] = '%';
+			name[o++] = up[ch >> 4];
+			name[o++] = up[ch & 15];
+		}
+	}
+	if (o <= 255) {
+		name[o] = 0;
+		return (int)o;
+	}
+	o = 0;
+	name[o++] = '@';
+	for (size_t i = 0; i < klen; i++) {
+		name[o++] = lo[(unsigned char)key[i] >> 4];
+		name[o++] = lo[(unsigned char)key[i] & 15];
+	}
+	name[o] = 0;
+	return (int)o;
+}
+
 /* Reads all of fd into a growing buffer. */
 static int read_all(int fd, char **buf, uint64_t *len)
 {
@@ -130,7 +169,12 @@ int cmd_put(struct ctl *c)
 		l1_free(a, &o, 1);
 		goto out;
 	}
-	printf("%llu objects/%llu\n", (unsigned long long)o.id, (unsigned long long)o.id);
+	char name[300] = "";
+	if (c->key && c->publish && view_name(c->key, name, sizeof name) > 0)
+		printf("%llu objects/%llu keys/%s\n", (unsigned long long)o.id,
+		       (unsigned long long)o.id, name);
+	else
+		printf("%llu objects/%llu\n", (unsigned long long)o.id, (unsigned long long)o.id);
 	if (!c->publish)
 		fprintf(stderr, "note: object %llu is not published; once l1ctl exits, the next "
 			"gc reclaims it unless it is published (`l1ctl publish %llu --key K`)\n",
@@ -156,11 +200,14 @@ int cmd_get(struct ctl *c)
 	l1_open_opts_init(&op);
 	op.pin = L1_PIN_OFF;            /* holds need a client slot */
 	if ((r = l1_arena_open(c->path, &op, &a)))
-		return ctl_fail("cannot attach to the pool", r);
+		return ctl_fail_attach("cannot attach to the pool", c->path, r);
 	r = c->key ? l1_hold_key(a, c->key, &o) : l1_hold(a, id, &o);
 	if (r) {
 		l1_arena_close(a);
-		return ctl_fail("no such object", r);
+		ctl_fail("cannot read the object", r);
+		if (r == -ENOENT || r == -ESTALE || r == -EALREADY)
+			fprintf(stderr, "l1ctl: `l1ctl ls` lists the objects there are.\n");
+		return EXIT_FAILED;
 	}
 	/* the layout's bytes, not the padding up to the block size */
 	struct l1_layout l;
@@ -203,8 +250,14 @@ int cmd_rm(struct ctl *c)
 		return EXIT_FAILED;
 	int r = l1_free_ids(a, ids, (uint32_t)c->nargs);
 	l1_arena_close(a);         /* waits for this process's zeroing */
-	if (r)
-		return ctl_fail("cannot free", r);
+	if (r) {
+		ctl_fail("cannot free", r);
+		if (r == -EPERM)
+			fprintf(stderr, "l1ctl: only an object's owner or root may free it.\n");
+		else if (r == -ENOENT || r == -ESTALE || r == -EALREADY)
+			fprintf(stderr, "l1ctl: `l1ctl ls` lists the objects there are.\n");
+		return EXIT_FAILED;
+	}
 	printf("freed %d object(s)\n", c->nargs);
 	return 0;
 }
@@ -221,8 +274,12 @@ int cmd_publish(struct ctl *c)
 		return EXIT_FAILED;
 	int r = l1_publish(a, id, c->key);
 	l1_arena_close(a);
-	if (r)
-		return ctl_fail("cannot publish", r);
+	if (r) {
+		ctl_fail("cannot publish", r);
+		if (r == -EPERM)
+			fprintf(stderr, "l1ctl: only an object's owner or root may publish it.\n");
+		return EXIT_FAILED;
+	}
 	printf("published %llu as '%s'\n", (unsigned long long)id, c->key);
 	return 0;
 }

@@ -19,6 +19,31 @@ int ctl_fail(const char *what, int err)
 	return EXIT_FAILED;
 }
 
+int ctl_fail_attach(const char *what, const char *path, int err)
+{
+	const char *p = path ? path : "";
+	const char *sp = path ? " " : "";
+	ctl_fail(what, err);
+	switch (err) {
+	case -EACCES:
+	case -EPERM:
+		fprintf(stderr, "l1ctl: run as the pool's owner or as root; a pool created with "
+			"--mode 0666 lets every user attach.\n");
+		break;
+	case -EPROTO:
+		fprintf(stderr, "l1ctl: this l1ctl reads pool format %d.x only: use the tools built "
+			"with the library that made the pool, or remove it with `l1ctl destroy "
+			"--force%s%s%s` and create it again.\n", L1_VERSION_MAJOR,
+			path ? " --path" : "", sp, p);
+		break;
+	case -EBADMSG:
+		fprintf(stderr, "l1ctl: the file is damaged or not a pool: remove it with `l1ctl "
+			"destroy --force%s%s%s` and create it again.\n", path ? " --path" : "", sp, p);
+		break;
+	}
+	return EXIT_FAILED;
+}
+
 struct l1_arena *ctl_open(const struct ctl *c, int readonly)
 {
 	struct l1_open_opts o;
@@ -29,7 +54,7 @@ struct l1_arena *ctl_open(const struct ctl *c, int readonly)
 	o.readonly = readonly;
 	int r = l1_arena_open(c->path, &o, &a);
 	if (r) {
-		ctl_fail("cannot attach to the pool", r);
+		ctl_fail_attach("cannot attach to the pool", c->path, r);
 		return NULL;
 	}
 	return a;
@@ -62,12 +87,26 @@ int cmd_setup(struct ctl *c)
 {
 	char msg[512];
 	uint64_t pages = c->hugepages ? c->hugepages : 512;
-	if (geteuid() != 0)
-		fprintf(stderr, "l1ctl: setup needs root to reserve huge pages and mount "
-			"hugetlbfs: run `sudo l1ctl setup`\n");
+	uint64_t ps = c->hugepage_size ? c->hugepage_size : L1_HUGEPAGE_2M;
+	uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	if (ps == L1_HUGEPAGE_2M || ps == L1_HUGEPAGE_1G) {
+		if (pages > mem / ps) {
+			char h[32];
+			ctl_human(mem, h, sizeof h);
+			return ctl_usage("--hugepages %llu of %llu MiB is more than this machine's "
+					 "memory (%s): ask for fewer", (unsigned long long)pages,
+					 (unsigned long long)(ps >> 20), h);
+		}
+	}
 	int r = l1_setup_hugepages(c->hugepage_size, pages, c->mount, msg, sizeof msg);
-	if (r)
-		return ctl_fail("setup", r);
+	if (r) {
+		ctl_fail("setup", r);
+		if (geteuid() != 0 && (r == -EACCES || r == -EPERM))
+			fprintf(stderr, "l1ctl: reserving huge pages and mounting hugetlbfs need "
+				"root: run `sudo l1ctl setup --hugepages %llu`.\n",
+				(unsigned long long)pages);
+		return EXIT_FAILED;
+	}
 	printf("%s\n", msg);
 	return 0;
 }
@@ -90,7 +129,6 @@ int cmd_create(struct ctl *c)
 	cfg.allow_shm = c->allow_shm;
 	cfg.force = c->force;
 	cfg.zero_on_free = c->zero_on_free;
-	cfg.zero_method = c->zero_method;
 	cfg.pin = L1_PIN_OFF;
 	if (c->mode_str) {
 		char *end;
@@ -100,8 +138,12 @@ int cmd_create(struct ctl *c)
 		cfg.mode = (uint32_t)m;
 	}
 	int r = l1_arena_create(&cfg, &a);
-	if (r)
-		return ctl_fail("cannot create the pool", r);
+	if (r) {
+		ctl_fail("cannot create the pool", r);
+		if (r == -EEXIST)
+			fprintf(stderr, "l1ctl: add --force to replace it (its objects are lost).\n");
+		return EXIT_FAILED;
+	}
 	struct l1_usage u;
 	char tot[32], com[32];
 	l1_arena_usage(a, &u);
@@ -237,10 +279,38 @@ int cmd_gc(struct ctl *c)
 
 int cmd_destroy(struct ctl *c)
 {
-	int r = l1_arena_destroy(c->path, c->force);
-	if (r)
+	struct l1_open_opts o;
+	struct l1_arena *a;
+	char path[L1_PATH_MAX];
+	const char *env = getenv("L1ARENA_PATH");
+	/* open first: for the path the library resolves, and so that a file it
+	 * cannot read is refused with the reason (unless --force) */
+	snprintf(path, sizeof path, "%s", c->path ? c->path : env && *env ? env :
+		 L1_DEFAULT_PATH);
+	l1_open_opts_init(&o);
+	o.pin = L1_PIN_OFF;
+	o.no_client = 1;
+	o.readonly = 1;
+	int r = l1_arena_open(c->path, &o, &a);
+	if (r == 0) {
+		snprintf(path, sizeof path, "%s", l1_arena_path(a));
+		l1_arena_close(a);
+	} else if (r == -ENOENT) {
 		return ctl_fail("cannot destroy the pool", r);
-	printf("destroyed %s\n", c->path ? c->path : getenv("L1ARENA_PATH") &&
-	       *getenv("L1ARENA_PATH") ? getenv("L1ARENA_PATH") : L1_DEFAULT_PATH);
+	} else if (!c->force) {
+		ctl_fail("cannot destroy the pool", r);
+		fprintf(stderr, "l1ctl: `l1ctl destroy --force%s%s` removes the file anyway.\n",
+			c->path ? " --path " : "", c->path ? c->path : "");
+		return EXIT_FAILED;
+	}
+	r = l1_arena_destroy(c->path, c->force);
+	if (r) {
+		ctl_fail("cannot destroy the pool", r);
+		if (r == -EBUSY)
+			fprintf(stderr, "l1ctl: stop those processes (an l1fs view: unmount it), or "
+				"add --force.\n");
+		return EXIT_FAILED;
+	}
+	printf("destroyed %s\n", path);
 	return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * l1ctl.h - what the l1ctl subcommands share: the parsed options and the
  * helpers that turn library errors into sentences a person can act on.
- * Exit codes: 0 success; 1 the operation failed (the message says why);
- * 2 usage error; 3 memcheck found problems.
+ * Exit codes: 0 success; 1 the operation failed (the message says why and
+ * what to do); 2 usage error; 3 memcheck found problems.
  */
 #ifndef L1CTL_H
 #define L1CTL_H
@@ -21,12 +21,14 @@ struct ctl {
 	uint64_t hugepages, bytes;
 	const char *mount;
 	const char *layout, *file, *key, *out, *mode_str;
-	int lazy, allow_shm, force, zero_on_free, zero_method, pin, publish, repair, json;
+	int lazy, allow_shm, force, zero_on_free, publish, repair, json;
 	int nargs;
 	char **args;
 };
 
 int ctl_fail(const char *what, int err);
+/* ctl_fail for a pool that cannot be attached, plus what to do about it. */
+int ctl_fail_attach(const char *what, const char *path, int err);
 int ctl_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct l1_arena *ctl_open(const struct ctl *c, int readonly);
 int ctl_parse_id(const char *s, uint64_t *id);

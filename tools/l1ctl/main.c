@@ -1,7 +1,13 @@
 /*
- * main.c - l1ctl: drive an l1arena pool from the shell.  Parses the
- * subcommand and its options (one option table for all), then dispatches.
- * No state beyond the parsed options.
+ * main.c - l1ctl: drive an l1arena pool from the shell.  One table names
+ * every subcommand with the options it takes and its help text; one option
+ * table parses them all, and an option the subcommand does not take is a
+ * usage error, not silently ignored.  `l1ctl CMD --help` (or `l1ctl help
+ * CMD`) prints that subcommand's help.  No state beyond the parsed options.
+ *
+ * Exit codes (every subcommand): 0 done; 1 the operation failed (a sentence
+ * on stderr says why and what to do); 2 usage error (bad option, bad size);
+ * 3 memcheck found problems.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,47 +18,15 @@
 
 #include "l1ctl.h"
 
-static const char usage_text[] =
-"usage: l1ctl COMMAND [options]\n"
-"\n"
-"Commands:\n"
-"  setup     reserve huge pages and mount hugetlbfs (root)\n"
-"              --hugepages N (default 512) --page-size 2M|1G --mount DIR\n"
-"  create    create a pool        --size SIZE [--lazy|--eager] [--init-size SIZE]\n"
-"              [--grow-step SIZE] [--align N] [--max-objects N] [--allow-shm]\n"
-"              [--no-zero] [--zero uring|memset] [--pin off|auto|defer]\n"
-"              [--mode 0600] [--force]\n"
-"  info      usage and state of the pool (--json)\n"
-"  ls        list objects: id, state, size, owner, key\n"
-"  put       allocate an object and fill it from --file F (or stdin)\n"
-"              --layout '[2,32,128]:fp16' | --bytes SIZE; [--key K --publish]\n"
-"  get       write an object to stdout (or --out F): ID or --key K\n"
-"  rm        free objects: ID...\n"
-"  publish   publish an object: ID --key K\n"
-"  memcheck  verify every invariant [--repair]\n"
-"  gc        reclaim what dead processes left\n"
-"  destroy   remove the pool file [--force]\n"
-"\n"
-"Common options: --path P (default: $L1ARENA_PATH, else " L1_DEFAULT_PATH ")\n"
-"Sizes: 4096, 512M, 8G, 1.5G.\n"
-"Exit codes: 0 success, 1 failed, 2 usage error, 3 memcheck found problems.\n";
-
-int ctl_usage(const char *fmt, ...)
-{
-	va_list ap;
-	fprintf(stderr, "l1ctl: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(see `l1ctl --help`)\n");
-	return EXIT_USAGE;
-}
-
 enum {
 	O_SIZE = 256, O_INIT, O_GROW, O_ALIGN, O_MAXOBJ, O_HPSIZE, O_HUGEPAGES, O_MOUNT,
-	O_LAZY, O_EAGER, O_SHM, O_FORCE, O_NOZERO, O_ZERO, O_PIN, O_MODE, O_LAYOUT,
-	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH
+	O_LAZY, O_EAGER, O_SHM, O_FORCE, O_NOZERO, O_ZERO, O_MODE, O_LAYOUT,
+	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_LAST
 };
+#define B(o) (1u << ((o) - O_SIZE))
+#define CREATE_OPTS (B(O_SIZE) | B(O_INIT) | B(O_GROW) | B(O_ALIGN) | B(O_MAXOBJ) | \
+		     B(O_HPSIZE) | B(O_LAZY) | B(O_EAGER) | B(O_SHM) | B(O_FORCE) | \
+		     B(O_NOZERO) | B(O_ZERO) | B(O_MODE))
 
 static const struct option opts[] = {
 	{ "path", required_argument, 0, O_PATH },
@@ -71,7 +45,6 @@ static const struct option opts[] = {
 	{ "force", no_argument, 0, O_FORCE },
 	{ "no-zero", no_argument, 0, O_NOZERO },
 	{ "zero", required_argument, 0, O_ZERO },
-	{ "pin", required_argument, 0, O_PIN },
 	{ "mode", required_argument, 0, O_MODE },
 	{ "layout", required_argument, 0, O_LAYOUT },
 	{ "bytes", required_argument, 0, O_BYTES },
@@ -85,6 +58,152 @@ static const struct option opts[] = {
 	{ 0, 0, 0, 0 }
 };
 
+#define COMMON \
+"  --path P   the pool (default: $L1ARENA_PATH, else " L1_DEFAULT_PATH ",\n" \
+"             else the first hugetlbfs mount)\n"
+#define EXITS \
+"Exit codes: 0 done; 1 failed (the message says why and what to do);\n" \
+"2 usage error.\n"
+
+struct cmd {
+	const char *name;
+	int (*fn)(struct ctl *c);
+	unsigned takes;                 /* B(O_*) of the options it accepts */
+	const char *summary;            /* one line for `l1ctl --help` */
+	const char *help;               /* `l1ctl CMD --help` */
+};
+
+static const struct cmd cmds[] = {
+	{ "setup", cmd_setup, B(O_HUGEPAGES) | B(O_HPSIZE) | B(O_MOUNT),
+	  "reserve huge pages and mount hugetlbfs (root)",
+	  "usage: l1ctl setup [--hugepages N] [--page-size 2M|1G] [--mount DIR]\n\n"
+	  "Makes sure N huge pages are free (raising /proc/sys/vm/nr_hugepages, which\n"
+	  "needs root) and that a hugetlbfs of that page size is mounted at DIR.\n"
+	  "Nothing is undone later: lower nr_hugepages and umount DIR to give them back.\n\n"
+	  "  --hugepages N     free huge pages wanted (default 512 = 1 GiB of 2 MiB pages)\n"
+	  "  --page-size SIZE  2M (default) or 1G\n"
+	  "  --mount DIR       where hugetlbfs goes (default /dev/hugepages)\n\n" EXITS },
+	{ "create", cmd_create, CREATE_OPTS,
+	  "create a pool (--size SIZE)",
+	  "usage: l1ctl create --size SIZE [--lazy|--eager] [--init-size SIZE]\n"
+	  "                    [--grow-step SIZE] [--align N] [--max-objects N]\n"
+	  "                    [--page-size 2M|1G] [--allow-shm] [--no-zero]\n"
+	  "                    [--mode 0600] [--force] [--path P]\n\n"
+	  "Formats a new pool file and prints its size, backing and object limit.\n\n"
+	  "  --size SIZE       data size of the pool (required): 512M, 8G, 1.5G\n"
+	  "  --lazy            back pages as the pool fills, one grow step at a time\n"
+	  "                    (the default)\n"
+	  "  --eager           back (fault in) the whole pool now\n"
+	  "  --init-size SIZE  lazy: committed at create (default min(20G, size))\n"
+	  "  --grow-step SIZE  lazy growth and CUDA registration unit; no object can be\n"
+	  "                    larger (default 1G, capped to the size)\n"
+	  "  --align N         block size, a power of two (default 4096)\n"
+	  "  --max-objects N   object records (default size / 64 KiB, at least 1024)\n"
+	  "  --page-size SIZE  huge page size, 2M or 1G (default: the mount's)\n"
+	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable\n"
+	  "  --no-zero         do not zero freed memory (also --zero off)\n"
+	  "  --mode MODE       file mode of the pool, octal (default 0600: only its\n"
+	  "                    owner attaches; 0666 lets every user in)\n"
+	  "  --force           replace a pool that is already there\n" COMMON "\n" EXITS },
+	{ "info", cmd_info, B(O_JSON), "usage and state of the pool (--json)",
+	  "usage: l1ctl info [--json] [--path P]\n\n"
+	  "Usage, growth, dirty bytes, objects by state, counters, and every attached\n"
+	  "process with its pinning and zeroing method.  Also `l1ctl stats`.\n\n"
+	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
+	{ "stats", cmd_info, B(O_JSON), NULL,
+	  "usage: l1ctl stats [--json] [--path P]\n\nThe same as `l1ctl info`.\n\n"
+	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
+	{ "ls", cmd_ls, 0, "list objects: id, state, size, owner, holds, layout, key",
+	  "usage: l1ctl ls [--path P]\n\n"
+	  "Lists every live object: id, state (allocated, published, doomed), size in\n"
+	  "bytes, owner pid, holds, layout and key; the count goes to stderr.\n\n"
+	  COMMON "\n" EXITS },
+	{ "put", cmd_put, B(O_LAYOUT) | B(O_BYTES) | B(O_FILE) | B(O_KEY) | B(O_PUBLISH),
+	  "allocate an object and fill it from a file or stdin",
+	  "usage: l1ctl put [--layout L | --bytes SIZE] [--file F] [--key K --publish]\n"
+	  "                 [--path P]\n\n"
+	  "Allocates one object, copies the input into it (the rest stays zero), and\n"
+	  "prints its id and its path in the l1fs view (objects/ID, and keys/NAME when\n"
+	  "published).  An object that is not published is reclaimed by the next gc\n"
+	  "once l1ctl has exited: publish it to keep it.\n\n"
+	  "  --layout L     tensor layout, e.g. '[2,32,256,1024]:fp16' or\n"
+	  "                 '[2,32,128]:bf16;[4]:int32'\n"
+	  "  --bytes SIZE   size in bytes instead (default: the input's size)\n"
+	  "  --file F       read F (default: stdin)\n"
+	  "  --key K        the key to publish under (up to 127 bytes)\n"
+	  "  --publish      publish the object under --key\n" COMMON "\n" EXITS },
+	{ "get", cmd_get, B(O_KEY) | B(O_OUT), "write an object to stdout (ID or --key K)",
+	  "usage: l1ctl get (ID | --key K) [--out F] [--path P]\n\n"
+	  "Holds the object (so its bytes cannot change) and writes its layout's bytes\n"
+	  "to stdout or F.\n\n"
+	  "  --key K    the object published under K, instead of an ID\n"
+	  "  --out F    write to F instead of stdout\n" COMMON "\n" EXITS },
+	{ "rm", cmd_rm, 0, "free objects: ID...",
+	  "usage: l1ctl rm ID... [--path P]\n\n"
+	  "Frees 1 to 256 objects, all or none: if any id is wrong (unknown, freed\n"
+	  "already, not yours), nothing is freed.  Held objects are freed when their\n"
+	  "last hold goes.  Waits until the memory is zeroed.\n\n" COMMON "\n" EXITS },
+	{ "publish", cmd_publish, B(O_KEY), "publish an object: ID --key K",
+	  "usage: l1ctl publish ID --key K [--path P]\n\n"
+	  "Makes an allocated object immutable and findable under K.  Only its owner\n"
+	  "(or root) may publish it.\n\n" COMMON "\n" EXITS },
+	{ "memcheck", cmd_memcheck, B(O_REPAIR), "verify every invariant [--repair]",
+	  "usage: l1ctl memcheck [--repair] [--path P]\n\n"
+	  "Checks every invariant of the shared state (records, bitmap, key index,\n"
+	  "holds, counters) and prints a report.\n\n"
+	  "  --repair   first rebuild the derived state from the records\n" COMMON "\n"
+	  "Exit codes: 0 clean; 1 failed (the message says why); 2 usage error;\n"
+	  "3 problems found (the report lists them).\n" },
+	{ "gc", cmd_gc, 0, "reclaim what dead processes left",
+	  "usage: l1ctl gc [--path P]\n\n"
+	  "Frees the unpublished objects of writers that died, re-zeroes what a dead\n"
+	  "process was zeroing, drops dead processes' holds and client slots, and\n"
+	  "waits until the zeroing is done.\n\n" COMMON "\n" EXITS },
+	{ "destroy", cmd_destroy, B(O_FORCE), "remove the pool file [--force]",
+	  "usage: l1ctl destroy [--force] [--path P]\n\n"
+	  "Removes the pool file.  Refuses while processes are attached, or when the\n"
+	  "file is not a pool this l1ctl can read (another format version, damaged).\n\n"
+	  "  --force    remove it anyway\n" COMMON "\n" EXITS },
+};
+#define NCMDS (sizeof cmds / sizeof cmds[0])
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: l1ctl COMMAND [options]     (l1ctl COMMAND --help for its options)\n"
+		   "\nCommands:\n");
+	for (unsigned i = 0; i < NCMDS; i++)
+		if (cmds[i].summary)
+			fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
+	fprintf(f, "\nEvery command takes --path P (default: $L1ARENA_PATH, else "
+		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G.\n"
+		   "Exit codes: 0 done; 1 failed (the message says why and what to do);\n"
+		   "2 usage error; 3 memcheck found problems.\n");
+}
+
+static const struct cmd *cmd_by_name(const char *name)
+{
+	for (unsigned i = 0; i < NCMDS; i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static const struct cmd *current;
+
+int ctl_usage(const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "l1ctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (current)
+		fprintf(stderr, "\n(see `l1ctl %s --help`)\n", current->name);
+	else
+		fprintf(stderr, "\n(see `l1ctl --help`)\n");
+	return EXIT_USAGE;
+}
+
 static int size_opt(const char *name, const char *v, uint64_t *out)
 {
 	if (l1_parse_size(v, out) == 0)
@@ -93,63 +212,86 @@ static int size_opt(const char *name, const char *v, uint64_t *out)
 	return -1;
 }
 
-static int parse(int argc, char **argv, struct ctl *c)
+static int count_opt(const char *name, const char *v, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || end == v || *end || v[0] == '-' || n == 0) {
+		ctl_usage("--%s takes a count such as 512, not '%s'", name, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static const char *opt_name(int o)
+{
+	for (const struct option *p = opts; p->name; p++)
+		if (p->val == o)
+			return p->name;
+	return "?";
+}
+
+static int parse_one(struct ctl *c, int o)
+{
+	switch (o) {
+	case O_PATH: c->path = optarg; break;
+	case O_SIZE: return size_opt("size", optarg, &c->size);
+	case O_INIT: return size_opt("init-size", optarg, &c->init_size);
+	case O_GROW: return size_opt("grow-step", optarg, &c->grow_step);
+	case O_ALIGN: return size_opt("align", optarg, &c->align);
+	case O_MAXOBJ: return size_opt("max-objects", optarg, &c->max_objects);
+	case O_HPSIZE: return size_opt("page-size", optarg, &c->hugepage_size);
+	case O_HUGEPAGES: return count_opt("hugepages", optarg, &c->hugepages);
+	case O_BYTES: return size_opt("bytes", optarg, &c->bytes);
+	case O_MOUNT: c->mount = optarg; break;
+	case O_LAZY: c->lazy = 1; break;
+	case O_EAGER: c->lazy = 0; break;
+	case O_SHM: c->allow_shm = 1; break;
+	case O_FORCE: c->force = 1; break;
+	case O_NOZERO: c->zero_on_free = 0; break;
+	case O_ZERO:
+		if (!strcmp(optarg, "off"))
+			c->zero_on_free = 0;
+		else if (!strcmp(optarg, "on"))
+			c->zero_on_free = 1;
+		else
+			return ctl_usage("--zero takes on or off, not '%s' (each attached process "
+					 "picks io_uring or memset itself)", optarg), -1;
+		break;
+	case O_MODE: c->mode_str = optarg; break;
+	case O_LAYOUT: c->layout = optarg; break;
+	case O_FILE: c->file = optarg; break;
+	case O_KEY: c->key = optarg; break;
+	case O_PUBLISH: c->publish = 1; break;
+	case O_OUT: c->out = optarg; break;
+	case O_REPAIR: c->repair = 1; break;
+	case O_JSON: c->json = 1; break;
+	}
+	return 0;
+}
+
+/* 0, or the exit code: EXIT_USAGE, or -1 for "help was printed". */
+static int parse(int argc, char **argv, const struct cmd *cmd, struct ctl *c)
 {
 	int o;
 	c->lazy = 1;
 	c->zero_on_free = 1;
-	c->pin = L1_PIN_AUTO;
 	optind = 2;
-	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		int bad = 0;
-		switch (o) {
-		case O_PATH: c->path = optarg; break;
-		case O_SIZE: bad = size_opt("size", optarg, &c->size); break;
-		case O_INIT: bad = size_opt("init-size", optarg, &c->init_size); break;
-		case O_GROW: bad = size_opt("grow-step", optarg, &c->grow_step); break;
-		case O_ALIGN: bad = size_opt("align", optarg, &c->align); break;
-		case O_MAXOBJ: bad = size_opt("max-objects", optarg, &c->max_objects); break;
-		case O_HPSIZE: bad = size_opt("page-size", optarg, &c->hugepage_size); break;
-		case O_HUGEPAGES: bad = size_opt("hugepages", optarg, &c->hugepages); break;
-		case O_BYTES: bad = size_opt("bytes", optarg, &c->bytes); break;
-		case O_MOUNT: c->mount = optarg; break;
-		case O_LAZY: c->lazy = 1; break;
-		case O_EAGER: c->lazy = 0; break;
-		case O_SHM: c->allow_shm = 1; break;
-		case O_FORCE: c->force = 1; break;
-		case O_NOZERO: c->zero_on_free = 0; break;
-		case O_ZERO:
-			if (!strcmp(optarg, "uring"))
-				c->zero_method = L1_ZERO_URING;
-			else if (!strcmp(optarg, "memset"))
-				c->zero_method = L1_ZERO_MEMSET;
-			else if (!strcmp(optarg, "off"))
-				c->zero_on_free = 0;
-			else
-				return ctl_usage("--zero takes uring, memset or off, not '%s'", optarg);
-			break;
-		case O_PIN:
-			if (!strcmp(optarg, "off"))
-				c->pin = L1_PIN_OFF;
-			else if (!strcmp(optarg, "auto"))
-				c->pin = L1_PIN_AUTO;
-			else if (!strcmp(optarg, "defer"))
-				c->pin = L1_PIN_DEFER;
-			else
-				return ctl_usage("--pin takes off, auto or defer, not '%s'", optarg);
-			break;
-		case O_MODE: c->mode_str = optarg; break;
-		case O_LAYOUT: c->layout = optarg; break;
-		case O_FILE: c->file = optarg; break;
-		case O_KEY: c->key = optarg; break;
-		case O_PUBLISH: c->publish = 1; break;
-		case O_OUT: c->out = optarg; break;
-		case O_REPAIR: c->repair = 1; break;
-		case O_JSON: c->json = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(0);
-		default: return EXIT_USAGE;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (o == 'h') {
+			fputs(cmd->help, stdout);
+			return -1;
 		}
-		if (bad)
+		if (o == '?')
+			return ctl_usage("%s takes no option '%s'", cmd->name, argv[optind - 1]);
+		if (o == ':')
+			return ctl_usage("option '%s' needs a value", argv[optind - 1]);
+		if (o != O_PATH && !(cmd->takes & B(o)))
+			return ctl_usage("%s takes no option --%s", cmd->name, opt_name(o));
+		if (parse_one(c, o))
 			return EXIT_USAGE;
 	}
 	c->nargs = argc - optind;
@@ -157,33 +299,31 @@ static int parse(int argc, char **argv, struct ctl *c)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(struct ctl *c);
-} cmds[] = {
-	{ "setup", cmd_setup }, { "create", cmd_create }, { "info", cmd_info },
-	{ "stats", cmd_info }, { "ls", cmd_ls }, { "put", cmd_put }, { "get", cmd_get },
-	{ "rm", cmd_rm }, { "publish", cmd_publish }, { "memcheck", cmd_memcheck },
-	{ "gc", cmd_gc }, { "destroy", cmd_destroy },
-};
-
 int main(int argc, char **argv)
 {
 	struct ctl c;
 	memset(&c, 0, sizeof c);
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-	    !strcmp(argv[1], "help")) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
 	}
-	c.cmd = argv[1];
-	for (unsigned i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
-		if (strcmp(cmds[i].name, c.cmd))
-			continue;
-		int r = parse(argc, argv, &c);
-		if (r)
-			return r;
-		return cmds[i].fn(&c);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		const struct cmd *h = argc > 2 ? cmd_by_name(argv[2]) : NULL;
+		if (argc > 2 && !h)
+			return ctl_usage("unknown command '%s'", argv[2]);
+		if (h)
+			fputs(h->help, stdout);
+		else
+			usage(stdout);
+		return 0;
 	}
-	return ctl_usage("unknown command '%s'", c.cmd);
+	const struct cmd *cmd = cmd_by_name(argv[1]);
+	if (!cmd)
+		return ctl_usage("unknown command '%s'", argv[1]);
+	current = cmd;
+	c.cmd = cmd->name;
+	int r = parse(argc, argv, cmd, &c);
+	if (r)
+		return r < 0 ? 0 : r;
+	return cmd->fn(&c);
 }
