@@ -13,9 +13,10 @@
  * generation, so a reused slot is a new inode and never inherits the page
  * cache or dentries of its predecessor.
  *
- * Locks: the library serialises everything on the pool; struct l1fs has one
+ * Locks: the library serialises everything on the pool; struct l1fs has a
  * mutex (cache_lock) for the set of ids opened before they were published,
- * and the reaper's own mutex/condvar.  Counters are atomics.
+ * one (handles_lock) for the list of open handles, and the reaper's own
+ * mutex/condvar.  Counters are atomics.
  */
 #ifndef L1FS_H
 #define L1FS_H
@@ -92,6 +93,13 @@ struct l1fs_idset {                     /* open addressing, 0 = empty slot */
 	size_t cap, n;
 };
 
+/* Open files and directories, linked so that shutdown can let go of those
+ * the kernel never released (lazy unmount, signals). */
+struct l1fs_handle {
+	struct l1fs_handle *prev, *next;
+	int is_dir;
+};
+
 struct l1fs {
 	struct l1_arena *arena;
 	struct fuse_session *se;
@@ -111,6 +119,9 @@ struct l1fs {
 	 * writer has changed since, so their first published open drops it */
 	pthread_mutex_t cache_lock;
 	struct l1fs_idset cached;
+
+	pthread_mutex_t handles_lock;
+	struct l1fs_handle handles;     /* list head */
 
 	/* the reaper (reaper.c) */
 	pthread_t reaper;
@@ -202,6 +213,8 @@ void l1fs_idset_free(struct l1fs_idset *s);
 /* ---- the low-level operations (ops.c) and the reaper (reaper.c) -------- */
 
 extern const struct fuse_lowlevel_ops l1fs_ops;
+/* After the session loop: frees the handles still open (their holds go). */
+void l1fs_handles_free(struct l1fs *fs);
 
 int l1fs_reaper_start(struct l1fs *fs);
 /* bdi.c: sets read_ahead_kb of the l1fs mount at mountpoint (root only).

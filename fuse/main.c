@@ -189,6 +189,8 @@ int main(int argc, char **argv)
 	memset(&opts, 0, sizeof opts);
 	memset(&fs, 0, sizeof fs);
 	pthread_mutex_init(&fs.cache_lock, NULL);
+	pthread_mutex_init(&fs.handles_lock, NULL);
+	fs.handles.next = fs.handles.prev = &fs.handles;
 	if (fuse_opt_parse(&args, &cli, cli_spec, NULL) == -1 ||
 	    fuse_opt_add_arg(&args, "-odefault_permissions,fsname=l1arena,subtype=l1fs") ||
 	    fuse_parse_cmdline(&args, &opts) != 0)
@@ -250,10 +252,13 @@ int main(int argc, char **argv)
 	ready_fd = -1;
 
 	r = run_loop(fs.se, &opts);
-	/* a signal is a clean shutdown; so is the mount going away */
-	ret = (r == 0 || r == SIGINT || r == SIGTERM || r == SIGHUP) ? 0 : 1;
+	/* a signal is a clean shutdown; so is the mount going away, which the
+	 * kernel can report as an aborted connection (after a lazy unmount,
+	 * when the last user goes) rather than ENODEV */
+	ret = (r == 0 || r == SIGINT || r == SIGTERM || r == SIGHUP || r == -ECONNABORTED) ? 0 : 1;
 
 	l1fs_reaper_stop(&fs);
+	l1fs_handles_free(&fs);
 out_unmount:
 	fuse_session_unmount(fs.se);
 out_signals:

@@ -83,7 +83,8 @@ static struct seen *seen_take(struct l1fs *fs)
 	if (n < 0)
 		goto fail;
 	free(batch);
-	qsort(s->v, s->n, sizeof *s->v, cmp_ent);
+	if (s->n)
+		qsort(s->v, s->n, sizeof *s->v, cmp_ent);
 	return s;
 fail:
 	free(batch);

@@ -207,52 +207,54 @@ static struct l1_arena *attach(void)
 	return a;
 }
 
+/* Runs this program's helper mode in a new process (exec, so a process
+ * that has threads can use it, sanitizers included); its exit status, with
+ * its first line of output in out. */
+static int run_helper(char *out, size_t len, const char *const *args)
+{
+	const char *argv[12] = { "check_fuse", "--helper" };
+	int p[2], n = 2;
+	for (; *args && n < 11; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	ck_assert(pipe(p) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		close(p[1]);
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	ssize_t got = 0, r;
+	while (got < (ssize_t)len - 1 && (r = read(p[0], out + got, len - 1 - (size_t)got)) > 0)
+		got += r;
+	out[got] = 0;
+	close(p[0]);
+	return l1t_wait(pid);
+}
+
 /* Another process allocates `bytes`, fills them from seed, sets mode (if
  * not 0), publishes under key (NULL: none) and exits; returns the id. */
 static uint64_t publish_elsewhere(const char *key, uint64_t bytes, uint64_t seed,
 				  uint32_t mode)
 {
-	int p[2];
-	uint64_t id = 0;
-	ck_assert(pipe(p) == 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct l1_arena *a;
-		struct l1_obj o;
-		close(p[0]);
-		if (l1_arena_open(V.pool, NULL, &a))
-			_exit(1);
-		if (l1_alloc_bytes(a, bytes, 1, &o))
-			_exit(2);
-		l1t_fill(o.ptr, o.size, seed);
-		if (mode && l1_obj_chmod(a, o.id, getuid(), getgid(), mode))
-			_exit(3);
-		if (l1_publish(a, o.id, key))
-			_exit(4);
-		if (write(p[1], &o.id, sizeof o.id) != sizeof o.id)
-			_exit(5);
-		l1_arena_close(a);
-		_exit(0);
-	}
-	close(p[1]);
-	ck_assert(read(p[0], &id, sizeof id) == sizeof id);
-	close(p[0]);
-	ck_assert_int_eq(l1t_wait(pid), 0);
-	return id;
+	char b[32], s[32], m[32], out[64];
+	snprintf(b, sizeof b, "%" PRIu64, bytes);
+	snprintf(s, sizeof s, "%" PRIu64, seed);
+	snprintf(m, sizeof m, "%o", mode);
+	const char *args[] = { "put", V.pool, key ? key : "-", b, s, m, NULL };
+	ck_assert_int_eq(run_helper(out, sizeof out, args), 0);
+	return strtoull(out, NULL, 10);
 }
 
 static void free_elsewhere(uint64_t id)
 {
-	pid_t pid = fork();
-	if (pid == 0) {
-		struct l1_arena *a;
-		if (l1_arena_open(V.pool, NULL, &a))
-			_exit(1);
-		int r = l1_free_ids(a, &id, 1);
-		l1_arena_close(a);
-		_exit(r ? 2 : 0);
-	}
-	ck_assert_int_eq(l1t_wait(pid), 0);
+	char i[32], out[64];
+	snprintf(i, sizeof i, "%" PRIu64, id);
+	const char *args[] = { "free", V.pool, i, NULL };
+	ck_assert_int_eq(run_helper(out, sizeof out, args), 0);
 }
 
 static int dir_has(const char *dir, const char *name)
@@ -1250,8 +1252,10 @@ static int helper(int argc, char **argv)
 	if (!strcmp(cmd, "put") && argc == 7) {         /* put POOL KEY|- BYTES SEED MODE */
 		struct l1_obj o;
 		if (l1_alloc_bytes(a, strtoull(argv[4], NULL, 10), 1, &o) == 0) {
+			uint32_t mode = (uint32_t)strtoul(argv[6], NULL, 8);
 			l1t_fill(o.ptr, o.size, strtoull(argv[5], NULL, 10));
-			l1_obj_chmod(a, o.id, getuid(), getgid(), (uint32_t)strtoul(argv[6], NULL, 8));
+			if (mode)
+				l1_obj_chmod(a, o.id, getuid(), getgid(), mode);
 			r = l1_publish(a, o.id, strcmp(argv[3], "-") ? argv[3] : NULL) ? 1 : 0;
 			printf("%" PRIu64 "\n", o.id);
 		} else {
