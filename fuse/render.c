@@ -103,10 +103,14 @@ int l1fs_render_stats(struct l1fs *fs, struct l1fs_buf *b)
 	l1fs_buf_printf(b, "counters          %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64
 			" refused for lack of space, %" PRIu64 " lock repairs\n",
 			u.allocs, u.frees, u.ooms, u.repairs);
-	l1fs_buf_printf(b, "view gc           every %.1f s; %" PRIu64 " runs, last %s; reclaimed %"
+	if (fs->gc_interval_ms)
+		l1fs_buf_printf(b, "view gc           every %.1f s; ", fs->gc_interval_ms / 1000.0);
+	else
+		l1fs_buf_printf(b, "view gc           off (gc_interval=0); ");
+	l1fs_buf_printf(b, "%" PRIu64 " runs, last %s; reclaimed %"
 			PRIu64 " objects (%s), %" PRIu64 " dirty requeued, %" PRIu64
 			" holds and %" PRIu64 " clients dropped\n",
-			fs->gc_interval_ms / 1000.0, atomic_load(&fs->gc_runs),
+			atomic_load(&fs->gc_runs),
 			l1fs_fmt_time(atomic_load(&fs->gc_last_ns), ts, sizeof ts),
 			atomic_load(&fs->gc_objects), HS(atomic_load(&fs->gc_bytes), 0),
 			atomic_load(&fs->gc_dirty), atomic_load(&fs->gc_holds),
