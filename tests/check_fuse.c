@@ -1186,6 +1186,45 @@ START_TEST(crashed_daemon_leaves_pool_intact)
 }
 END_TEST
 
+START_TEST(pool_destroyed_under_reader)
+{
+	struct view v;
+	struct l1_arena *a;
+	struct l1_obj o;
+	char path[512], b[4096];
+	own_mount(&v, "gc_interval=0.2");
+	ck_assert_int_eq(l1_arena_open(v.pool, NULL, &a), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, MiB, 1, &o), 0);
+	l1t_fill(o.ptr, o.size, 12);
+	ck_assert_int_eq(l1_publish(a, o.id, "doomed-pool"), 0);
+	l1_arena_close(a);
+	snprintf(path, sizeof path, "%s/keys/doomed-pool", v.mnt);
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	void *m = mmap(NULL, MiB, PROT_READ, MAP_SHARED, fd, 0);
+	ck_assert(m != MAP_FAILED);
+	ck_assert(l1t_check(m, 4096, 12));
+
+	/* the pool file goes (forced: l1fs is attached); the view still maps
+	 * it, so the reader keeps the writer's bytes, and the daemon lives */
+	ck_assert_int_eq(l1_arena_destroy(v.pool, 1), 0);
+	ck_assert(l1t_check(m, MiB, 12));
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	ck_assert_int_eq(pread(fd, b, sizeof b, 8192), (ssize_t)sizeof b);
+	char want[4096 + 8192];
+	l1t_fill(want, sizeof want, 12);
+	ck_assert(memcmp(b, want + 8192, sizeof b) == 0);
+	char st[256];
+	snprintf(path, sizeof path, "%s/stats", v.mnt);
+	ck_assert_int_gt(slurp(path, st, sizeof st), 0);
+	munmap(m, MiB);
+	close(fd);
+	ck_assert_int_eq(stop_l1fs(v.mnt, v.pid), 0);
+	v.pid = 0;
+	own_unmount(&v);
+}
+END_TEST
+
 START_TEST(daemon_mode_and_bad_pool)
 {
 	char pool[512], mnt[256], cmd[1400];
@@ -1330,6 +1369,7 @@ int main(int argc, char **argv)
 	tcase_add_test(t, clean_shutdown);
 	tcase_add_test(t, unmount_while_busy);
 	tcase_add_test(t, crashed_daemon_leaves_pool_intact);
+	tcase_add_test(t, pool_destroyed_under_reader);
 	tcase_add_test(t, daemon_mode_and_bad_pool);
 	suite_add_tcase(s, t);
 	return l1t_run_suite(s);
