@@ -89,14 +89,14 @@ int cmd_setup(struct ctl *c)
 	uint64_t pages = c->hugepages ? c->hugepages : 512;
 	uint64_t ps = c->hugepage_size ? c->hugepage_size : L1_HUGEPAGE_2M;
 	uint64_t mem = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
-	if (ps == L1_HUGEPAGE_2M || ps == L1_HUGEPAGE_1G) {
-		if (pages > mem / ps) {
-			char h[32];
-			ctl_human(mem, h, sizeof h);
-			return ctl_usage("--hugepages %llu of %llu MiB is more than this machine's "
-					 "memory (%s): ask for fewer", (unsigned long long)pages,
-					 (unsigned long long)(ps >> 20), h);
-		}
+	if (ps != L1_HUGEPAGE_2M && ps != L1_HUGEPAGE_1G)
+		return ctl_usage("--page-size takes 2M or 1G");
+	if (pages > mem / ps) {
+		char h[32];
+		ctl_human(mem, h, sizeof h);
+		return ctl_usage("--hugepages %llu of %llu MiB is more than this machine's memory "
+				 "(%s): ask for fewer", (unsigned long long)pages,
+				 (unsigned long long)(ps >> 20), h);
 	}
 	int r = l1_setup_hugepages(c->hugepage_size, pages, c->mount, msg, sizeof msg);
 	if (r) {
@@ -297,6 +297,8 @@ int cmd_destroy(struct ctl *c)
 		l1_arena_close(a);
 	} else if (r == -ENOENT) {
 		return ctl_fail("cannot destroy the pool", r);
+	} else if (r != -EPROTO && r != -EBADMSG) {
+		return ctl_fail_attach("cannot destroy the pool", c->path, r);
 	} else if (!c->force) {
 		ctl_fail("cannot destroy the pool", r);
 		fprintf(stderr, "l1ctl: `l1ctl destroy --force%s%s` removes the file anyway.\n",

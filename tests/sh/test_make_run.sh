@@ -1,0 +1,140 @@
+#!/bin/sh
+# test_make_run.sh - the main job (`make run`, i.e. tools/run-main.sh) in its
+# short, self-cleaning mode (L1_RUN_SHORT=1 L1_RUN_CLEANUP=1): it must pass
+# (every byte the readers checked was right, the evictor kept the pool
+# running full) and leave nothing behind: no view mounted, no pool file, no
+# state file, nr_hugepages and the hugetlbfs mounts as they were.
+#   1. on private paths: the pool in L1_TEST_DIR (tests/run.sh's hugetlbfs,
+#      else /dev/shm), the view and state under a temporary directory;
+#   2. as root, when nothing is at the defaults: with the defaults make run
+#      uses (/dev/hugepages/l1arena, /run/l1arena/view), so the setup step
+#      really reserves huge pages and mounts /dev/hugepages, and gives back;
+#   3. as root, as the user nobody (when nobody may run the build): the run
+#      says which step needs root, goes on without huge pages, and passes.
+# Exit status: 0 if every check passed.
+set -u
+BUILD=${BUILD:-build}
+export BUILD
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+RUN="sh tools/run-main.sh"
+dir=${L1_TEST_DIR:-/dev/shm/l1test-$(id -u)}
+KNOB=/proc/sys/vm/nr_hugepages
+tmp=$(mktemp -d /tmp/l1run-test.XXXXXX)
+chmod 755 "$tmp"
+fail=0
+
+say() { printf '%s\n' "$*"; }
+check() { # description, command...
+	d=$1
+	shift
+	if "$@"; then say "ok   $d"; else say "FAIL $d"; fail=1; fi
+}
+
+cleanup() {
+	# only what a failed run could have left on the private paths
+	for s in "$tmp/state" "$tmp/nobody/state"; do
+		[ -f "$s/state" ] && L1_RUN_STATE=$s $RUN stop >/dev/null 2>&1
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+for b in l1ctl kvdemo; do
+	[ -x "$BUILD/bin/$b" ] || { say "FAIL $BUILD/bin/$b is not built (make bins)"; exit 1; }
+done
+mkdir -p "$dir"
+
+is_mnt() { awk -v m="$1" '$2 == m {f = 1} END {exit !f}' /proc/mounts; }
+
+# run_case NAME EXPECT_VIEW VIEW_DIR PREFIX ENV... : runs the short, cleaning
+# run with ENV (under PREFIX, a command such as setpriv), checks that it
+# passed and that nothing is left.
+run_case() {
+	name=$1 want_view=$2 vdir=$3 prefix=$4
+	shift 4
+	pages0=$(cat $KNOB)
+	hp0=0
+	is_mnt /dev/hugepages && hp0=1
+	$prefix env "$@" L1_RUN_SHORT=1 L1_RUN_CLEANUP=1 L1_RUN_SECONDS=3 $RUN >"$tmp/out" 2>&1
+	rc=$?
+	sed 's/^/    /' "$tmp/out" | grep -v '^    \[' | tail -n 40
+	check "$name: make run exits 0" test $rc -eq 0
+	check "$name: the workload passed" grep -q "^run: the workload passed" "$tmp/out"
+	check "$name: kvdemo verified its reads" grep -q "^kvdemo: OK: every read matched" "$tmp/out"
+	check "$name: progress lines were shown" grep -q "^\[ *[0-9.]*s\] objects" "$tmp/out"
+	if [ "$want_view" = 1 ]; then
+		check "$name: reads went through the view and zero-copy by path" \
+			grep -Eq "view mmap, [0-9]+ view read, [1-9][0-9]* zero-copy" "$tmp/out"
+		check "$name: ls -l of objects from the view" grep -q "ls -l .*/objects" "$tmp/out"
+		check "$name: cat stats from the view" grep -q "^zeroing .*io_uring\|^zeroing " "$tmp/out"
+	fi
+	check "$name: it cleaned up" grep -q "^run: stopped: nothing of make run is left" "$tmp/out"
+	pool=$(sed -n "s/^run: destroyed the pool //p" "$tmp/out")
+	check "$name: the pool was destroyed" test -n "$pool"
+	[ -n "$pool" ] && check "$name: no pool file at $pool" test ! -e "$pool"
+	check "$name: the view is not mounted" sh -c "! awk -v m='$vdir' '\$2 == m {f=1} END {exit !f}' /proc/mounts"
+	hp1=0
+	is_mnt /dev/hugepages && hp1=1
+	check "$name: /dev/hugepages mounted as before ($hp0)" test $hp0 -eq $hp1
+	check "$name: nr_hugepages restored ($pages0)" test "$(cat $KNOB)" -eq "$pages0"
+}
+
+# 1. private paths
+if [ "${L1_TEST_HUGETLBFS:-0}" = 1 ]; then
+	pool=$dir/l1run-$$
+else
+	pool=/dev/shm/l1run-$$
+fi
+view=0
+[ -x "$BUILD/bin/l1fs" ] && [ -w /dev/fuse ] && view=1
+run_case "private paths" $view "$tmp/view" "" L1ARENA_PATH="$pool" \
+	L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state"
+check "private paths: no state file" test ! -e "$tmp/state/state"
+check "private paths: the view's directory is gone" test ! -e "$tmp/view"
+
+# 2. the defaults, as make run has them
+if [ "$(id -u)" -ne 0 ]; then
+	say "skip the default paths: they need root"
+elif [ -e /dev/hugepages/l1arena ] || [ -e /run/l1arena/state ] ||
+	mountpoint -q /run/l1arena/view 2>/dev/null; then
+	say "skip the default paths: a pool or a make run is there already"
+elif [ "${L1_TEST_MAKE_RUN_DEFAULTS:-1}" = 0 ]; then
+	say "skip the default paths: L1_TEST_MAKE_RUN_DEFAULTS=0"
+else
+	run_case "default paths" $view /run/l1arena/view "" L1ARENA_PATH= L1_RUN_MOUNT= \
+		L1_RUN_STATE=
+	check "default paths: the pool was at /dev/hugepages/l1arena" \
+		grep -q "^run: destroyed the pool /dev/hugepages/l1arena$" "$tmp/out"
+	check "default paths: no state left in /run/l1arena" test ! -e /run/l1arena/state
+fi
+
+# 3. without root
+NOBODY="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+as_nobody() { $NOBODY "$@"; }
+if [ "$(id -u)" -ne 0 ]; then
+	say "skip the run as nobody: this test is not root"
+elif ! command -v setpriv >/dev/null || ! as_nobody test -x "$BUILD/bin/kvdemo" ||
+	! as_nobody test -r tools/run-main.sh; then
+	say "skip the run as nobody: nobody cannot read the build ($ROOT)"
+else
+	nview=0
+	[ -x "$BUILD/bin/l1fs" ] && as_nobody test -w /dev/fuse && nview=1
+	mkdir "$tmp/nobody" && chown nobody:nogroup "$tmp/nobody"
+	run_case "as nobody" $nview "$tmp/nobody/view" "$NOBODY" L1ARENA_PATH= \
+		L1_RUN_MOUNT="$tmp/nobody/view" L1_RUN_STATE="$tmp/nobody/state"
+	# a user needs root for the huge pages unless a writable hugetlbfs with
+	# enough free pages is there already
+	if grep -q "needs root" "$tmp/out"; then
+		check "as nobody: it names the step that needs root" \
+			grep -q "^run: step 1 (reserve [0-9]* huge pages .*) needs root" "$tmp/out"
+		check "as nobody: the pool went to /dev/shm" \
+			grep -q "^run: destroyed the pool /dev/shm/l1arena-" "$tmp/out"
+	else
+		check "as nobody: huge pages were there already" grep -q "no root needed" "$tmp/out"
+	fi
+fi
+
+[ $fail -eq 0 ] && say "test_make_run.sh: all checks passed"
+exit $fail
