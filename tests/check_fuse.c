@@ -55,6 +55,7 @@ struct view {
 };
 
 static struct view V;                   /* the TCase's mount (parent's copy) */
+static pid_t runner;                    /* the Check runner, parent of the tests */
 
 static const char *l1fs_bin(void)
 {
@@ -160,6 +161,8 @@ static void make_pool(char *out, size_t len, const char *name, uint64_t size)
 	l1_arena_close(a);
 }
 
+static void mount_teardown(void);
+
 static void mount_setup(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -168,9 +171,14 @@ static void mount_setup(void)
 	snprintf(V.mnt, sizeof V.mnt, "/tmp/l1fs-test.XXXXXX");
 	ck_assert(mkdtemp(V.mnt) != NULL);
 	chmod(V.mnt, 0755);     /* nobody must reach it */
-	V.pid = spawn_l1fs(V.mnt, V.pool, "allow_other,gc_interval=0.3");
-	ck_assert_msg(V.pid > 0 && wait_mounted(V.mnt, V.pid), "l1fs did not mount %s (%s)",
-		      V.mnt, l1fs_bin());
+	/* allow_other lets the nobody checks in; a user would need
+	 * user_allow_other in /etc/fuse.conf for it, so only as root */
+	V.pid = spawn_l1fs(V.mnt, V.pool, getuid() == 0 ? "allow_other,gc_interval=0.3"
+							: "gc_interval=0.3");
+	if (V.pid <= 0 || !wait_mounted(V.mnt, V.pid)) {
+		mount_teardown();       /* a failed setup gets no teardown */
+		ck_abort_msg("l1fs did not mount %s (%s)", V.mnt, l1fs_bin());
+	}
 }
 
 static void mount_teardown(void)
@@ -627,8 +635,18 @@ START_TEST(writes_only_before_publish)
 }
 END_TEST
 
+/* Checks that switch to nobody need root (and the allow_other mount). */
+#define NEEDS_ROOT()                                                              \
+	do {                                                                      \
+		if (getuid() != 0) {                                              \
+			printf("check_fuse: %s skipped: needs root\n", __func__);  \
+			return;                                                   \
+		}                                                                 \
+	} while (0)
+
 START_TEST(writing_another_owners_object)
 {
+	NEEDS_ROOT();
 	struct l1_arena *a = attach();
 	struct l1_obj o;
 	ck_assert_int_eq(l1_alloc_bytes(a, 4096, 1, &o), 0);
@@ -746,6 +764,7 @@ END_TEST
 
 START_TEST(nobody_is_refused)
 {
+	NEEDS_ROOT();
 	uint64_t secret = publish_elsewhere("secret", 4096, 21, 0600);
 	uint64_t open_ = publish_elsewhere("public", 4096, 22, 0644);
 	const char *ps = P("objects/%s", idstr(secret));
@@ -1053,10 +1072,43 @@ static void own_mount(struct view *v, const char *opts)
 {
 	memset(v, 0, sizeof *v);
 	make_pool(v->pool, sizeof v->pool, "fuse-life", 32 * MiB);
-	snprintf(v->mnt, sizeof v->mnt, "/tmp/l1fs-life.XXXXXX");
+	snprintf(v->mnt, sizeof v->mnt, "/tmp/l1fs-life-%d.XXXXXX", (int)runner);
 	ck_assert(mkdtemp(v->mnt) != NULL);
 	v->pid = spawn_l1fs(v->mnt, v->pool, opts);
-	ck_assert(v->pid > 0 && wait_mounted(v->mnt, v->pid));
+	if (v->pid <= 0 || !wait_mounted(v->mnt, v->pid)) {
+		stop_l1fs(v->mnt, v->pid);
+		rmdir(v->mnt);
+		l1_arena_destroy(v->pool, 1);
+		ck_abort_msg("l1fs did not mount %s", v->mnt);
+	}
+}
+
+/* After the life tests (in the runner): whatever a failed test left mounted
+ * under its name, and the directories. */
+static void life_sweep(void)
+{
+	char line[4096], m[2048], prefix[64];
+	int n = snprintf(prefix, sizeof prefix, "/tmp/l1fs-life-%d.", (int)runner);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "%*s %*s %*s %*s %2047s", m) == 1 && !strncmp(m, prefix, (size_t)n))
+			umount2(m, MNT_DETACH);
+	if (f)
+		fclose(f);
+	DIR *d = opendir("/tmp");
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		snprintf(m, sizeof m, "/tmp/%s", e->d_name);
+		if (!strncmp(m, prefix, (size_t)n))
+			rmdir(m);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void life_setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
 }
 
 static void own_unmount(struct view *v)
@@ -1229,7 +1281,7 @@ START_TEST(daemon_mode_and_bad_pool)
 {
 	char pool[512], mnt[256], cmd[1400];
 	make_pool(pool, sizeof pool, "fuse-daemon", 16 * MiB);
-	snprintf(mnt, sizeof mnt, "/tmp/l1fs-daemon.XXXXXX");
+	snprintf(mnt, sizeof mnt, "/tmp/l1fs-life-%d.XXXXXX", (int)runner);
 	ck_assert(mkdtemp(mnt) != NULL);
 	/* without -f the command returns once the mount is live */
 	snprintf(cmd, sizeof cmd, "%s %s --arena %s", l1fs_bin(), mnt, pool);
@@ -1330,6 +1382,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--helper"))
 		return helper(argc - 1, argv + 1);
+	runner = getpid();
 	if (access("/dev/fuse", R_OK | W_OK) != 0) {
 		printf("check_fuse: SKIPPED: /dev/fuse is not usable here (%s)\n", strerror(errno));
 		return 0;
@@ -1365,6 +1418,7 @@ int main(int argc, char **argv)
 	suite_add_tcase(s, t);
 
 	t = tcase_create("life");
+	tcase_add_unchecked_fixture(t, life_setup, life_sweep);
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, clean_shutdown);
 	tcase_add_test(t, unmount_while_busy);
