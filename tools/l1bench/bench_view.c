@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
@@ -95,6 +96,7 @@ static int mount_view(const struct bench_ctx *c, struct view_run *v)
 	}
 	v->l1fs = fork();
 	if (v->l1fs == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);      /* unmounts if we die */
 		execl(bin, "l1fs", v->mnt, "--arena", l1_arena_path(v->a), "-f", "-o",
 		      "gc_interval=2", (char *)NULL);
 		_exit(127);
