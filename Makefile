@@ -82,6 +82,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_COMMON_SRCS:%.c=$(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS_LIB)
 
+# libFuzzer target over pool files (clang; tests/sh/test_fuzz.sh runs it).
+FUZZ_CC ?= clang-14
+build/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c $(LIB_SRCS) $(wildcard arena/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -g -O1 -D_GNU_SOURCE -Iarena -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ tests/fuzz/fuzz_pool.c $(LIB_SRCS) $(LDLIBS_LIB)
+fuzz: build/fuzz/fuzz_pool
+
 # Installs the Debian packages that are missing (root), or says how.
 deps:
 	@sh tools/install-deps.sh

@@ -227,7 +227,10 @@ void l1__rebuild(struct l1_arena *a)
 		if (e->count && e->slot < h->max_objects && e->client < h->max_clients &&
 		    a->clients[e->client].state == L1_CLIENT_LIVE &&
 		    live_or_dirty(atomic_load(&a->recs[e->slot].state)) &&
-		    atomic_load(&a->recs[e->slot].state) != L1_STATE_DIRTY) {
+		    atomic_load(&a->recs[e->slot].state) != L1_STATE_DIRTY &&
+		    /* the 32-bit sums must not wrap (a damaged count) */
+		    (uint64_t)a->recs[e->slot].holds + e->count <= UINT32_MAX &&
+		    (uint64_t)a->clients[e->client].holds + e->count <= UINT32_MAX) {
 			struct l1_rec *r = &a->recs[e->slot];
 			e->next = r->hold_head;
 			r->hold_head = (uint32_t)i + 1;
@@ -351,7 +354,7 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 		else
 			used += r->size;
 		holds += r->holds;
-		if (st == L1_STATE_PUBLISHED && r->key_len &&
+		if (st == L1_STATE_PUBLISHED && r->key_len && r->key_len <= L1_KEY_MAX &&
 		    l1__key_find(a, r->key, r->key_len) != (int64_t)s)
 			problem(rp, "record %llu: key '%.*s' not found in the key index",
 				(unsigned long long)s, (int)(r->key_len & 127), r->key);
