@@ -12,6 +12,8 @@ import glob
 import importlib.util
 import itertools
 import os
+import re
+import subprocess
 import sys
 
 import pytest
@@ -21,7 +23,72 @@ PYDIR = os.path.join(ROOT, "tools", "python")
 if importlib.util.find_spec("l1arena") is None:
     sys.path.insert(0, PYDIR)
 
-import l1arena  # noqa: E402
+
+def _sanitizer(lib):
+    """('asan'|'tsan', runtime path) when lib links a sanitizer runtime."""
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+        out = subprocess.run(["ldd", lib], capture_output=True, text=True,
+                             timeout=60, env=env).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for kind in ("asan", "tsan"):
+        m = re.search(r"lib%s\.so[.\d]* => (\S+)" % kind, out)
+        if m:
+            return kind, m.group(1)
+    return None
+
+
+# `make check SANITIZE=address|thread` hands us a sanitized libl1arena.so
+# (L1ARENA_LIB under build/asan or build/tsan).  Its runtime must come first
+# in the process, so pytest is started again with it preloaded; the tests
+# then exercise the sanitized library.  CPython's own allocations at exit
+# are not leaks of ours: leak detection is off.
+SANITIZER = None
+_REEXEC = None
+_lib = os.environ.get("L1ARENA_LIB")
+if _lib and os.path.exists(_lib):
+    _san = _sanitizer(_lib)
+    if _san:
+        SANITIZER = _san[0]
+        if _san[1] not in os.environ.get("LD_PRELOAD", ""):
+            if os.environ.get("L1_PYTEST_REEXEC"):
+                raise RuntimeError("cannot preload %s for %s" % (_san[1], _lib))
+            _REEXEC = dict(os.environ, L1_PYTEST_REEXEC="1")
+            _REEXEC["LD_PRELOAD"] = (_san[1] + " " + os.environ.get(
+                "LD_PRELOAD", "")).strip()
+            if SANITIZER == "asan":
+                _REEXEC["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "")
+                                           + ":detect_leaks=0").lstrip(":")
+
+
+def pytest_configure(config):
+    if _REEXEC is None:
+        return
+    # give the real stdout/stderr back (pytest captures them while it loads
+    # conftests), then run this same pytest command again, preloaded
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture(in_=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    print("tests/python: %s build, rerunning pytest with LD_PRELOAD=%s"
+          % (SANITIZER, _REEXEC["LD_PRELOAD"]), flush=True)
+    os.execve(sys.executable, sys.orig_argv, _REEXEC)
+
+
+if _REEXEC is not None:
+    # do not load the sanitized library before the re-exec
+    collect_ignore_glob = ["test_*.py"]
+
+# Tests that fork() a process with threads: ThreadSanitizer does not support
+# new threads after such a fork.
+forks = pytest.mark.skipif(
+    SANITIZER == "tsan", reason="ThreadSanitizer build: no threads after a "
+    "multi-threaded fork(), so fork()ing tests run in the plain and ASan builds")
+
+if _REEXEC is None:
+    import l1arena  # noqa: E402
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from l1arena import L1Error, L1MemoryManager, MemoryLayoutDesc
-from conftest import MiB, child_env
+from conftest import MiB, child_env, forks
 
 KV = MemoryLayoutDesc(shapes=[(2, 32, 128)], dtypes=[np.float16])
 ROUNDS = 200
@@ -83,7 +83,7 @@ def _proc_churn(path, seed, rounds, q):
         q.put((seed, ["%s: %r" % (type(e).__name__, e)]))
 
 
-@pytest.mark.parametrize("method", ["spawn", "fork"])
+@pytest.mark.parametrize("method", ["spawn", pytest.param("fork", marks=forks)])
 def test_processes(pools, method, monkeypatch):
     for k, v in child_env().items():
         monkeypatch.setenv(k, v)
@@ -97,10 +97,7 @@ def test_processes(pools, method, monkeypatch):
     # the parent churns at the same time
     errors = []
     churn(m, 99, ROUNDS // 2, errors)
-    results = [q.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    results = collect(q, procs)
     assert not errors, errors[:5]
     for seed, errs in results:
         assert not errs, (seed, errs[:5])
@@ -108,6 +105,27 @@ def test_processes(pools, method, monkeypatch):
     assert m.flush(timeout=30)
     assert m.get_memory_usage()[0] == 0
     assert m.memcheck(), m.last_memcheck_report
+
+
+def collect(q, procs, timeout=300):
+    """One result per process; fails at once when one dies without one."""
+    import queue
+    import time
+    results = []
+    deadline = time.monotonic() + timeout
+    while len(results) < len(procs):
+        try:
+            results.append(q.get(timeout=0.5))
+            continue
+        except queue.Empty:
+            pass
+        dead = [p for p in procs if p.exitcode not in (None, 0)]
+        assert not dead, "child exited %s without a result" % [p.exitcode for p in dead]
+        assert time.monotonic() < deadline, "children did not report in %d s" % timeout
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results
 
 
 def _writer(path, key, seed, q):
@@ -137,10 +155,8 @@ def test_write_in_one_process_read_by_key_in_another(pools, monkeypatch):
     q = ctx.Queue()
     p = ctx.Process(target=_writer, args=(m.path, "req-42/layer-0", 7, q))
     p.start()
-    status, payload = q.get(timeout=120)
-    p.join(timeout=60)
+    [(status, payload)] = collect(q, [p])
     assert status == "ok", payload
-    assert p.exitcode == 0
     with m.hold("req-42/layer-0") as o:
         assert o.layout.dtypes == ["bf16", np.dtype(np.int32)]
         assert o.arrays[0].dtype == np.uint16          # bf16: raw-typed

@@ -16,7 +16,7 @@ import pytest
 
 from l1arena import (L1Error, L1Exception, L1ViewsAliveError, L1MemoryManager,
                      MemoryLayoutDesc)
-from conftest import config, child_env
+from conftest import config, child_env, forks
 
 KV = MemoryLayoutDesc(shapes=[(2, 32, 128)], dtypes=[np.float16])
 
@@ -171,6 +171,7 @@ print("ok")
 """
 
 
+@forks
 def test_fork_inherited_views_and_manager(pools):
     m = pools()
     r = subprocess.run([sys.executable, "-c", FORK_CHILD, m.path],

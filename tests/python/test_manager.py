@@ -384,3 +384,37 @@ def test_example_style_context_manager(pools):
     with pytest.raises(L1Exception, match="closed"):
         m.allocate(KV, 1)
     remove_pool(p)
+
+
+def test_duck_typed_layout_and_huge_count(pool):
+    class LMCacheLayout:                    # like lmcache's frozen dataclass
+        def __init__(self, shapes, dtypes):
+            self.shapes, self.dtypes = shapes, dtypes
+        __hash__ = None
+
+    lay = LMCacheLayout([(2, 32, 128)], ["float16"])
+    err, objs = pool.allocate(lay, 2)
+    assert err == L1Error.SUCCESS and objs[0].layout == KV
+    assert pool.allocate(lay, 1)[1][0].layout is objs[0].layout   # cached
+    with pytest.raises(TypeError):
+        pool.allocate(object(), 1)
+    err, none = pool.allocate(KV, 1 << 40)
+    assert err == L1Error.OUT_OF_OBJECTS and none == []
+    assert "object table" in pool.last_error
+    for o in pool.objects():
+        pool.free([pool.get(o["obj"]["id"])])
+    assert pool.get_memory_usage()[0] == 0
+
+
+def test_create_or_attach(pools):
+    p = pools.path()
+    a = L1MemoryManager.create_or_attach(config(p))
+    b = L1MemoryManager.create_or_attach(config(p))
+    try:
+        assert a.pool_id == b.pool_id
+        err, objs = b.allocate(KV, 1)
+        assert a.get_memory_usage()[0] == 16384
+        assert b.free(objs) == L1Error.SUCCESS
+    finally:
+        b.close()
+        a.close()

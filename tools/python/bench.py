@@ -11,6 +11,8 @@ Layout [2,32,128] fp16 (16 KiB objects, LMCache's example).  Rows:
   alloc+touch+free    the same, writing one element of every object's tensor
                       (so every view is made)
   numpy.empty (+touch) the same loops with numpy.empty per object
+  torch.empty+touch   with torch: the touched loop with torch.empty, since
+                      touching a torch tensor costs more than a NumPy one
 Zeroing on: freed memory is zeroed (io_uring) before reuse, as in production;
 the loop then measures the caller's cost, which is what the Python side sees
 (allocate waits for zeroing only when nothing clean is left).  Zeroing off
@@ -117,13 +119,26 @@ def run(args, zero):
                 a[0, 0, 0] = 1
             del objs
 
+    loops = [("l1arena alloc+free", l1_plain),
+             ("numpy.empty", np_plain),
+             ("l1arena alloc+touch+free", l1_touch),
+             ("numpy.empty+touch", np_touch)]
+    if use_torch:
+        torch = get_torch()
+        tshape, tf16 = torch.Size(SHAPE), torch.float16
+
+        def torch_touch():
+            for _ in range(N):
+                objs = [torch.empty(tshape, dtype=tf16) for _ in range(B)]
+                for t in objs:
+                    t[0, 0, 0] = 1
+                del objs
+        loops.append(("torch.empty+touch", torch_touch))
+
     l1_plain()                                        # warm up
     rows = []
     per = 1e6 / (N * B)
-    for name, fn in (("l1arena alloc+free", l1_plain),
-                     ("numpy.empty", np_plain),
-                     ("l1arena alloc+touch+free", l1_touch),
-                     ("numpy.empty+touch", np_touch)):
+    for name, fn in loops:
         rows.append((name, best(fn, args.repeat) * per))
     backing = m.usage()["backing"]
     m.flush()

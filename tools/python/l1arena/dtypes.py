@@ -195,21 +195,33 @@ _SIGNED = {np.dtype(np.uint16): np.dtype(np.int16),
 
 def torch_view(arr, d):
     """A zero-copy torch tensor over the NumPy view arr of Dtype d."""
-    import warnings
     torch = get_torch()
-    with warnings.catch_warnings():
-        # Read-only arrays (published or held objects): torch warns that it
-        # cannot express that; the binding documents it instead.
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            t = torch.from_numpy(arr)
-        except TypeError:
-            # older torch: no unsigned 16/32/64-bit tensors from NumPy
-            t = torch.from_numpy(arr.view(_SIGNED[arr.dtype]))
-    td = torch_dtype(d)
-    if td is not None and t.dtype != td:
+    if arr.flags.writeable:
+        t = _tensor_from_numpy(torch, arr)
+    else:
+        import warnings
+        with warnings.catch_warnings():
+            # Read-only arrays (published or held objects): torch warns that
+            # it cannot express that; the binding documents it instead.
+            warnings.simplefilter("ignore", UserWarning)
+            t = _tensor_from_numpy(torch, arr)
+    td = _torch_types.get(d)
+    if td is None:
+        td = _torch_types[d] = torch_dtype(d) or False
+    if td and t.dtype != td:
         try:
             t = t.view(td)
         except (RuntimeError, TypeError):
             pass  # leave the raw-typed view
     return t
+
+
+_torch_types = {}
+
+
+def _tensor_from_numpy(torch, arr):
+    try:
+        return torch.from_numpy(arr)
+    except TypeError:
+        # older torch: no unsigned 16/32/64-bit tensors from NumPy
+        return torch.from_numpy(arr.view(_SIGNED[arr.dtype]))

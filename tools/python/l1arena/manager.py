@@ -269,6 +269,8 @@ def _after_fork_in_child():
     for m in list(_managers):
         m._h = None
         m._inherited = True
+        m._lock = threading.Lock()      # it may have been held at fork time
+        m._inflight = 0
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -553,6 +555,22 @@ class L1MemoryManager:
 
     open = attach
 
+    @classmethod
+    def create_or_attach(cls, config: L1MemoryManagerConfig, **attach_kw):
+        """Creates the pool of config, or attaches to it where it exists
+        already (the first of several processes creates it)."""
+        try:
+            return cls(config)
+        except L1Exception as e:
+            if e.error is not L1Error.EXISTS or config.force:
+                raise
+        path = config.path or os.environ.get("L1ARENA_PATH") or _ffi.L1_DEFAULT_PATH
+        attach_kw.setdefault("pin", config.pin)
+        attach_kw.setdefault("zero_method", config.zero_method)
+        m = cls.attach(path, **attach_kw)
+        m.config = config
+        return m
+
     def _setup(self, h, readonly):
         self._inherited = False
         self._keeper = _Handle(h)
@@ -562,6 +580,7 @@ class L1MemoryManager:
         self._inflight = 0
         self._tls = threading.local()
         self._layouts = {}
+        self._foreign_layouts = {}
         self._viewed = []
         self._viewed_limit = 1024
         self._root = None
@@ -572,6 +591,11 @@ class L1MemoryManager:
                 raise L1Exception(rc, what="l1_get_vm_space")
             if not vm.base or not vm.size:
                 raise L1Exception(-22, "l1_get_vm_space returned no mapping")
+            u = _ffi.L1Usage()
+            rc = _ffi.l1_arena_usage(h, ctypes.addressof(u))
+            if rc < 0:
+                raise L1Exception(rc, what="l1_arena_usage")
+            self._max_objects = u.max_objects or 0xFFFFFFFF
             p = _ffi.l1_arena_path(h)
             self._path = os.fsdecode(p) if p else _ffi.cstr(vm.path)
             self._pool_id = vm.pool_id
@@ -665,6 +689,8 @@ class L1MemoryManager:
         error L1Error.OUT_OF_MEMORY (no room, after waiting for zeroing),
         L1Error.OUT_OF_OBJECTS (object table full) or another L1Error; the
         library's sentence is in ``last_error``."""
+        if layout.__class__ is not MemoryLayoutDesc:
+            layout = self._as_layout(layout)
         if layout._c is None:
             layout._compile()
         count = count.__index__()
@@ -672,6 +698,10 @@ class L1MemoryManager:
             if count == 0:
                 return L1Error.SUCCESS, []
             raise ValueError("allocate: negative count")
+        if count > self._max_objects:
+            self._tls.err = ("allocate: %d objects asked, the object table "
+                             "holds %d" % (count, self._max_objects))
+            return L1Error.OUT_OF_OBJECTS, []
         buf, addr = self._scratch(count)
         h = self._enter()
         try:
@@ -685,6 +715,25 @@ class L1MemoryManager:
         return L1Error.SUCCESS, list(map(
             MemoryObj, v[0::_W], v[1::_W], v[2::_W], v[3::_W],
             repeat(layout, count), repeat(self, count)))
+
+    def _as_layout(self, layout):
+        """A MemoryLayoutDesc for a subclass instance (itself) or any object
+        with shapes and dtypes (LMCache's own MemoryLayoutDesc...), cached."""
+        if isinstance(layout, MemoryLayoutDesc):
+            return layout
+        key = id(layout)
+        hit = self._foreign_layouts.get(key)
+        if hit is not None and hit[0] is layout:
+            return hit[1]
+        try:
+            conv = MemoryLayoutDesc(shapes=layout.shapes, dtypes=layout.dtypes)
+        except AttributeError:
+            raise TypeError("allocate: a layout needs shapes and dtypes, not %r"
+                            % (layout,)) from None
+        if len(self._foreign_layouts) >= 256:
+            self._foreign_layouts.clear()
+        self._foreign_layouts[key] = (layout, conv)
+        return conv
 
     def allocate_bytes(self, nbytes, count=1):
         """Allocates count objects of nbytes each (a one-tensor uint8
