@@ -208,7 +208,7 @@ setup_hugepages() {
 		ALLOW_SHM=--allow-shm
 		return 0
 	fi
-	if [ -e "$POOL" ] && [ "${L1_RUN_FORCE:-0}" != 1 ]; then
+	if [ -e "$POOL" ]; then
 		say "step 1: a pool is at $POOL already: no huge pages to reserve for it"
 		return 0
 	fi
@@ -251,12 +251,36 @@ setup_hugepages() {
 	ALLOW_SHM=--allow-shm
 }
 
+# L1_RUN_FORCE=1: the pool there goes first (our own view of it too), so
+# that step 1 reserves pages for the new one and step 2 creates it afresh.
+remove_for_force() {
+	[ "${L1_RUN_FORCE:-0}" = 1 ] && [ -e "$POOL" ] || return 0
+	if [ "$pool" = "$POOL" ] && [ "$view_mounted" = 1 ]; then
+		unmount_view || return 1
+		view_mounted=0
+		save_state
+	fi
+	i=0
+	while [ $i -lt 30 ] && ! "$L1CTL" destroy --path "$POOL" >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if [ -e "$POOL" ] && ! "$L1CTL" destroy --force --path "$POOL" >/dev/null; then
+		warn "step 2: L1_RUN_FORCE=1, but the pool at $POOL cannot be removed (see above)"
+		return 1
+	fi
+	say "L1_RUN_FORCE=1: removed the pool at $POOL; step 2 creates it anew"
+	pool=$POOL
+	pool_created=0
+	save_state
+}
+
 # Step 2: the pool.
 setup_pool() {
 	grow=256
 	[ "$SIZE_MIB" -lt 512 ] && grow=$((SIZE_MIB / 2 / 64 * 64))
 	[ "$grow" -lt 64 ] && grow=64
-	if [ -e "$POOL" ] && [ "${L1_RUN_FORCE:-0}" != 1 ]; then
+	if [ -e "$POOL" ]; then
 		if ! why=$("$L1CTL" info --path "$POOL" 2>&1 >/dev/null); then
 			warn "step 2: the pool at $POOL cannot be used: ${why#l1ctl: }"
 			warn "  Rerun with L1_RUN_FORCE=1 to recreate it (its objects are lost), or set L1ARENA_PATH."
@@ -267,16 +291,9 @@ setup_pool() {
 		save_state
 		return 0
 	fi
-	force=""
-	if [ -e "$POOL" ]; then
-		force=--force
-		# our own view of it would keep it busy
-		[ "$pool" = "$POOL" ] && [ "$view_mounted" = 1 ] && unmount_view && view_mounted=0
-		say "step 2: recreating the pool at $POOL (L1_RUN_FORCE=1)"
-	fi
 	# shellcheck disable=SC2086
 	if ! out=$("$L1CTL" create --path "$POOL" --size "${SIZE_MIB}M" --lazy \
-		--init-size "${grow}M" --grow-step "${grow}M" $ALLOW_SHM $force 2>&1); then
+		--init-size "${grow}M" --grow-step "${grow}M" $ALLOW_SHM 2>&1); then
 		warn "step 2: $out"
 		return 1
 	fi
@@ -367,6 +384,7 @@ start() {
 	[ "${L1_RUN_SHORT:-0}" = 1 ] && [ -z "${L1_RUN_SECONDS:-}" ] && SECS=5
 	trap on_exit EXIT
 	trap 'exit 130' INT TERM
+	remove_for_force || exit 1
 	setup_hugepages
 	setup_pool || exit 1
 	setup_view
