@@ -153,7 +153,7 @@ int l1_parse_size(const char *s, uint64_t *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || v < 0)
+	if (end == s || errno || !(v >= 0))        /* also NaN: casting it is undefined */
 		return l1__err(-EINVAL, "'%s' is not a size (try 512M, 8G, 4096)", s);
 	uint64_t mul = 1;
 	switch (toupper((unsigned char)*end)) {
