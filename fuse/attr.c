@@ -17,6 +17,21 @@
 
 #define OBJ_BLKSIZE (1u << 20)          /* lets cat/cp use 1 MiB reads */
 
+const struct l1fs_root_entry l1fs_root[L1FS_N_ROOT] = {
+	{ "objects", L1FS_INO_OBJECTS },
+	{ "keys", L1FS_INO_KEYS },
+	{ "meta", L1FS_INO_META },
+	{ "stats", L1FS_INO_STATS },
+	{ "metrics", L1FS_INO_METRICS },
+	{ "clients", L1FS_INO_CLIENTS },
+};
+
+int l1fs_caller_owns(fuse_req_t req, const struct l1_obj_info *oi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	return ctx->uid == 0 || ctx->uid == oi->uid;
+}
+
 int l1fs_state_listed(uint32_t state)
 {
 	return state == L1_STATE_ALLOCATED || state == L1_STATE_PUBLISHED;

@@ -176,6 +176,23 @@ int l1fs_parse_id(const char *name, uint64_t *id);
 
 /* ---- attributes (attr.c) ----------------------------------------------- */
 
+#define L1FS_FIXED_TIMEOUT 3600.0       /* entry/attr timeout of fixed nodes */
+#define L1FS_N_ROOT 6
+
+struct l1fs_root_entry {
+	const char *name;
+	fuse_ino_t ino;
+};
+/* The root directory: objects, keys, meta, stats, metrics, clients. */
+extern const struct l1fs_root_entry l1fs_root[L1FS_N_ROOT];
+
+static inline struct l1fs *l1fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+/* The request comes from the record's owner, or root. */
+int l1fs_caller_owns(fuse_req_t req, const struct l1_obj_info *oi);
+
 /* Whether a state is shown in objects/ (live and not freed). */
 int l1fs_state_listed(uint32_t state);
 /* The stat of an object, its meta file or its key symlink. */
@@ -210,11 +227,36 @@ int l1fs_idset_add(struct l1fs_idset *s, uint64_t id);
 int l1fs_idset_take(struct l1fs_idset *s, uint64_t id);
 void l1fs_idset_free(struct l1fs_idset *s);
 
-/* ---- the low-level operations (ops.c) and the reaper (reaper.c) -------- */
+/* ---- the low-level operations (ops.c, file.c, dir.c) ------------------- */
 
 extern const struct fuse_lowlevel_ops l1fs_ops;
+
+void l1fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void l1fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void l1fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		   off_t off, struct fuse_file_info *fi);
+void l1fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void l1fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		   struct fuse_file_info *fi);
+void l1fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void l1fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+		       off_t length, struct fuse_file_info *fi);
+void l1fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void l1fs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void l1fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			 struct fuse_file_info *fi);
+void l1fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* The list of open handles (file.c); a directory's is freed by dir.c. */
+void l1fs_handle_add(struct l1fs *fs, struct l1fs_handle *l, int is_dir);
+void l1fs_handle_del(struct l1fs *fs, struct l1fs_handle *l);
+void l1fs_dir_free(struct l1fs *fs, struct l1fs_handle *l);
 /* After the session loop: frees the handles still open (their holds go). */
 void l1fs_handles_free(struct l1fs *fs);
+
+/* ---- the reaper (reaper.c) --------------------------------------------- */
 
 int l1fs_reaper_start(struct l1fs *fs);
 /* bdi.c: sets read_ahead_kb of the l1fs mount at mountpoint (root only).
