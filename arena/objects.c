@@ -118,7 +118,9 @@ void l1__rec_fill_obj(const struct l1_arena *a, uint32_t slot, struct l1_obj *o)
 	o->id = ((uint64_t)r->gen << 32) | slot;
 	o->offset = r->offset;
 	o->size = r->size;
-	o->ptr = a->base + r->offset;
+	/* a damaged record (listed by l1_obj_list) gets no pointer: base + a wild
+	 * offset is not even a valid pointer to compute */
+	o->ptr = l1__rec_geometry_ok(a, r) ? a->base + r->offset : NULL;
 	o->pool_id = a->h->pool_id;
 	o->layout_id = r->layout_id;
 	o->reserved = 0;
