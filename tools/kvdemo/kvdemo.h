@@ -85,6 +85,7 @@ struct kv_stats {
 	_Atomic int stop;
 	_Atomic uint64_t requests[KV_MAX_WRITERS];      /* published requests per writer */
 	_Atomic uint64_t objs_written, bytes_written, alloc_calls, alloc_ns, alloc_waits;
+	_Atomic uint64_t alloc_hist[32];        /* allocate calls by log2(us) */
 	_Atomic uint64_t rd_key, rd_view_mmap, rd_view_read, rd_zc, rd_bytes, rd_miss;
 	_Atomic uint64_t ev_passes, ev_objs, ev_bytes, ev_pressure;
 	_Atomic uint64_t want_room;     /* bytes a writer found no room for */

@@ -70,7 +70,7 @@ static const char usage_text[] =
 "  --watermark F    evict when used > F x pool (default 0.8)\n"
 "  --low F          evict down to F x pool (default 0.7)\n"
 "  --interval S     seconds between progress lines (default 1)\n"
-"  --zipf S         Zipf exponent of the reads over requests, newest hottest (1.1)\n"
+"  --zipf S         Zipf exponent of the reads over requests, newest hottest (1.5)\n"
 "\n"
 "Exit status: 0 all reads verified, workers clean, memcheck clean; 1 otherwise;\n"
 "2 usage error.\n";
@@ -274,6 +274,20 @@ static int reap(pid_t *kids, int n, struct kv_stats *s)
 	return bad;
 }
 
+/* The upper bound (us) of the histogram bucket holding quantile q. */
+static double hist_q(const struct kv_stats *s, double q)
+{
+	uint64_t n = 0, acc = 0;
+	for (int b = 0; b < 32; b++)
+		n += atomic_load(&s->alloc_hist[b]);
+	for (int b = 0; b < 32 && n; b++) {
+		acc += atomic_load(&s->alloc_hist[b]);
+		if ((double)acc >= q * (double)n)
+			return b ? (double)(1ull << b) : 1.0;
+	}
+	return 0;
+}
+
 static void summary(struct l1_arena *a, const struct kv_opts *o, const struct kv_stats *s,
 		    double secs, int problems, const char *report)
 {
@@ -285,14 +299,14 @@ static void summary(struct l1_arena *a, const struct kv_opts *o, const struct kv
 	l1_arena_usage(a, &u);
 	printf("\nkvdemo: %.1f s, %d writers, %d readers, evict at %.0f%% down to %.0f%%\n",
 	       secs, o->writers, o->readers, 100 * o->watermark, 100 * o->low);
-	printf("  written    %llu objects, %s (%s/s); %llu allocate calls, mean %.1f us; "
-	       "%llu waits for room\n",
+	printf("  written    %llu objects, %s (%s/s); %llu allocate calls, mean %.1f us, "
+	       "p50 < %.0f us, p99 < %.0f us; %llu waits for room\n",
 	       (unsigned long long)atomic_load(&s->objs_written),
 	       human(atomic_load(&s->bytes_written), h1, sizeof h1),
 	       human((uint64_t)((double)atomic_load(&s->bytes_written) / secs), h2, sizeof h2),
 	       (unsigned long long)calls,
 	       calls ? (double)atomic_load(&s->alloc_ns) / (double)calls / 1e3 : 0.0,
-	       (unsigned long long)atomic_load(&s->alloc_waits));
+	       hist_q(s, 0.5), hist_q(s, 0.99), (unsigned long long)atomic_load(&s->alloc_waits));
 	printf("  verified   %llu reads, %s: %llu by key, %llu view mmap, %llu view read, "
 	       "%llu zero-copy by path; %llu misses (evicted before the read)%s\n",
 	       (unsigned long long)rd, human(atomic_load(&s->rd_bytes), h3, sizeof h3),
@@ -320,7 +334,7 @@ static void summary(struct l1_arena *a, const struct kv_opts *o, const struct kv
 int main(int argc, char **argv)
 {
 	struct kv_opts o = { .seconds = 20, .watermark = 0.8, .low = 0.7, .interval = 1,
-			     .zipf_s = 1.1, .writers = 3, .readers = 2, .write_rate = 512 };
+			     .zipf_s = 1.5, .writers = 3, .readers = 2, .write_rate = 512 };
 	struct l1_open_opts op;
 	struct l1_arena *a;
 	struct l1_usage u;

@@ -74,6 +74,9 @@ static int alloc_wait(struct l1_arena *a, struct kv_stats *s, int w,
 		uint64_t t1 = kv_now_ns();
 		atomic_fetch_add_explicit(&s->alloc_calls, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&s->alloc_ns, t1 - t0, memory_order_relaxed);
+		uint64_t us = (t1 - t0) / 1000;
+		unsigned b = us ? 64 - (unsigned)__builtin_clzll(us) : 0;
+		atomic_fetch_add_explicit(&s->alloc_hist[b < 31 ? b : 31], 1, memory_order_relaxed);
 		if (r == 0)
 			return 0;
 		if (r == -ENOSPC && strstr(l1_last_error(), "layout")) {
@@ -134,7 +137,13 @@ int kv_writer(const struct kv_opts *o, struct kv_stats *s, int w)
 	int rc = 0;
 	if (!a)
 		return 1;
-	objs = calloc(KV_CHUNK_TOKENS, sizeof *objs);
+	uint32_t batch = 0;             /* the largest allocate of any request */
+	for (unsigned i = 0; i < kv_nmodels; i++) {
+		uint32_t b = kv_models[i].max_chunks * (kv_models[i].layerwise ?
+							kv_models[i].layers : 1);
+		batch = b > batch ? b : batch;
+	}
+	objs = calloc(batch, sizeof *objs);
 	if (!objs) {
 		kv_error(s, "writer %d: out of memory", w);
 		l1_arena_close(a);
