@@ -171,7 +171,9 @@ int l1_arena_create(const struct l1_config *c, struct l1_arena **out);
 /* Attaches to an existing pool (o may be NULL for defaults). */
 int l1_arena_open(const char *path, const struct l1_open_opts *o,
 		  struct l1_arena **out);
-/* Detaches: waits for this process's zeroing, drops its holds, unpins. */
+/* Detaches: waits for this process's zeroing, drops its holds, unpins.  A
+ * handle does not survive fork(): a child opens its own (closing the one it
+ * inherited only unmaps it). */
 void l1_arena_close(struct l1_arena *a);
 /* Removes the pool file.  -EBUSY if live clients are attached, unless force. */
 int l1_arena_destroy(const char *path, int force);

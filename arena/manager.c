@@ -526,7 +526,13 @@ void l1_arena_close(struct l1_arena *a)
 {
 	if (!a)
 		return;
-	if (a->h && a->recs) {
+	if (a->pid != getpid()) {
+		/* a handle inherited across fork: its engine thread and client slot
+		 * belong to the parent; only this process's mapping goes */
+		a->zero = NULL;
+		a->pin = NULL;
+		a->client_idx = UINT32_MAX;
+	} else if (a->h && a->recs) {
 		client_drop(a);
 		l1_zero_stop(a->zero);
 		a->zero = NULL;

@@ -12,10 +12,19 @@
  */
 #include "internal.h"
 
+/* Under the lock.  Extents the engine refuses are left DIRTY with no zeroer,
+ * so the next gc (in any process) takes them over. */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
 {
-	if (n && a->zero)
-		l1_zero_submit(a->zero, q, n);
+	if (!n || (a->zero && l1_zero_submit(a->zero, q, n) == 0))
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		struct l1_rec *r = &a->recs[q[i].slot];
+		if (r->gen == q[i].gen && r->zeroer_pid == a->pid) {
+			r->zeroer_pid = 0;
+			r->zeroer_start = 0;
+		}
+	}
 }
 
 void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,

@@ -136,7 +136,10 @@ struct l1_arena *bench_create(const struct bench_ctx *c, const char *name, uint6
 	cfg.lazy = lazy;
 	cfg.zero_on_free = zero_on_free;
 	cfg.pin = L1_PIN_OFF;
-	cfg.allow_shm = c->allow_shm || !is_hugetlbfs(path[0] ? "/dev/hugepages" : "/");
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s", path);
+	*strrchr(dir, '/') = 0;
+	cfg.allow_shm = c->allow_shm || !is_hugetlbfs(dir);
 	cfg.force = 1;
 	int r = l1_arena_create(&cfg, &a);
 	if (r) {
