@@ -83,7 +83,8 @@ class L1Exception(RuntimeError):
         self.message = message or _ffi.strerror(self.code)
         self.errno = -self.code if self.code < 0 else 0
         text = "%s: %s" % (what, self.message) if what else self.message
-        super().__init__("%s [%s]" % (text, self.error.name))
+        name = _errno.errorcode.get(self.errno, self.error.name)
+        super().__init__("%s [%s]" % (text, name))
 
 
 class L1ViewsAliveError(L1Exception):

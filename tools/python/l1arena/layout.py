@@ -10,11 +10,14 @@ allocate from it many times.
 
 import ctypes
 import numbers
+import threading
 
 from . import _ffi
 from .dtypes import Dtype, to_dtype, numpy_dtype, logical_dtype
 
 __all__ = ["MemoryLayoutDesc"]
+
+_compile_lock = threading.RLock()
 
 
 def _shape(s):
@@ -78,6 +81,14 @@ class MemoryLayoutDesc:
         """Builds (once) the C struct and the per-tensor view specs."""
         if self._c is not None:
             return self._c
+        # once only, even from several threads: allocate() hands the
+        # struct's address to C, so it must never be replaced
+        with _compile_lock:
+            if self._c is None:
+                self._build()
+        return self._c
+
+    def _build(self):
         n = len(self.shapes)
         if not 1 <= n <= _ffi.L1_MAX_TENSORS:
             raise ValueError("MemoryLayoutDesc: %d tensors (1..%d allowed)"
@@ -117,7 +128,6 @@ class MemoryLayoutDesc:
         self._nbytes = total.value
         self._c_addr = addr
         self._c = c
-        return c
 
     @property
     def nbytes(self):
