@@ -149,8 +149,12 @@ expect 0 "" "get --key writes the bytes" -- "$L1CTL" get --path "$pool" --key "s
 	--out "$tmp/out1"
 cmp -s "$tmp/in" "$tmp/out1" || { say "FAIL get --key: bytes differ"; fail=1; }
 "$L1CTL" get --path "$pool" "$id1" >"$tmp/out2" 2>/dev/null
-cmp -s "$tmp/in" "$tmp/out2" && say "ok   get ID to stdout: same bytes" ||
-	{ say "FAIL get ID to stdout: bytes differ"; fail=1; }
+if cmp -s "$tmp/in" "$tmp/out2"; then
+	say "ok   get ID to stdout: same bytes"
+else
+	say "FAIL get ID to stdout: bytes differ"
+	fail=1
+fi
 expect 1 "no object is published under key 'nope'" "get of a missing key" -- \
 	"$L1CTL" get --path "$pool" --key nope
 has "l1ctl ls. lists the objects" "it says how to find the objects"
