@@ -3,8 +3,8 @@
 object, beside the same loop with numpy.empty as the baseline, in one run.
 
     PYTHONPATH=tools/python python3 tools/python/bench.py [--batch 64]
-        [--iters 2000] [--repeat 5] [--size 256M] [--path POOL]
-        [--zero on|off|both]
+        [--iters 2000] [--repeat 5] [--size 256M] [--path POOL [--allow-shm]]
+        [--zero on|off|both] [--no-torch]
 
 Layout [2,32,128] fp16 (16 KiB objects, LMCache's example).  Rows:
   alloc+free          allocate(layout, 64) then free(objs): one C call each
@@ -69,7 +69,7 @@ def best(fn, repeat):
 def run(args, zero):
     size = parse_size(args.size)
     path = args.path
-    allow_shm = False
+    allow_shm = args.allow_shm
     if not path:
         if hugepages_free() >= size + (64 << 20):
             path = "/dev/hugepages/l1bench-py-%d" % os.getpid()
@@ -80,6 +80,16 @@ def run(args, zero):
                                 allow_shm=allow_shm, force=True, pin="off",
                                 zero_on_free=zero)
     m = L1MemoryManager(cfg)
+    try:
+        return measure(args, m)
+    finally:
+        try:
+            m.close(wait=5)
+        finally:
+            l1arena.destroy(path, force=True)
+
+
+def measure(args, m):
     lay = MemoryLayoutDesc(shapes=[SHAPE], dtypes=[np.float16])
     B, N = args.batch, args.iters
     alloc, free = m.allocate, m.free
@@ -142,10 +152,7 @@ def run(args, zero):
         rows.append((name, best(fn, args.repeat) * per))
     backing = m.usage()["backing"]
     m.flush()
-    ok = m.memcheck()
-    m.close()
-    l1arena.destroy(path, force=True)
-    return rows, backing, ok
+    return rows, backing, m.memcheck()
 
 
 def main():
@@ -154,7 +161,11 @@ def main():
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--size", default="256M")
-    ap.add_argument("--path", default=None)
+    ap.add_argument("--path", default=None,
+                    help="pool file (default: /dev/hugepages if it has room, "
+                    "else /dev/shm); it is created and removed")
+    ap.add_argument("--allow-shm", action="store_true",
+                    help="with --path: allow the shm fallback")
     ap.add_argument("--zero", choices=("on", "off", "both"), default="both")
     ap.add_argument("--no-torch", dest="torch", action="store_false",
                     help="touch NumPy views even when torch is importable")
