@@ -492,16 +492,17 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *out, size_t len)
 		out[0] = 0;
 	if (!a)
 		return l1__err(-EINVAL, "NULL pool");
-	int r = l1__validate_header(a->h, a->h->file_size);
-	if (r) {
-		problem(&rp, "header: %s", l1_last_error());
-		return rp.problems;
-	}
 	if (repair && a->readonly)
 		return l1__err(-EROFS, "pool attached read-only: cannot repair");
-	r = l1__lock(a);
+	int r = l1__lock(a);
 	if (r)
 		return r;
+	/* under the lock: the header's counters change with every allocation */
+	if ((r = l1__validate_header(a->h, a->map_size))) {
+		problem(&rp, "header: %s", l1_last_error());
+		l1__unlock(a);
+		return rp.problems;
+	}
 	int found = run_checks(a, &rp);
 	if (repair && found) {
 		l1__rebuild(a);
