@@ -379,11 +379,11 @@ static int64_t free_batch(struct l1_arena *a, struct kv_stats *s, const struct v
 		if (r == 0) {
 			bytes += v[i].size;
 			atomic_fetch_add_explicit(&s->ev_objs, 1, memory_order_relaxed);
-		} else if (r != -EALREADY && r != -ESTALE && r != -ENOENT) {
+		} else if (r != -EALREADY && r != -ESTALE && r != -ENOENT && r != -EPERM) {
 			kv_error(s, "evictor: cannot free object %llu: %s",
 				 (unsigned long long)ids[i], l1_last_error());
 			return -1;
-		}
+		}       /* else gone meanwhile, or another user's: not ours to evict */
 	}
 	return (int64_t)bytes;
 }
