@@ -64,7 +64,7 @@ run_case() {
 	check "$name: make run exits 0" test $rc -eq 0
 	check "$name: the workload passed" grep -q "^run: the workload passed" "$tmp/out"
 	check "$name: kvdemo verified its reads" grep -q "^kvdemo: OK: every read matched" "$tmp/out"
-	check "$name: progress lines were shown" grep -q "^\[ *[0-9.]*s\] objects" "$tmp/out"
+	check "$name: progress lines were shown" grep -Eq "^\\[ *[0-9.]+s\\] +[0-9]+ objects" "$tmp/out"
 	if grep -q "^run: step 3: mounted the view" "$tmp/out"; then
 		check "$name: reads went through the view and zero-copy by path" \
 			grep -Eq "view mmap, [0-9]+ view read, [1-9][0-9]* zero-copy" "$tmp/out"

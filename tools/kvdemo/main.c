@@ -215,14 +215,17 @@ static void progress(struct l1_arena *a, const struct kv_stats *s, uint64_t t0,
 	double dt = (double)(now.t - last->t) / 1e9;
 	if (dt <= 0)
 		dt = 1e-9;
-	printf("[%6.1fs] objects %6llu  used %9s of %s (%4.1f%%, committed %s) | "
-	       "write %5.0f obj/s %9s/s | read %5.0f obj/s %9s/s (key %llu, view %llu, "
-	       "zero-copy %llu; %llu missed) | evicted %llu | full waits %llu\n",
+	char com[48] = "";
+	if (u.committed_bytes < u.total_bytes)
+		snprintf(com, sizeof com, ", %s committed", human(u.committed_bytes, h3, sizeof h3));
+	printf("[%5.1fs] %5llu objects, %9s of %s (%4.1f%%%s) | write %4.0f/s %9s/s | "
+	       "read %4.0f/s %9s/s: key %llu, view %llu, zero-copy %llu, missed %llu | "
+	       "evicted %llu | waits %llu\n",
 	       (double)(now.t - t0) / 1e9,
 	       (unsigned long long)(u.objects[L1_STATE_ALLOCATED] + u.objects[L1_STATE_PUBLISHED]),
 	       human(u.used_bytes, h1, sizeof h1), human(u.total_bytes, h2, sizeof h2),
-	       100.0 * (double)u.used_bytes / (double)u.total_bytes,
-	       human(u.committed_bytes, h3, sizeof h3), (double)(now.objs - last->objs) / dt,
+	       100.0 * (double)u.used_bytes / (double)u.total_bytes, com,
+	       (double)(now.objs - last->objs) / dt,
 	       human((uint64_t)((double)(now.bytes - last->bytes) / dt), h4, sizeof h4),
 	       (double)(now.rd - last->rd) / dt,
 	       human((uint64_t)((double)(now.rd_bytes - last->rd_bytes) / dt), h5, sizeof h5),
