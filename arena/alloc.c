@@ -90,7 +90,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 	uint64_t now = l1__now_ns();
 	uint32_t mode = h->mode & 0666;
 	for (uint32_t i = 0; i < count; i++) {
-		uint32_t slot = l1__slot_pop(a);
+		uint32_t slot = l1__slot_pop_free(a);
 		struct l1_rec *r = &a->recs[slot];
 		r->gen = r->gen + 1 ? r->gen + 1 : 1;
 		r->offset = h->data_off + starts[i] * h->block_size;
@@ -112,9 +112,10 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->key_next = 0;
 		r->flags = 0;
 		l1__rec_set_state(a, r, L1_STATE_ALLOCATED);
-		l1__rec_fill_obj(a, slot, &objs[i]);
+		objs[i] = (struct l1_obj){ ((uint64_t)r->gen << 32) | slot, r->offset, size,
+					   a->base + r->offset, h->pool_id, layout_id, 0 };
 	}
-	atomic_fetch_add_explicit(&h->allocs, count, memory_order_relaxed);
+	l1__ctr_add(&h->allocs, count);
 }
 
 /* Waits until dirty bytes drop below `seen` (or a short while); 0 if they did. */
@@ -324,7 +325,7 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 			l1__rec_retire(a, slots[i], q, &nq);
 		}
 	}
-	atomic_fetch_add_explicit(&a->h->frees, count, memory_order_relaxed);
+	l1__ctr_add(&a->h->frees, count);
 	l1__zero_queue(a, q, nq);
 	l1__unlock(a);
 out:

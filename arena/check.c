@@ -103,13 +103,14 @@ int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
 {
 	const struct l1_hdr *h = a->h;
 	uint64_t committed = atomic_load(&((struct l1_hdr *)h)->committed);
-	if (r->offset < h->data_off || r->size == 0 || r->size % h->block_size ||
-	    (r->offset - h->data_off) % h->block_size)
+	uint64_t mask = h->block_size - 1;     /* a power of two (validated) */
+	if (r->offset < h->data_off || r->size == 0 || (r->size & mask) ||
+	    ((r->offset - h->data_off) & mask))
 		return 0;
 	uint64_t rel = r->offset - h->data_off;
 	if (rel > committed || r->size > committed - rel)
 		return 0;
-	return rel / h->grow_step == (rel + r->size - 1) / h->grow_step;
+	return r->size <= h->grow_step - rel % h->grow_step;    /* inside one step */
 }
 
 static void rec_blocks(const struct l1_arena *a, const struct l1_rec *r, uint64_t *b,

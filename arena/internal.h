@@ -83,6 +83,8 @@ int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *i
 
 /* objects.c: records, slots, key index, holds; all under the lock. */
 uint32_t l1__slot_pop(struct l1_arena *a);
+uint32_t l1__slot_pop_free(struct l1_arena *a);
+void l1__ctr_add(_Atomic uint64_t *c, int64_t d);    /* under the lock only */
 void l1__slot_push(struct l1_arena *a, uint32_t slot);
 int l1__slots_ready(struct l1_arena *a, uint32_t count);
 int l1__rec_check_id(struct l1_arena *a, uint64_t id, uint64_t pool_id, uint32_t *slot);

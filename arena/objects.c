@@ -20,34 +20,48 @@ uint32_t l1__slot_pop(struct l1_arena *a)
 	return a->slots[--a->h->slot_top];
 }
 
-/* True if the top count entries of the free-slot stack are distinct free
- * slots, so that count pops cannot name a record outside the table or a
- * live one (a damaged file).  If they are not, the stack, which is derived,
- * is rebuilt from the records first. */
+/* True if the top count entries of the free-slot stack name free slots
+ * inside the table, so that count pops cannot write a record outside it or
+ * over a live one (a damaged file); if not, the stack, which is derived, is
+ * rebuilt from the records first.  A slot listed twice is caught when it is
+ * popped (l1__slot_pop_free). */
+static void slots_rebuild(struct l1_arena *a)
+{
+	struct l1_hdr *h = a->h;
+	h->slot_top = 0;
+	for (uint64_t s = h->max_objects; s-- > 0;)
+		if (atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) ==
+		    L1_STATE_FREE)
+			a->slots[h->slot_top++] = (uint32_t)s;
+}
+
 int l1__slots_ready(struct l1_arena *a, uint32_t count)
 {
 	struct l1_hdr *h = a->h;
-	uint64_t top = h->slot_top, i = 0;
+	uint64_t top = h->slot_top;
 	int bad = top > h->max_objects;
-	for (; !bad && i < count && i < top; i++) {
+	for (uint64_t i = 0; !bad && i < count && i < top; i++) {
 		uint32_t s = a->slots[top - 1 - i];
-		if (s >= h->max_objects || (a->recs[s].flags & L1_REC_F_MARK) ||
-		    atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) != L1_STATE_FREE) {
-			bad = 1;
-			break;
-		}
-		a->recs[s].flags |= L1_REC_F_MARK;
+		bad = s >= h->max_objects ||
+		      atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) !=
+			      L1_STATE_FREE;
 	}
-	while (i-- > 0)         /* unmark the entries marked above */
-		a->recs[a->slots[top - 1 - i]].flags &= ~L1_REC_F_MARK;
-	if (bad) {
-		h->slot_top = 0;
-		for (uint64_t s = h->max_objects; s-- > 0;)
-			if (atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) ==
-			    L1_STATE_FREE)
-				a->slots[h->slot_top++] = (uint32_t)s;
-	}
+	if (bad)
+		slots_rebuild(a);
 	return h->slot_top >= count;
+}
+
+/* Pops a slot whose record is FREE (after l1__slots_ready said enough are
+ * there): an entry listed twice names a record this batch already took, and
+ * then the stack is rebuilt from the records. */
+uint32_t l1__slot_pop_free(struct l1_arena *a)
+{
+	uint32_t s = l1__slot_pop(a);
+	if (s < a->h->max_objects &&
+	    atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) == L1_STATE_FREE)
+		return s;
+	slots_rebuild(a);
+	return l1__slot_pop(a);
 }
 
 void l1__slot_push(struct l1_arena *a, uint32_t slot)
@@ -61,6 +75,20 @@ static int live_state(uint32_t s)
 	return s == L1_STATE_ALLOCATED || s == L1_STATE_PUBLISHED || s == L1_STATE_DOOMED;
 }
 
+/* Counters written only under the pool lock: a plain read-modify-write,
+ * published with an atomic store for lock-free readers (no locked
+ * instruction on the hot path). */
+static inline void ctr_add(_Atomic uint64_t *c, int64_t d)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)d,
+			      memory_order_relaxed);
+}
+
+void l1__ctr_add(_Atomic uint64_t *c, int64_t d)
+{
+	ctr_add(c, d);
+}
+
 void l1__rec_set_state(struct l1_arena *a, struct l1_rec *r, uint32_t state)
 {
 	struct l1_hdr *h = a->h;
@@ -68,16 +96,16 @@ void l1__rec_set_state(struct l1_arena *a, struct l1_rec *r, uint32_t state)
 	if (old == state)
 		return;
 	if (old < 5)
-		atomic_fetch_sub_explicit(&h->nobj[old], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->nobj[state], 1, memory_order_relaxed);
+		ctr_add(&h->nobj[old], -1);
+	ctr_add(&h->nobj[state], 1);
 	if (live_state(old) && !live_state(state))
-		atomic_fetch_sub_explicit(&h->used_bytes, r->size, memory_order_relaxed);
+		ctr_add(&h->used_bytes, -(int64_t)r->size);
 	if (!live_state(old) && live_state(state))
-		atomic_fetch_add_explicit(&h->used_bytes, r->size, memory_order_relaxed);
+		ctr_add(&h->used_bytes, (int64_t)r->size);
 	if (old == L1_STATE_DIRTY)
-		atomic_fetch_sub_explicit(&h->dirty_bytes, r->size, memory_order_relaxed);
+		ctr_add(&h->dirty_bytes, -(int64_t)r->size);
 	if (state == L1_STATE_DIRTY)
-		atomic_fetch_add_explicit(&h->dirty_bytes, r->size, memory_order_relaxed);
+		ctr_add(&h->dirty_bytes, (int64_t)r->size);
 	atomic_store_explicit(&r->state, state, memory_order_release);
 }
 
@@ -201,7 +229,7 @@ static void hold_account(struct l1_arena *a, uint32_t slot, uint32_t client, int
 	a->recs[slot].holds += (uint32_t)d;
 	if (client < a->h->max_clients)
 		a->clients[client].holds += (uint32_t)d;
-	atomic_fetch_add_explicit(&a->h->nholds, (uint64_t)d, memory_order_relaxed);
+	ctr_add(&a->h->nholds, d);
 }
 
 int l1__hold_add(struct l1_arena *a, uint32_t slot, uint32_t client)
