@@ -46,8 +46,10 @@ START_TEST(concurrent_alloc_free)
 				int r = l1_alloc_bytes(b, sz, n, o);
 				if (r == -ENOMEM)
 					continue;
-				if (r)
+				if (r) {
+					fprintf(stderr, "alloc: %s\n", l1_last_error());
 					_exit(1);
+				}
 				for (uint32_t j = 0; j < n; j++)
 					l1t_fill(o[j].ptr, o[j].size, o[j].id);
 				for (uint32_t j = 0; j < n; j++)
