@@ -4,7 +4,8 @@
 # Idempotent: asks apt only for what dpkg says is missing.
 set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liburing-dev check \
-python3 python3-pytest python3-numpy attr util-linux procps clang-14 libclang-rt-14-dev"
+python3 python3-pytest python3-numpy python3-pip attr util-linux procps clang-14 libclang-rt-14-dev \
+prometheus"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
