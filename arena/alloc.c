@@ -16,7 +16,10 @@
 
 #include "internal.h"
 
-#define DIRTY_WAIT_NS (5ull * 1000000000ull)
+/* Waiting for zeroing gives up after this long without progress (a busy
+ * machine can slow the engines down, but not stop them), or this long in all. */
+#define DIRTY_STALL_NS (5ull * 1000000000ull)
+#define DIRTY_WAIT_MAX_NS (60ull * 1000000000ull)
 
 const char *l1_state_name(uint32_t s)
 {
@@ -169,7 +172,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	if (count > 256 && !(starts = malloc(count * sizeof *starts)))
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	struct l1_hdr *h = a->h;
-	uint64_t nblk = size / h->block_size, deadline = 0;
+	uint64_t nblk = size / h->block_size, deadline = 0, give_up = 0, last_dirty = 0;
 	int tried_grow = 0, tried_gc = 0;
 	uint32_t layout_id;
 	for (;;) {
@@ -209,19 +212,24 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		uint64_t dirty = atomic_load(&h->dirty_bytes);
 		if (dirty) {
 			uint64_t now = l1__mono_ns();
-			if (!deadline)
-				deadline = now + DIRTY_WAIT_NS;
-			if (now < deadline) {
+			if (!give_up)
+				give_up = now + DIRTY_WAIT_MAX_NS;
+			if (!deadline || dirty < last_dirty)
+				deadline = now + DIRTY_STALL_NS;   /* progress: keep waiting */
+			last_dirty = dirty;
+			if (now < deadline && now < give_up) {
 				wait_dirty_progress(a, dirty);
 				continue;
 			}
 		}
 		atomic_fetch_add(&h->ooms, 1);
 		if (r == -ENOSPC)
-			r = l1__err(-ENOSPC, "object table full: %llu of %llu records in use; "
-				    "free objects or create the pool with a larger --max-objects",
+			r = l1__err(-ENOSPC, "object table full: %llu of %llu records in use "
+				    "(%llu of them freed and awaiting zeroing); free objects or create "
+				    "the pool with a larger --max-objects",
 				    (unsigned long long)(h->max_objects - h->slot_top),
-				    (unsigned long long)h->max_objects);
+				    (unsigned long long)h->max_objects,
+				    (unsigned long long)atomic_load(&h->nobj[L1_STATE_DIRTY]));
 		else
 			r = l1__err(-ENOMEM, "out of memory: %u x %llu bytes do not fit; used %llu "
 				    "of %llu bytes, %llu dirty, %llu committed%s%s",
