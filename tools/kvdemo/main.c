@@ -353,8 +353,6 @@ int main(int argc, char **argv)
 	op.no_client = 1;
 	if ((r = l1_arena_open(o.arena, &op, &a))) {
 		fprintf(stderr, "kvdemo: cannot attach to the pool: %s\n", l1_last_error());
-		if (r == -ENOENT)
-			fprintf(stderr, "kvdemo: create it first: l1ctl create --size 1G\n");
 		return 1;
 	}
 	l1_arena_usage(a, &u);
