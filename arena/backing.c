@@ -75,7 +75,8 @@ int l1__grow(struct l1_arena *a, uint64_t need_bytes)
 }
 
 /* The first hugetlbfs in /proc/mounts (of page_size, if non-zero), checked
- * with statfs; 0 and its mount point, or -ENOENT. */
+ * with statfs; 0 and its mount point, or -ENOENT.  Private mounts under
+ * /tmp (tests make them) are not a host's pool directory and are skipped. */
 int l1__find_hugetlbfs(uint64_t page_size, char *out, size_t len)
 {
 	FILE *f = setmntent("/proc/mounts", "r");
@@ -86,7 +87,7 @@ int l1__find_hugetlbfs(uint64_t page_size, char *out, size_t len)
 	while ((m = getmntent(f))) {
 		uint64_t ps;
 		int huge;
-		if (strcmp(m->mnt_type, "hugetlbfs") ||
+		if (strcmp(m->mnt_type, "hugetlbfs") || !strncmp(m->mnt_dir, "/tmp/", 5) ||
 		    l1__backing_statfs(m->mnt_dir, &ps, &huge) || !huge ||
 		    (page_size && ps != page_size))
 			continue;

@@ -555,8 +555,11 @@ int l1_arena_destroy(const char *path, int force)
 	if (r == -ENOENT)
 		return r;
 	if (r) {
-		if (!force)
-			return l1__err(r, "%s; refusing to remove it (use force)", l1_last_error());
+		if (!force) {
+			char why[512];
+			snprintf(why, sizeof why, "%s", l1_last_error());
+			return l1__err(r, "%s; refusing to remove it (use force)", why);
+		}
 		return unlink(path) < 0 ? l1__err(-errno, "cannot remove %s: %s", path,
 						  strerror(errno)) : 0;
 	}
