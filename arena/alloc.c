@@ -201,6 +201,9 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			tried_grow = 1;
 			continue;
 		}
+		/* what was dirty when the claim failed: if any of it is released by
+		 * the time we look again, that is progress worth a retry */
+		uint64_t dirty = atomic_load(&h->dirty_bytes);
 		l1__unlock(a);
 		if (!tried_gc) {
 			tried_gc = 1;
@@ -209,7 +212,6 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped))
 				continue;
 		}
-		uint64_t dirty = atomic_load(&h->dirty_bytes);
 		if (dirty) {
 			uint64_t now = l1__mono_ns();
 			if (!give_up)
