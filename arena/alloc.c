@@ -62,17 +62,21 @@ static int layout_id_of(struct l1_arena *a, const struct l1_layout *l, uint32_t 
 }
 
 /* Under the lock: claims count runs of nblk blocks; 0, or -ENOMEM with
- * nothing claimed. */
+ * nothing claimed.  Placement is address-ordered first fit (it keeps free
+ * space in fewer, longer runs than next fit when sizes mix and objects die
+ * in another order than they came): each search starts at the lowest block
+ * that may be free (search_hint: every block below it is taken; a release
+ * lowers it).  Objects of one batch have one size, so a hole too small for
+ * one is too small for the next, and the batch searches on from the last. */
 static int claim_runs(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts)
 {
 	struct l1_hdr *h = a->h;
 	uint64_t limit = atomic_load_explicit(&h->committed, memory_order_relaxed) /
 			 h->block_size;
-	uint64_t pos = h->search_hint < limit ? h->search_hint : 0;
+	uint64_t pos = l1__bm_next_zero(a, h->search_hint < limit ? h->search_hint : 0, limit);
+	h->search_hint = pos;
 	for (uint32_t i = 0; i < count; i++) {
 		int64_t s = l1__bm_find(a, nblk, pos, limit);
-		if (s < 0 && pos)
-			s = l1__bm_find(a, nblk, 0, limit);
 		if (s < 0) {
 			while (i-- > 0)
 				l1__bm_clear(a, starts[i], nblk);
@@ -81,8 +85,9 @@ static int claim_runs(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_
 		l1__bm_set(a, (uint64_t)s, nblk);
 		starts[i] = (uint64_t)s;
 		pos = (uint64_t)s + nblk;
+		if ((uint64_t)s == h->search_hint)
+			h->search_hint = pos;
 	}
-	h->search_hint = pos;
 	return 0;
 }
 

@@ -8,6 +8,9 @@
  * lie inside one.  All calls run under the pool lock; the bitmap is derived
  * state (check.c rebuilds it from the records).
  *
+ * search_hint in the header is the lowest block that may be free (every
+ * block below it is taken): l1__bm_clear lowers it, the allocator raises it.
+ *
  * l1__bm_find(n, from, limit) returns the first start s >= from with
  * s + n <= limit whose n bits are clear and inside one step, or -1; it
  * claims nothing.  l1__bm_set/clear claim and release a run and keep the
@@ -30,7 +33,7 @@ static inline void summary_update(struct l1_arena *a, uint64_t w)
 }
 
 /* First clear bit >= pos, or limit. */
-static uint64_t next_zero(const struct l1_arena *a, uint64_t pos, uint64_t limit)
+uint64_t l1__bm_next_zero(const struct l1_arena *a, uint64_t pos, uint64_t limit)
 {
 	if (pos >= limit)
 		return limit;
@@ -83,7 +86,7 @@ int64_t l1__bm_find(struct l1_arena *a, uint64_t n, uint64_t from, uint64_t limi
 	if (n == 0 || n > step)
 		return -1;
 	while (pos + n <= limit) {
-		uint64_t z = next_zero(a, pos, limit);
+		uint64_t z = l1__bm_next_zero(a, pos, limit);
 		if (z + n > limit)
 			return -1;
 		uint64_t step_end = (z / step + 1) * step;
@@ -124,6 +127,8 @@ void l1__bm_set(struct l1_arena *a, uint64_t start, uint64_t n)
 void l1__bm_clear(struct l1_arena *a, uint64_t start, uint64_t n)
 {
 	run_apply(a, start, n, 0);
+	if (start < a->h->search_hint)
+		a->h->search_hint = start;      /* the lowest block that may be free */
 }
 
 int l1__bm_test_any(const struct l1_arena *a, uint64_t start, uint64_t n)
@@ -139,7 +144,7 @@ uint64_t l1__bm_largest_free(const struct l1_arena *a, uint64_t limit)
 		uint64_t s1 = s0 + step < limit ? s0 + step : limit;
 		uint64_t pos = s0;
 		while (pos < s1) {
-			uint64_t z = next_zero(a, pos, s1);
+			uint64_t z = l1__bm_next_zero(a, pos, s1);
 			if (z >= s1)
 				break;
 			uint64_t o = next_one(a, z, s1);

@@ -263,8 +263,7 @@ void l1__rebuild(struct l1_arena *a)
 			l1__slot_push(a, (uint32_t)s);
 		}
 	}
-	if (h->search_hint >= h->nblocks)
-		h->search_hint = 0;
+	h->search_hint = 0;             /* the lowest block that may be free */
 }
 
 /* ---- memcheck ---------------------------------------------------------- */

@@ -81,7 +81,7 @@ struct l1_hdr {
 	uint8_t lock[64];               /* pthread_mutex_t, robust + pshared */
 	uint64_t slot_top;              /* entries in the free-slot stack */
 	uint64_t hold_free;             /* free hold entries: index+1 list */
-	uint64_t search_hint;           /* block where the next search starts */
+	uint64_t search_hint;           /* lowest block that may be free */
 	uint32_t nlayouts;
 	uint32_t reserved_l0;
 	uint64_t reserved_locked[12];   /* to 512 */

@@ -71,6 +71,7 @@ void l1__unlock(struct l1_arena *a);
 
 /* bitmap.c: run search and claim over the shared bitmap (see bitmap.c). */
 int64_t l1__bm_find(struct l1_arena *a, uint64_t nblk, uint64_t from, uint64_t limit);
+uint64_t l1__bm_next_zero(const struct l1_arena *a, uint64_t pos, uint64_t limit);
 void l1__bm_set(struct l1_arena *a, uint64_t start, uint64_t n);
 void l1__bm_clear(struct l1_arena *a, uint64_t start, uint64_t n);
 int l1__bm_test_any(const struct l1_arena *a, uint64_t start, uint64_t n);
