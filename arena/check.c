@@ -55,8 +55,11 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 		return l1__err(-EBADMSG, "data region lies outside the file");
 	if (h->nblocks != h->data_size / h->block_size || h->nblocks == 0)
 		return l1__err(-EBADMSG, "block count disagrees with the data size");
-	if (!h->grow_step || h->grow_step % h->block_size)
-		return l1__err(-EBADMSG, "grow step is not a multiple of the block size");
+	/* the creator caps the step at the data size; a larger one makes lazy
+	 * growth's round-up wrap, and grow "succeed" without growing, forever */
+	if (!h->grow_step || h->grow_step % h->block_size || h->grow_step > h->data_size)
+		return l1__err(-EBADMSG, "grow step is not a multiple of the block size, or "
+			       "is larger than the data");
 	/* nbuckets is bounded before it is multiplied: 2^62 buckets would make a
 	 * region of 2^64 = 0 bytes that passes the overlap test below */
 	if (!h->max_objects || h->max_objects >= UINT32_MAX || !pow2(h->nbuckets) ||

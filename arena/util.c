@@ -54,7 +54,7 @@ const char *l1_strerror(int err)
 	case -ETIMEDOUT: return "timed out";
 	case -ENODEV: return "no device";
 	case -EROFS: return "read-only";
-	default: return err < 0 ? strerror(-err) : "unknown";
+	default: return err < 0 && err > INT32_MIN ? strerror(-err) : "unknown";
 	}
 }
 

@@ -256,6 +256,8 @@ START_TEST(geometry)
 	REFUSE_FIELD(&m, nblocks, 0, -EBADMSG);
 	REFUSE_FIELD(&m, grow_step, 0, -EBADMSG);
 	REFUSE_FIELD(&m, grow_step, h->block_size + 1, -EBADMSG);
+	REFUSE_FIELD(&m, grow_step, h->data_size * 2, -EBADMSG);
+	REFUSE_FIELD(&m, grow_step, UINT64_MAX & ~(h->block_size - 1), -EBADMSG);
 	REFUSE_FIELD(&m, bitmap_words, h->bitmap_words + 1, -EBADMSG);
 	REFUSE_FIELD(&m, summary_words, h->summary_words + 1, -EBADMSG);
 	REFUSE_FIELD(&m, summary_words, 0, -EBADMSG);
