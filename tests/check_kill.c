@@ -77,6 +77,7 @@ struct run {
 	uint32_t max_sleep_ms;          /* between the killer's kills */
 	uint32_t checkpoint;            /* kills between exact accountings */
 	uint64_t min_obj, max_obj;      /* object sizes */
+	uint32_t ent_max, local_max;    /* published, unpublished objects a worker keeps */
 };
 
 /* Figures of one run, for the summary line. */
@@ -87,7 +88,7 @@ struct tally {
 
 static struct shared *S;
 static struct l1_arena *W;              /* the worker's handle */
-static uint32_t w_slot, w_hook_per_10k, w_nworkers;
+static uint32_t w_slot, w_hook_per_10k, w_nworkers, w_ent_max;
 static uint64_t w_committed;
 
 static uint64_t rnd(uint64_t n)
@@ -131,9 +132,9 @@ static void publish_one(struct l1_obj *o, uint64_t seed)
 	char key[32];
 	struct ent *t = S->ent[w_slot];
 	uint32_t j;
-	for (j = 0; j < ENT && atomic_load(&t[j].state) != E_EMPTY; j++)
+	for (j = 0; j < w_ent_max && atomic_load(&t[j].state) != E_EMPTY; j++)
 		;
-	if (j == ENT) {                         /* table full: not published */
+	if (j == w_ent_max) {                   /* table full: not published */
 		if (l1_free(W, o, 1))
 			worker_fail("free of an unpublished object: %s%s", "", 3);
 		return;
@@ -219,6 +220,7 @@ static void worker(const char *path, uint32_t slot, const struct run *rc, pid_t 
 	w_slot = slot;
 	w_hook_per_10k = rc->hook_per_10k;
 	w_nworkers = rc->nworkers;
+	w_ent_max = rc->ent_max;
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 	l1_open_opts_init(&oo);
 	oo.pin = L1_PIN_OFF;
@@ -247,7 +249,7 @@ static void worker(const char *path, uint32_t slot, const struct run *rc, pid_t 
 				l1t_fill(o[i].ptr, o[i].size, seed);
 				if (rnd(10) < 7)
 					publish_one(&o[i], seed);
-				else if (nlocal < LOCAL)
+				else if (nlocal < rc->local_max)
 					local[nlocal++] = o[i];
 				else if (l1_free(W, &o[i], 1))
 					worker_fail("free%s: %s", "", 3);
@@ -351,16 +353,24 @@ static void gc_tally(struct l1_arena *a, struct tally *t)
 	t->gc_clients += g.clients_dropped;
 }
 
-/* The pool still hands out memory, and the bytes are ours.  (A full table
- * of dirty records can refuse for a moment: zeroing catches up.) */
-static void still_serves(struct l1_arena *a)
+/* The pool still hands out memory, and the bytes are ours.  If it is full,
+ * room is made by freeing what the dead worker (slot) had published. */
+static void still_serves(struct l1_arena *a, uint32_t slot)
 {
 	struct l1_obj o;
 	int r = -ENOMEM;
-	for (int i = 0; i < 20 && r; i++) {
+	for (int i = 0; i < 4 && r; i++) {
 		r = l1_alloc_bytes(a, 4096, 1, &o);
+		for (uint32_t j = 0, n = 0; r && j < ENT && n < 4; j++) {
+			struct ent *e = &S->ent[slot][j];
+			if (atomic_load(&e->state) != E_PUB)
+				continue;
+			ck_assert_int_eq(l1_free_ids(a, &e->id, 1), 0);
+			atomic_store(&e->state, E_EMPTY);
+			n++;
+		}
 		if (r)
-			l1_arena_flush(a, 100);
+			l1_arena_flush(a, 1000);
 	}
 	ck_assert_msg(r == 0, "the pool no longer serves: %s", l1_last_error());
 	l1t_fill(o.ptr, o.size, 424242);
@@ -504,7 +514,7 @@ static void kill_run(const struct run *rc)
 		gc_tally(a, &t);
 		l1t_memcheck_clean(a);
 		t.verified += settle_slot(a, (uint32_t)died);
-		still_serves(a);
+		still_serves(a, (uint32_t)died);
 		pids[died] = start_worker(path, (uint32_t)died, rc);
 		if (++since_checkpoint >= rc->checkpoint) {
 			since_checkpoint = 0;
@@ -576,6 +586,7 @@ START_TEST(kill_eager)
 		.name = "eager", .kills = env_u32("L1_KILLS", 200, 1, 1u << 30),
 		.nworkers = env_u32("L1_KILL_WORKERS", 4, 1, MAXW), .hook_per_10k = 1,
 		.max_sleep_ms = 60, .checkpoint = 25, .min_obj = 4096, .max_obj = 32768,
+		.ent_max = ENT, .local_max = LOCAL,
 	};
 	kill_run(&rc);
 }
@@ -588,6 +599,7 @@ START_TEST(kill_lazy_growth)
 		.name = "lazy", .lazy = 1, .kills = k < 25 ? 25 : k,
 		.nworkers = env_u32("L1_KILL_WORKERS", 4, 1, MAXW), .hook_per_10k = 1,
 		.max_sleep_ms = 20, .checkpoint = 10, .min_obj = 64 * 1024, .max_obj = 256 * 1024,
+		.ent_max = 16, .local_max = 4,
 	};
 	kill_run(&rc);
 }
