@@ -2,8 +2,9 @@
  * gc.c - reclaiming what dead processes left behind, and flush.  A process
  * is dead when /proc/PID/stat is gone, is a zombie, or shows another start
  * time (so a reused pid is not the owner).  gc first scans the records
- * without the lock to find the processes to ask about (the /proc reads stay
- * outside the lock), then, under the lock, for each dead one: drops its
+ * under the lock for the processes to ask about (other threads write those
+ * fields under it), asks /proc about them outside the lock, then, under the
+ * lock again, for each dead one: drops its
  * client slot and holds, reclaims its unpublished objects, and takes over
  * the dirty extents it was zeroing (they are queued to this process's
  * engine).  Published objects survive their writer.
@@ -61,6 +62,11 @@ static void collect(struct l1_arena *a, struct pid_set *s)
 		else if (st == L1_STATE_DIRTY)
 			pid_add(s, r->zeroer_pid, r->zeroer_start);
 	}
+}
+
+/* Outside the lock: which of the collected processes are alive. */
+static void probe(struct l1_arena *a, struct pid_set *s)
+{
 	for (uint32_t i = 0; i < s->n; i++) {
 		struct proc_id *p = &s->p[i];
 		p->alive = (p->pid == a->pid && p->start == a->start) ||
@@ -80,9 +86,13 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 	struct pid_set *s = calloc(1, sizeof *s);
 	if (!s)
 		return l1__err(-ENOMEM, "out of process memory");
-	collect(a, s);
 	int r = l1__lock(a);
 	if (r)
+		goto out;
+	collect(a, s);
+	l1__unlock(a);
+	probe(a, s);
+	if ((r = l1__lock(a)))
 		goto out;
 	struct l1_hdr *h = a->h;
 	for (uint64_t i = 0; i < h->max_clients; i++) {

@@ -205,15 +205,23 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static void proc_main(const char *path, uint32_t proc, uint32_t nthreads, uint64_t secs)
+/* Forked before the test process starts any thread (its pool's zeroing
+ * engine is one), as ThreadSanitizer requires; it is told the pool's path
+ * through the pipe once the pool exists. */
+static void proc_main(int go, uint32_t proc, uint32_t nthreads, uint64_t secs)
 {
 	struct l1_arena *shared, *own;
 	pthread_t th[MAXT];
 	static struct thr t[MAXT];
+	char path[512];
 	pid_t parent = getppid();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
+	ssize_t n = read(go, path, sizeof path - 1);
+	if (n <= 0)
+		_exit(1);
+	path[n] = 0;
 	if (l1_arena_open(path, NULL, &shared) || l1_arena_open(path, NULL, &own)) {
 		stress_fail("open", 0);
 		_exit(1);
@@ -260,15 +268,24 @@ START_TEST(two_processes_many_threads)
 	ck_assert(S != MAP_FAILED);
 	memset(S, 0, sizeof *S);
 	atomic_store(&S->next_seed, 1);
+	int go[NPROC][2];
+	for (uint32_t p = 0; p < NPROC; p++) {
+		ck_assert_int_eq(pipe(go[p]), 0);
+		kids[p] = fork();
+		ck_assert_int_ge(kids[p], 0);
+		if (kids[p] == 0) {
+			close(go[p][1]);
+			proc_main(go[p][0], p, nthreads, secs);
+		}
+		close(go[p][0]);
+	}
 	l1t_config(&c, "stress", 64 * MiB);
 	c.max_objects = 8192;
 	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
 	snprintf(path, sizeof path, "%s", l1_arena_path(a));
 	for (uint32_t p = 0; p < NPROC; p++) {
-		kids[p] = fork();
-		ck_assert_int_ge(kids[p], 0);
-		if (kids[p] == 0)
-			proc_main(path, p, nthreads, secs);
+		ck_assert_int_eq(write(go[p][1], path, strlen(path)), (ssize_t)strlen(path));
+		close(go[p][1]);
 	}
 	/* while they run: the shared state is consistent at every lock */
 	uint64_t checks = 0, end = mono_ns() + (uint64_t)secs * 1000000000ull;
