@@ -65,5 +65,6 @@ if [ -d tests/python ] && ls tests/python/test_*.py >/dev/null 2>&1; then
 		/usr/bin/python3 -m pytest -q -rs tests/python
 fi
 
-echo "test programs: $pass passed, $fail failed${failed:+ (failed:$failed)}"
+[ -n "$failed" ] && echo "failed test programs:$failed"
+echo "tests: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
