@@ -27,6 +27,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +66,7 @@ struct shared {
 	_Atomic uint64_t hook_kills[5];     /* by L1_HOOK_* */
 	_Atomic uint64_t zero_kills;        /* self-killed with its zeroing in flight */
 	_Atomic uint64_t grow_kills;        /* self-killed in an allocation that grew */
-	char err[MAXW][256];
+	char err[MAXW][512];
 	struct ent ent[MAXW][ENT];
 };
 
@@ -191,8 +192,37 @@ static void read_one(void)
 	key_of(seed, key, sizeof key);
 	if (l1_hold_key(W, key, &o) != 0)
 		return;                         /* freed meanwhile */
-	if (!l1t_check(o.ptr, o.size, seed))
-		worker_fail("object %s changed under a hold%s", key, 4);
+	if (!l1t_check(o.ptr, o.size, seed)) {
+		/* what is there instead: zeros (a zeroing that should not have
+		 * run) or another pattern (an overlapping allocation) */
+		const uint64_t *w = o.ptr;
+		char runs[160] = "";
+		size_t at = 0;
+		uint64_t bad = 0;
+		for (uint64_t k = 0; k < o.size / 8; k++) {
+			if (l1t_check(w + k, 8, seed + k))
+				continue;
+			uint64_t e = k;
+			int zero = w[k] == 0;
+			while (e < o.size / 8 && !l1t_check(w + e, 8, seed + e) &&
+			       (w[e] == 0) == zero)
+				e++;
+			if (at < sizeof runs - 40)
+				at += (size_t)snprintf(runs + at, sizeof runs - at, " [%llu,%llu)%s",
+						       (unsigned long long)k * 8,
+						       (unsigned long long)e * 8, zero ? "=0" : "");
+			bad += e - k;
+			k = e - 1;
+		}
+		struct l1_obj_info info;
+		l1_obj_info(W, o.id, &info);
+		snprintf(S->err[w_slot], sizeof S->err[w_slot], "object %s (id %llx, offset %llu, "
+			 "%llu bytes, %s, %u holds) changed under a hold: %llu words, byte ranges%s",
+			 key, (unsigned long long)o.id, (unsigned long long)o.offset,
+			 (unsigned long long)o.size, l1_state_name(info.state), info.holds,
+			 (unsigned long long)bad, runs);
+		_exit(4);
+	}
 	atomic_fetch_add(&S->reads, 1);
 	if (w_nheld < 4 && rnd(2)) {
 		w_held[w_nheld++] = o.id;
@@ -605,6 +635,75 @@ START_TEST(kill_lazy_growth)
 }
 END_TEST
 
+/* ---- a process is dead only when all of its threads are ----------------- */
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static char proc_state(pid_t p)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *q = strrchr(buf, ')');
+	return q && q[1] == ' ' ? q[2] : 0;
+}
+
+/* The main thread of a writer exits (its /proc entry shows a zombie) while
+ * another thread of it still runs: gc must not take its objects or its
+ * dirty extents, which that thread may still be writing; once the whole
+ * process is gone, gc does. */
+START_TEST(leader_gone_threads_alive)
+{
+	struct l1_arena *a = l1t_create("leader", 16 * MiB);
+	const char *path = l1_arena_path(a);
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		struct l1_arena *b;
+		struct l1_obj o[4];
+		pthread_t t;
+		if (l1_arena_open(path, NULL, &b) || l1_alloc_bytes(b, 65536, 4, o))
+			_exit(1);
+		if (pthread_create(&t, NULL, sleeper, NULL))
+			_exit(2);
+		if (write(p[1], "r", 1) != 1)
+			_exit(3);
+		pthread_exit(NULL);             /* the leader goes; the process lives */
+	}
+	char ch;
+	ck_assert_int_eq(read(p[0], &ch, 1), 1);
+	for (int i = 0; i < 2000 && proc_state(kid) != 'Z'; i++)
+		usleep(1000);
+	ck_assert_int_eq(proc_state(kid), 'Z');
+	struct l1_gc_result g;
+	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	ck_assert_uint_eq(g.objects_reclaimed, 0);
+	ck_assert_uint_eq(g.clients_dropped, 0);
+	kill(kid, SIGKILL);
+	ck_assert_int_eq(l1t_wait(kid), 128 + SIGKILL);
+	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	ck_assert_uint_eq(g.objects_reclaimed, 4);
+	ck_assert_uint_eq(g.clients_dropped, 1);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+	close(p[0]);
+	close(p[1]);
+}
+END_TEST
+
 int main(void)
 {
 	uint32_t kills = env_u32("L1_KILLS", 200, 1, 1u << 30);
@@ -613,6 +712,9 @@ int main(void)
 	tcase_set_timeout(t, 120 + kills);      /* never the measure: a hang guard */
 	tcase_add_test(t, kill_eager);
 	tcase_add_test(t, kill_lazy_growth);
+	suite_add_tcase(s, t);
+	t = tcase_create("liveness");
+	tcase_add_test(t, leader_gone_threads_alive);
 	suite_add_tcase(s, t);
 	return l1t_run_suite(s);
 }
