@@ -7,10 +7,11 @@
  * records (check.c), takes over the dirty extents no live process is
  * zeroing, counts a repair, marks the mutex consistent and goes on; the dead
  * process's unpublished objects are then reclaimed by gc.  No locker ever
- * waits on a dead process.
+ * waits on a dead process (not even after a lost wake-up: see lock_wait).
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -32,6 +33,29 @@ static void spin_pause(int i)
 static pthread_mutex_t *mutex_of(struct l1_hdr *h)
 {
 	return (pthread_mutex_t *)(void *)h->lock;
+}
+
+/* Sleeps for the mutex, but never for good.  The robust futex protocol can
+ * lose a wake-up: an unlock wakes one waiter; if that waiter is killed
+ * before it takes the mutex, the kernel passes the wake-up on only if the
+ * mutex is still free; a third process that took it meanwhile (without the
+ * waiters bit, as a first try does) then unlocks, or dies, without waking
+ * anyone, and the sleeper would wait forever on a free or dead-owner mutex
+ * (check_kill saw it).  Looking again every 100 ms bounds that. */
+static int lock_wait(pthread_mutex_t *m)
+{
+	for (;;) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		int r = pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+		if (r != ETIMEDOUT)
+			return r;
+	}
 }
 
 int l1__lock_init(struct l1_hdr *h)
@@ -63,7 +87,7 @@ int l1__lock(struct l1_arena *a)
 			spin_pause(i);
 	}
 	if (r == EBUSY)
-		r = pthread_mutex_lock(mutex_of(a->h));
+		r = lock_wait(mutex_of(a->h));
 	if (r == 0)
 		return 0;
 	if (r == EOWNERDEAD) {
