@@ -41,22 +41,25 @@ static int layout_same(const struct l1_layout *a, const struct l1_layout *b)
 	return 1;
 }
 
-/* Under the pool lock: layout id, through this handle's one-entry cache. */
+/* Under the pool lock: layout id, through this handle's one-entry cache
+ * (valid while the slot's generation is the one cached). */
 static int layout_id_of(struct l1_arena *a, const struct l1_layout *l, uint32_t *id)
 {
-	uint64_t bytes;
+	uint32_t gen;
 	pthread_mutex_lock(&a->local);
-	int hit = a->cache_layout_id != UINT32_MAX && layout_same(&a->cache_layout, l);
+	int hit = a->cache_layout_id != UINT32_MAX && layout_same(&a->cache_layout, l) &&
+		  a->layouts[a->cache_layout_id].gen == a->cache_layout_gen;
 	*id = a->cache_layout_id;
 	pthread_mutex_unlock(&a->local);
 	if (hit)
 		return 0;
-	int r = l1__layout_intern(a, l, id, &bytes);
+	int r = l1__layout_intern(a, l, id, &gen);
 	if (r)
 		return r;
 	pthread_mutex_lock(&a->local);
 	a->cache_layout = *l;
 	a->cache_layout_id = *id;
+	a->cache_layout_gen = gen;
 	pthread_mutex_unlock(&a->local);
 	return 0;
 }
@@ -123,6 +126,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		objs[i] = (struct l1_obj){ ((uint64_t)r->gen << 32) | slot, r->offset, size,
 					   a->base + r->offset, h->pool_id, layout_id, 0 };
 	}
+	l1__layout_ref(a, layout_id, (int32_t)count);
 	l1__ctr_add(&h->allocs, count);
 }
 

@@ -159,6 +159,8 @@ void l1__rebuild(struct l1_arena *a)
 		atomic_store(&h->nobj[i], 0);
 	if (h->nlayouts > h->max_layouts)
 		h->nlayouts = (uint32_t)h->max_layouts;
+	for (uint32_t i = 0; i < h->nlayouts; i++)
+		a->layouts[i].refs = 0;
 	/* first the records whose fields are sound take their blocks, so that a
 	 * record with impossible fields never wins an overlap against them */
 	for (uint64_t s = h->max_objects; s-- > 0;) {
@@ -204,10 +206,12 @@ void l1__rebuild(struct l1_arena *a)
 			continue;
 		}
 		atomic_fetch_add(&h->nobj[st], 1);
-		if (st == L1_STATE_DIRTY)
+		if (st == L1_STATE_DIRTY) {
 			atomic_fetch_add(&h->dirty_bytes, r->size);
-		else
+		} else {
 			atomic_fetch_add(&h->used_bytes, r->size);
+			l1__layout_ref(a, r->layout_id, 1);
+		}
 		if (st == L1_STATE_PUBLISHED && r->key_len > 0 && r->key_len <= L1_KEY_MAX) {
 			r->key_hash = l1__hash(r->key, r->key_len);
 			if (l1__key_find(a, r->key, r->key_len) < 0) {
@@ -314,7 +318,8 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 {
 	struct l1_hdr *h = a->h;
 	uint64_t used = 0, dirty = 0, nobj[5] = { 0 }, holds = 0;
-	uint32_t nl = h->nlayouts;
+	uint32_t nl = h->nlayouts <= L1_MAX_LAYOUTS ? h->nlayouts : L1_MAX_LAYOUTS;
+	uint32_t refs[L1_MAX_LAYOUTS] = { 0 };
 	for (uint64_t s = 0; s < h->max_objects; s++) {
 		struct l1_rec *r = &a->recs[s];
 		uint32_t st = atomic_load(&r->state);
@@ -340,6 +345,8 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 				r->layout_id);
 		else if (a->layouts[r->layout_id].bytes > r->size)
 			problem(rp, "record %llu: smaller than its layout", (unsigned long long)s);
+		else
+			refs[r->layout_id]++;
 		if (r->key_len > L1_KEY_MAX)
 			problem(rp, "record %llu: key length %u", (unsigned long long)s, r->key_len);
 		uint64_t b, n;
@@ -375,6 +382,10 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 			problem(rp, "%s object counter says %llu, records say %llu",
 				l1_state_name(i), (unsigned long long)atomic_load(&h->nobj[i]),
 				(unsigned long long)nobj[i]);
+	for (uint32_t i = 0; i < nl; i++)
+		if (a->layouts[i].refs != refs[i])
+			problem(rp, "layout %u: counted %u live objects, records say %u", i,
+				a->layouts[i].refs, refs[i]);
 	if (holds != atomic_load(&h->nholds))
 		problem(rp, "holds counter says %llu, records say %llu",
 			(unsigned long long)atomic_load(&h->nholds), (unsigned long long)holds);

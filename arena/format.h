@@ -145,11 +145,14 @@ struct l1_rec {
 static_assert(sizeof(struct l1_rec) == L1_REC_SIZE, "record size");
 static_assert(offsetof(struct l1_rec, key) == 128, "key offset");
 
+/* A slot is reused for another layout once no live object uses it (refs 0
+ * and the table full); gen tells a process's cached id that it happened. */
 struct l1_layout_slot {
 	struct l1_layout layout;
 	uint64_t bytes;
 	uint64_t hash;
-	uint8_t reserved[L1_LAYOUT_SLOT_SIZE - sizeof(struct l1_layout) - 16];
+	uint32_t refs;                  /* live records of this layout (derived) */
+	uint32_t gen;                   /* bumped each time the slot is (re)filled */
 };
 
 static_assert(sizeof(struct l1_layout) == 296, "layout size");

@@ -47,6 +47,7 @@ struct l1_arena {
 	int32_t pin_mapped;
 	uint64_t pinned_upto;           /* data bytes handed to pin so far */
 	uint32_t cache_layout_id;       /* last interned layout, or UINT32_MAX */
+	uint32_t cache_layout_gen;      /* its slot's generation then */
 	struct l1_layout cache_layout;
 
 	_Atomic uint64_t zero_busy_seen;  /* engine busy_ns already counted */
@@ -80,7 +81,8 @@ void l1__bm_rebuild_summary(struct l1_arena *a);
 
 /* layout.c */
 int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *id,
-		      uint64_t *bytes);
+		      uint32_t *gen);
+void l1__layout_ref(struct l1_arena *a, uint32_t id, int32_t d);
 
 /* objects.c: records, slots, key index, holds; all under the lock. */
 uint32_t l1__slot_pop(struct l1_arena *a);

@@ -2,9 +2,11 @@
  * layout.c - dtypes and tensor layouts: sizes (checked for overflow), the
  * text form used by tools ("[2,32,128]:fp16;[4]:int32"), and interning of
  * layouts in the pool's shared layout table so a record stores a 32-bit id.
- * Interning runs under the pool lock; the table only grows (ids are stable
- * for the pool's life), and a per-handle cache of the last layout (guarded
- * by a->local) skips the table on the hot path.
+ * Interning runs under the pool lock.  Each slot counts the live records of
+ * its layout; when the table is full, a slot whose count is 0 takes the new
+ * layout and its generation is bumped, so a per-handle cache of the last
+ * layout (guarded by a->local, checked against the slot's generation under
+ * the pool lock) never names a slot that now holds another layout.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -223,38 +225,67 @@ static void layout_canon(const struct l1_layout *in, struct l1_layout *out)
 	}
 }
 
-/* Under the pool lock. */
+static void slot_fill(struct l1_layout_slot *s, const struct l1_layout *c, uint64_t bytes,
+		      uint64_t hash)
+{
+	s->layout = *c;
+	s->bytes = bytes;
+	s->hash = hash;
+	s->refs = 0;
+	s->gen = s->gen + 1 ? s->gen + 1 : 1;
+}
+
+/* Under the pool lock: the id (and slot generation) of a layout, adding it
+ * to the table, or reusing a slot no live object uses when the table is
+ * full. */
 int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *id,
-		      uint64_t *bytes)
+		      uint32_t *gen)
 {
 	struct l1_layout c;
 	layout_canon(l, &c);
-	uint64_t hash = l1__hash(&c, sizeof c);
+	uint64_t hash = l1__hash(&c, sizeof c), b;
 	struct l1_hdr *h = a->h;
 	uint32_t n = h->nlayouts < h->max_layouts ? h->nlayouts : (uint32_t)h->max_layouts;
+	int64_t unused = -1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct l1_layout_slot *s = &a->layouts[i];
 		if (s->hash == hash && layout_eq(&s->layout, &c)) {
 			*id = i;
-			*bytes = s->bytes;
+			*gen = s->gen;
 			return 0;
 		}
+		if (unused < 0 && s->refs == 0)
+			unused = i;
 	}
-	if (n >= h->max_layouts)
-		return l1__err(-ENOSPC, "layout table full (%llu distinct layouts)",
-			       (unsigned long long)h->max_layouts);
-	uint64_t b;
 	int r = l1_layout_bytes(&c, &b);
 	if (r)
 		return r;
-	struct l1_layout_slot *s = &a->layouts[n];
-	s->layout = c;
-	s->bytes = b;
-	s->hash = hash;
-	__atomic_store_n(&h->nlayouts, n + 1, __ATOMIC_RELEASE);
-	*id = n;
-	*bytes = b;
+	if (n < h->max_layouts) {
+		slot_fill(&a->layouts[n], &c, b, hash);
+		__atomic_store_n(&h->nlayouts, n + 1, __ATOMIC_RELEASE);
+		*id = n;
+	} else if (unused >= 0) {
+		slot_fill(&a->layouts[unused], &c, b, hash);
+		*id = (uint32_t)unused;
+	} else {
+		return l1__err(-ENOSPC, "layout table full: all %llu layouts are in use by live "
+			       "objects; free objects of other layouts first",
+			       (unsigned long long)h->max_layouts);
+	}
+	*gen = a->layouts[*id].gen;
 	return 0;
+}
+
+/* Under the pool lock: a record of this layout became live / stopped being. */
+void l1__layout_ref(struct l1_arena *a, uint32_t id, int32_t d)
+{
+	if (id >= a->h->nlayouts || id >= a->h->max_layouts)
+		return;
+	struct l1_layout_slot *s = &a->layouts[id];
+	if (d < 0 && s->refs < (uint32_t)-d)
+		s->refs = 0;            /* damaged count: never wrap */
+	else
+		s->refs += (uint32_t)d;
 }
 
 int l1_arena_layout(struct l1_arena *a, uint32_t layout_id, struct l1_layout *out)

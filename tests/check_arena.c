@@ -433,6 +433,40 @@ START_TEST(growth_stops_cleanly)
 }
 END_TEST
 
+/* The layout table has 1024 slots; a slot no live object uses is reused,
+ * so a client may use any number of distinct layouts over time. */
+START_TEST(layout_slots_are_reused)
+{
+	struct l1_config c;
+	struct l1_arena *a;
+	l1t_config(&c, "layouts", 64 * MiB);
+	c.zero_on_free = 0;
+	c.max_objects = 4096;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	struct l1_obj o;
+	for (uint64_t i = 1; i <= 3000; i++) {          /* 3000 distinct layouts */
+		ck_assert_int_eq(l1_alloc_bytes(a, i, 1, &o), 0);
+		ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	}
+	l1t_memcheck_clean(a);
+	static struct l1_obj live[1024];
+	for (uint64_t i = 0; i < 1024; i++)             /* every slot in use */
+		ck_assert_int_eq(l1_alloc_bytes(a, 5000 + i, 1, &live[i]), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 9999, 1, &o), -ENOSPC);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "layout table full"));
+	ck_assert_int_eq(l1_alloc_bytes(a, 5000, 1, &o), 0);    /* a known layout */
+	struct l1_layout l;
+	ck_assert_int_eq(l1_arena_layout(a, o.layout_id, &l), 0);
+	ck_assert_uint_eq(l.t[0].shape[0], 5000);
+	ck_assert_int_eq(l1_free(a, &live[7], 1), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 9999, 1, &o), 0);    /* takes slot of 5007 */
+	ck_assert_int_eq(l1_arena_layout(a, o.layout_id, &l), 0);
+	ck_assert_uint_eq(l.t[0].shape[0], 9999);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
 START_TEST(memcheck_repairs)
 {
 	struct l1_config c;
@@ -509,6 +543,7 @@ int main(void)
 	tcase_add_test(t, alloc_errors);
 	tcase_add_test(t, lazy_growth);
 	tcase_add_test(t, growth_stops_cleanly);
+	tcase_add_test(t, layout_slots_are_reused);
 	suite_add_tcase(s, t);
 	t = tcase_create("free");
 	tcase_add_test(t, free_detections);
