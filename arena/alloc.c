@@ -126,7 +126,6 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		objs[i] = (struct l1_obj){ ((uint64_t)r->gen << 32) | slot, r->offset, size,
 					   a->base + r->offset, h->pool_id, layout_id, 0 };
 	}
-	l1__layout_ref(a, layout_id, (int32_t)count);
 	l1__ctr_add(&h->allocs, count);
 }
 

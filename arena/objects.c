@@ -98,10 +98,14 @@ void l1__rec_set_state(struct l1_arena *a, struct l1_rec *r, uint32_t state)
 	if (old < 5)
 		ctr_add(&h->nobj[old], -1);
 	ctr_add(&h->nobj[state], 1);
-	if (live_state(old) && !live_state(state))
+	if (live_state(old) && !live_state(state)) {
 		ctr_add(&h->used_bytes, -(int64_t)r->size);
-	if (!live_state(old) && live_state(state))
+		l1__layout_ref(a, r->layout_id, -1);
+	}
+	if (!live_state(old) && live_state(state)) {
 		ctr_add(&h->used_bytes, (int64_t)r->size);
+		l1__layout_ref(a, r->layout_id, 1);
+	}
 	if (old == L1_STATE_DIRTY)
 		ctr_add(&h->dirty_bytes, -(int64_t)r->size);
 	if (state == L1_STATE_DIRTY)

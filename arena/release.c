@@ -33,7 +33,6 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 	struct l1_rec *r = &a->recs[slot];
 	if (!l1__rec_geometry_ok(a, r))
 		return;         /* damaged record: no bits or bytes to release; repair drops it */
-	l1__layout_ref(a, r->layout_id, -1);
 	l1__key_unlink(a, slot);
 	if (a->h->zero_on_free && a->zero) {
 		r->zeroer_pid = a->pid;
