@@ -85,8 +85,8 @@ int l1__find_hugetlbfs(uint64_t page_size, char *out, size_t len)
 	if (!f)
 		return -errno;
 	while ((m = getmntent(f))) {
-		uint64_t ps;
-		int huge;
+		uint64_t ps = 0;
+		int huge = 0;
 		if (strcmp(m->mnt_type, "hugetlbfs") || !strncmp(m->mnt_dir, "/tmp/", 5) ||
 		    l1__backing_statfs(m->mnt_dir, &ps, &huge) || !huge ||
 		    (page_size && ps != page_size))
@@ -125,8 +125,8 @@ static int read_ulong(const char *path, unsigned long *v)
 /* Is a hugetlbfs with this page size mounted at mnt? */
 static int hugetlbfs_at(const char *mnt, uint64_t page_size)
 {
-	uint64_t ps;
-	int huge;
+	uint64_t ps = 0;
+	int huge = 0;
 	if (l1__backing_statfs(mnt, &ps, &huge) < 0)
 		return 0;
 	return huge && ps == page_size;

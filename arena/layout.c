@@ -243,7 +243,7 @@ int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *i
 {
 	struct l1_layout c;
 	layout_canon(l, &c);
-	uint64_t hash = l1__hash(&c, sizeof c), b;
+	uint64_t hash = l1__hash(&c, sizeof c), b = 0;
 	struct l1_hdr *h = a->h;
 	uint32_t n = h->nlayouts < h->max_layouts ? h->nlayouts : (uint32_t)h->max_layouts;
 	int64_t unused = -1;
