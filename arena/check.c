@@ -281,37 +281,40 @@ struct report {
 	int problems;
 };
 
+static void vappend(struct report *rp, const char *fmt, va_list ap)
+{
+	if (!rp->buf || rp->n + 2 >= rp->len)
+		return;
+	int w = vsnprintf(rp->buf + rp->n, rp->len - rp->n, fmt, ap);
+	if (w > 0)
+		rp->n += (size_t)w < rp->len - rp->n ? (size_t)w : rp->len - rp->n - 1;
+}
+
+/* A line of the report that counts as a problem. */
 static void problem(struct report *rp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void problem(struct report *rp, const char *fmt, ...)
 {
 	va_list ap;
 	rp->problems++;
-	if (!rp->buf || rp->n + 2 >= rp->len)
-		return;
 	va_start(ap, fmt);
-	int w = vsnprintf(rp->buf + rp->n, rp->len - rp->n, fmt, ap);
+	vappend(rp, fmt, ap);
 	va_end(ap);
-	if (w > 0)
-		rp->n += (size_t)w < rp->len - rp->n ? (size_t)w : rp->len - rp->n - 1;
-	if (rp->n + 1 < rp->len) {
+	if (rp->buf && rp->n + 1 < rp->len) {
 		rp->buf[rp->n++] = '\n';
 		rp->buf[rp->n] = 0;
 	}
 }
 
+/* Text of the report that is not a problem. */
 static void note(struct report *rp, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void note(struct report *rp, const char *fmt, ...)
 {
 	va_list ap;
-	if (!rp->buf || rp->n + 2 >= rp->len)
-		return;
 	va_start(ap, fmt);
-	int w = vsnprintf(rp->buf + rp->n, rp->len - rp->n, fmt, ap);
+	vappend(rp, fmt, ap);
 	va_end(ap);
-	if (w > 0)
-		rp->n += (size_t)w < rp->len - rp->n ? (size_t)w : rp->len - rp->n - 1;
 }
 
 static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expect)
