@@ -361,6 +361,10 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *report, size_t len);
  * hold on that object and returns it mapped zero-copy from this process's
  * own mapping of the pool.  Release with l1_release(a, obj.id). */
 int l1_open_path(struct l1_arena *a, const char *view_path, struct l1_obj *out);
+/* The name of a key in a view's keys/ directory ("model/layer 3" ->
+ * "model%2Flayer%203"; see arena/viewname.c): its length, or -ENAMETOOLONG
+ * for an empty or too long key or a buffer too small (256 bytes always do). */
+int l1_key_view_name(const char *key, char *name, size_t len);
 
 /* ---- host setup -------------------------------------------------------- */
 

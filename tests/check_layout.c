@@ -97,6 +97,24 @@ START_TEST(sizes)
 }
 END_TEST
 
+START_TEST(key_view_names)
+{
+	char name[256], key[128];
+	ck_assert_int_eq(l1_key_view_name("model/layer 3", name, sizeof name), 17);
+	ck_assert_str_eq(name, "model%2Flayer%203");
+	ck_assert_int_eq(l1_key_view_name("@a%b", name, sizeof name), 8);
+	ck_assert_str_eq(name, "%40a%25b");
+	ck_assert_int_eq(l1_key_view_name("..", name, sizeof name), 6);
+	ck_assert_str_eq(name, "%2E%2E");
+	memset(key, ' ', 127);          /* 381 bytes encoded: the hex form */
+	key[127] = 0;
+	ck_assert_int_eq(l1_key_view_name(key, name, sizeof name), 255);
+	ck_assert_int_eq(name[0], '@');
+	ck_assert_int_eq(l1_key_view_name("", name, sizeof name), -ENAMETOOLONG);
+	ck_assert_int_eq(l1_key_view_name("abc", name, 3), -ENAMETOOLONG);
+}
+END_TEST
+
 static void expect_field(struct l1_config *c, const char *field)
 {
 	ck_assert_int_eq(l1_config_validate(c), -EINVAL);
@@ -158,6 +176,9 @@ int main(void)
 	suite_add_tcase(s, t);
 	t = tcase_create("sizes");
 	tcase_add_test(t, sizes);
+	suite_add_tcase(s, t);
+	t = tcase_create("view_names");
+	tcase_add_test(t, key_view_names);
 	suite_add_tcase(s, t);
 	t = tcase_create("config");
 	tcase_add_test(t, config_validation);

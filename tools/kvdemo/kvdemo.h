@@ -73,7 +73,6 @@ uint64_t kv_verify(const void *p, uint64_t bytes, uint64_t seed);
 /* The name of a key's entry in the view's keys/ directory (l1fs's rule:
  * bytes 0x21..0x7e stay except '/', '%' and a leading '@', the rest become
  * %XX; '@' + hex when that is over 255 bytes).  Returns its length. */
-int kv_view_name(const char *key, char *name, size_t len);
 
 /* A Zipf-distributed rank in [0, n) with exponent s (rank 0 the hottest). */
 uint64_t kv_zipf(uint64_t n, double s, double u);

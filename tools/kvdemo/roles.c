@@ -321,7 +321,7 @@ int kv_reader(const struct kv_opts *o, struct kv_stats *s, int rd)
 			     &obj);
 		int mode = o->view ? (int)(it % RD_MODES) : RD_KEY, e;
 		if (mode != RD_KEY) {
-			if (kv_view_name(obj.key, name, sizeof name) < 0) {
+			if (l1_key_view_name(obj.key, name, sizeof name) < 0) {
 				kv_error(s, "reader %d: no view name for key %s", rd, obj.key);
 				rc = 1;
 				break;

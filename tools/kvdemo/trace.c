@@ -147,47 +147,6 @@ uint64_t kv_verify(const void *p, uint64_t bytes, uint64_t seed)
 	return 0;
 }
 
-static int raw_ok(unsigned char c, size_t pos)
-{
-	return c >= 0x21 && c <= 0x7e && c != '/' && c != '%' && !(c == '@' && pos == 0);
-}
-
-int kv_view_name(const char *key, char *name, size_t len)
-{
-	static const char up[] = "0123456789ABCDEF", lo[] = "0123456789abcdef";
-	size_t klen = strlen(key), o = 0;
-	int dots = !strcmp(key, ".") || !strcmp(key, "..");
-	for (size_t i = 0; i < klen && o <= 255; i++) {
-		unsigned char c = (unsigned char)key[i];
-		if (raw_ok(c, i) && !dots) {
-			if (o + 1 < len)
-				name[o] = (char)c;
-			o++;
-		} else {
-			if (o + 3 < len) {
-				name[o] = '%';
-				name[o + 1] = up[c >> 4];
-				name[o + 2] = up[c & 15];
-			}
-			o += 3;
-		}
-	}
-	if (o <= 255 && o < len) {
-		name[o] = 0;
-		return (int)o;
-	}
-	if (1 + 2 * klen >= len)
-		return -1;
-	o = 0;
-	name[o++] = '@';
-	for (size_t i = 0; i < klen; i++) {
-		unsigned char c = (unsigned char)key[i];
-		name[o++] = lo[c >> 4];
-		name[o++] = lo[c & 15];
-	}
-	name[o] = 0;
-	return (int)o;
-}
 
 uint64_t kv_zipf(uint64_t n, double s, double u)
 {

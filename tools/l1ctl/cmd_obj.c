@@ -43,44 +43,6 @@ int cmd_ls(struct ctl *c)
 	return 0;
 }
 
-/* The name of a key in an l1fs view's keys/ directory (l1fs's rule: bytes
- * 0x21..0x7e stay except '/', '%' and a leading '@', the rest become %XX;
- * '@' + hex when that is over 255 bytes).  Its length, or -1. */
-static int view_name(const char *key, char *name, size_t len)
-{
-	static const char up[] = "0123456789ABCDEF", lo[] = "0123456789abcdef";
-	size_t klen = strlen(key), o = 0;
-	int dots = !strcmp(key, ".") || !strcmp(key, "..");
-	if (len < 2 * klen + 2)
-		return -1;
-	for (size_t i = 0; i < klen; i++) {
-		unsigned char ch = (unsigned char)key[i];
-		if (ch >= 0x21 && ch <= 0x7e && ch != '/' && ch != '%' && !(ch == '@' && !i) &&
-		    !dots) {
-			if (o + 1 >= len)
-				return -1;
-			name[o++] = (char)ch;
-		} else {
-			if (o + 3 >= len)
-				return -1;
-			name[o++] = '%';
-			name[o++] = up[ch >> 4];
-			name[o++] = up[ch & 15];
-		}
-	}
-	if (o <= 255) {
-		name[o] = 0;
-		return (int)o;
-	}
-	o = 0;
-	name[o++] = '@';
-	for (size_t i = 0; i < klen; i++) {
-		name[o++] = lo[(unsigned char)key[i] >> 4];
-		name[o++] = lo[(unsigned char)key[i] & 15];
-	}
-	name[o] = 0;
-	return (int)o;
-}
 
 /* Reads all of fd into a growing buffer. */
 static int read_all(int fd, char **buf, uint64_t *len)
@@ -170,7 +132,7 @@ int cmd_put(struct ctl *c)
 		goto out;
 	}
 	char name[300] = "";
-	if (c->key && c->publish && view_name(c->key, name, sizeof name) > 0)
+	if (c->key && c->publish && l1_key_view_name(c->key, name, sizeof name) > 0)
 		printf("%llu objects/%llu keys/%s\n", (unsigned long long)o.id,
 		       (unsigned long long)o.id, name);
 	else

@@ -389,6 +389,7 @@ _PROTOS = {
     "l1_arena_flush": (c_int, [P, ctypes.c_int64]),
     "l1_arena_memcheck": (c_int, [P, c_int, c_char_p, size_t]),
     "l1_open_path": (c_int, [P, c_char_p, P]),
+    "l1_key_view_name": (c_int, [c_char_p, c_char_p, size_t]),
     "l1_setup_hugepages": (c_int, [u64, u64, c_char_p, c_char_p, size_t]),
     "l1_parse_size": (c_int, [c_char_p, P]),
 }
