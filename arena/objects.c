@@ -239,6 +239,12 @@ static void hold_account(struct l1_arena *a, uint32_t slot, uint32_t client, int
 int l1__hold_add(struct l1_arena *a, uint32_t slot, uint32_t client)
 {
 	uint32_t *link = hold_find(a, slot, client);
+	/* the 32-bit counts must not wrap (a damaged pool can start near it) */
+	if (a->recs[slot].holds == UINT32_MAX ||
+	    (client < a->h->max_clients && a->clients[client].holds == UINT32_MAX) ||
+	    (link && a->holds[*link - 1].count == UINT32_MAX))
+		return l1__err(-EOVERFLOW, "object in slot %u: too many holds (%u)", slot,
+			       a->recs[slot].holds);
 	if (link) {
 		a->holds[*link - 1].count++;
 	} else {
