@@ -134,6 +134,7 @@ static int wait_dirty_progress(struct l1_arena *a, uint64_t seen)
 {
 	if (a->zero)
 		l1_zero_flush(a->zero, 50);
+	l1__fin_release_now(a);
 	for (int i = 0; i < 50; i++) {
 		if (atomic_load(&a->h->dirty_bytes) < seen)
 			return 0;

@@ -5,7 +5,8 @@
  * records imply and compares it with what the pool says: bitmap and summary,
  * no overlaps, every record inside the committed data region and inside one
  * grow step, free-slot stack, key index (reachable, no loops), holds, and
- * counters.  Rebuild and memcheck run under the pool lock.  A record whose
+ * counters, and the dirty-extent table (dirty.c) likewise.  Rebuild and
+ * memcheck run under the pool lock.  A record whose
  * geometry is impossible, or that overlaps an earlier one, is dropped by the
  * rebuild (its bytes are not trusted) and reported by memcheck; one whose
  * other fields are impossible (generation 0, a key too long, an unknown
@@ -65,7 +66,7 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 	if (!h->max_objects || h->max_objects >= UINT32_MAX || !pow2(h->nbuckets) ||
 	    h->nbuckets > (1ull << 32) ||
 	    h->max_layouts > L1_MAX_LAYOUTS || h->max_clients > L1_MAX_CLIENTS ||
-	    !h->max_holds || h->max_holds >= UINT32_MAX)
+	    !h->max_holds || h->max_holds >= UINT32_MAX || h->max_dirty > h->max_objects)
 		return l1__err(-EBADMSG, "table sizes out of range");
 	if (h->bitmap_words != (h->nblocks + 63) / 64 ||
 	    h->summary_words != (h->bitmap_words + 63) / 64)
@@ -79,6 +80,8 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 		{ "holds", h->holds_off, h->max_holds * L1_HOLD_SIZE },
 		{ "slots", h->slots_off, h->max_objects * 4 },
 		{ "clients", h->clients_off, h->max_clients * L1_CLIENT_SIZE },
+		{ "dirty extents", h->dirty_off, h->max_dirty * L1_DIRTY_SIZE },
+		{ "dirty stack", h->dirty_stack_off, h->max_dirty * 4 },
 	};
 	uint64_t at = L1_HDR_SIZE;
 	for (unsigned i = 0; i < sizeof rg / sizeof rg[0]; i++) {
@@ -90,6 +93,7 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 	}
 	if (atomic_load(&((struct l1_hdr *)h)->committed) > h->data_size ||
 	    h->slot_top > h->max_objects || h->hold_free > h->max_holds ||
+	    h->dirty_top > h->max_dirty ||
 	    h->nlayouts > h->max_layouts)
 		return l1__err(-EBADMSG, "header counters out of range");
 	return 0;
@@ -100,20 +104,26 @@ static int live_or_dirty(uint32_t s)
 	return s >= L1_STATE_ALLOCATED && s <= L1_STATE_DOOMED;
 }
 
-/* Geometry a record must have to be trusted (and before anything derives a
- * block, a pointer or a zeroing extent from it). */
-int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
+/* Geometry an extent must have to be trusted (and before anything derives
+ * a block, a pointer or a zeroing extent from it): inside the committed
+ * data region, aligned, inside one grow step. */
+int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size)
 {
 	const struct l1_hdr *h = a->h;
 	uint64_t committed = atomic_load(&((struct l1_hdr *)h)->committed);
 	uint64_t mask = h->block_size - 1;     /* a power of two (validated) */
-	if (r->offset < h->data_off || r->size == 0 || (r->size & mask) ||
-	    ((r->offset - h->data_off) & mask))
+	if (offset < h->data_off || size == 0 || (size & mask) ||
+	    ((offset - h->data_off) & mask))
 		return 0;
-	uint64_t rel = r->offset - h->data_off;
-	if (rel > committed || r->size > committed - rel)
+	uint64_t rel = offset - h->data_off;
+	if (rel > committed || size > committed - rel)
 		return 0;
-	return r->size <= h->grow_step - rel % h->grow_step;    /* inside one step */
+	return size <= h->grow_step - rel % h->grow_step;       /* inside one step */
+}
+
+int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
+{
+	return l1__extent_ok(a, r->offset, r->size);
 }
 
 static void rec_blocks(const struct l1_arena *a, const struct l1_rec *r, uint64_t *b,
@@ -169,6 +179,7 @@ void l1__rebuild(struct l1_arena *a)
 		if (live_or_dirty(st) && rec_fields_ok(a, r, st) && rec_claim(a, r) < 0)
 			atomic_store(&r->state, L1_STATE_FREE);   /* untrustworthy: drop */
 	}
+	l1__dirty_rebuild(a);           /* then the dirty extents take theirs */
 	/* walk down so the lowest slots end on top of the stack */
 	for (uint64_t s = h->max_objects; s-- > 0;) {
 		struct l1_rec *r = &a->recs[s];
@@ -317,10 +328,68 @@ static void note(struct report *rp, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expect)
+/* The dirty-extent table: geometry, overlaps (into expect), counters and
+ * free stack; returns the bytes its entries hold. */
+static uint64_t check_dirty(struct l1_arena *a, struct report *rp, uint64_t *expect)
 {
 	struct l1_hdr *h = a->h;
-	uint64_t used = 0, dirty = 0, nobj[5] = { 0 }, holds = 0;
+	uint64_t bytes = 0, used = 0, nfree = 0;
+	if (!a->dirty)
+		return 0;
+	for (uint64_t i = 0; i < h->max_dirty; i++) {
+		struct l1_dirty_ent *e = &a->dirty[i];
+		if (!e->offset) {
+			nfree++;
+			continue;
+		}
+		if (!l1__extent_ok(a, e->offset, e->size)) {
+			problem(rp, "dirty extent %llu: [%llu, +%llu) is outside the committed data "
+				"region, misaligned or straddles a grow step", (unsigned long long)i,
+				(unsigned long long)e->offset, (unsigned long long)e->size);
+			continue;
+		}
+		uint64_t b = (e->offset - h->data_off) / h->block_size;
+		for (uint64_t k = b; k < b + e->size / h->block_size; k++) {
+			if (expect[k >> 6] & (1ull << (k & 63))) {
+				problem(rp, "dirty extent %llu: overlaps another extent at block %llu",
+					(unsigned long long)i, (unsigned long long)k);
+				break;
+			}
+			expect[k >> 6] |= 1ull << (k & 63);
+		}
+		bytes += e->size;
+		used++;
+	}
+	if (used != atomic_load(&h->dirty_extents))
+		problem(rp, "dirty extent counter says %llu, the table holds %llu",
+			(unsigned long long)atomic_load(&h->dirty_extents),
+			(unsigned long long)used);
+	if (h->dirty_top != nfree)
+		problem(rp, "dirty free stack has %llu entries, %llu dirty entries are free",
+			(unsigned long long)h->dirty_top, (unsigned long long)nfree);
+	uint64_t *seen = calloc((h->max_dirty + 63) / 64, 8);
+	if (!seen) {
+		problem(rp, "out of memory while checking");
+		return bytes;
+	}
+	for (uint64_t i = 0; i < h->dirty_top && i < h->max_dirty; i++) {
+		uint32_t d = a->dirty_stack[i];
+		if (d >= h->max_dirty || a->dirty[d].offset || (seen[d >> 6] & (1ull << (d & 63)))) {
+			problem(rp, "dirty free stack entry %llu (%u) is not a free, unique entry",
+				(unsigned long long)i, d);
+			break;
+		}
+		seen[d >> 6] |= 1ull << (d & 63);
+	}
+	free(seen);
+	return bytes;
+}
+
+static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expect,
+			  uint64_t table_dirty)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t used = 0, dirty = table_dirty, nobj[5] = { 0 }, holds = 0;
 	uint32_t nl = h->nlayouts <= L1_MAX_LAYOUTS ? h->nlayouts : L1_MAX_LAYOUTS;
 	uint32_t refs[L1_MAX_LAYOUTS] = { 0 };
 	for (uint64_t s = 0; s < h->max_objects; s++) {
@@ -378,7 +447,7 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 		problem(rp, "used_bytes counter says %llu, records hold %llu",
 			(unsigned long long)atomic_load(&h->used_bytes), (unsigned long long)used);
 	if (dirty != atomic_load(&h->dirty_bytes))
-		problem(rp, "dirty_bytes counter says %llu, records hold %llu",
+		problem(rp, "dirty_bytes counter says %llu, records and dirty extents hold %llu",
 			(unsigned long long)atomic_load(&h->dirty_bytes), (unsigned long long)dirty);
 	for (int i = 0; i < 5; i++)
 		if (nobj[i] != atomic_load(&h->nobj[i]))
@@ -495,7 +564,8 @@ static int run_checks(struct l1_arena *a, struct report *rp)
 		problem(rp, "out of memory while checking");
 		return 1;
 	}
-	check_records(a, rp, expect);
+	uint64_t table_dirty = check_dirty(a, rp, expect);
+	check_records(a, rp, expect, table_dirty);
 	check_bitmap(a, rp, expect);
 	check_slots_keys_holds(a, rp);
 	free(expect);

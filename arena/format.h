@@ -5,12 +5,14 @@
  * change to the format cannot slip in unnoticed (bump L1_FMT_MAJOR then).
  *
  * File:  header (4 KiB) | records | layouts | key buckets | bitmap | summary |
- *        hold entries | free-slot stack | clients | pad to huge page | data.
+ *        hold entries | free-slot stack | clients | dirty extents |
+ *        dirty free stack | pad to huge page | data.
  *
- * Truth and derived state: the records are the truth.  The bitmap, its
- * summary, the free-slot stack, the key index, the hold chains and the
- * counters are derived and can always be rebuilt from the records and hold
- * entries (check.c does that after a lock owner died, and for memcheck
+ * Truth and derived state: the records and the dirty extents (freed bytes
+ * not yet zeroed whose record was already reused) are the truth.  The
+ * bitmap, its summary, the free stacks, the key index, the hold chains and
+ * the counters are derived and can always be rebuilt from the records, the
+ * dirty extents and the hold entries (check.c does that after a lock owner died, and for memcheck
  * --repair).  Everything below "under the lock" is written only with the
  * header's robust mutex held; the atomics may be read without it.  The
  * creator writes everything, then stores the magic with release semantics.
@@ -27,13 +29,14 @@
 #include "l1arena.h"
 
 #define L1_MAGIC 0x31414e455241314cull   /* "L1ARENA1" little-endian */
-#define L1_FMT_MAJOR 1
+#define L1_FMT_MAJOR 2
 #define L1_FMT_MINOR 0
 #define L1_HDR_SIZE 4096u
 #define L1_REC_SIZE 256u
 #define L1_LAYOUT_SLOT_SIZE 320u
 #define L1_CLIENT_SIZE 256u
 #define L1_HOLD_SIZE 16u
+#define L1_DIRTY_SIZE 32u
 #define L1_MAX_LAYOUTS 1024u
 #define L1_MAX_CLIENTS 1024u
 #define L1_NIL 0u                       /* "no entry" in index+1 links */
@@ -75,7 +78,10 @@ struct l1_hdr {
 	uint32_t zero_on_free;
 	uint32_t backing;               /* L1_BACKING_* */
 	uint32_t mode;
-	uint64_t reserved_geom[11];     /* to 320 */
+	uint64_t dirty_off;             /* dirty-extent table */
+	uint64_t max_dirty;             /* its entries (0: zero-on-free off) */
+	uint64_t dirty_stack_off;       /* its free stack: max_dirty x u32 */
+	uint64_t reserved_geom[8];      /* to 320 */
 
 	/* under the lock */
 	uint8_t lock[64];               /* pthread_mutex_t, robust + pshared */
@@ -84,7 +90,8 @@ struct l1_hdr {
 	uint64_t search_hint;           /* lowest block that may be free */
 	uint32_t nlayouts;
 	uint32_t reserved_l0;
-	uint64_t reserved_locked[12];   /* to 512 */
+	uint64_t dirty_top;             /* entries in the dirty free stack */
+	uint64_t reserved_locked[11];   /* to 512 */
 
 	/* atomics, readable without the lock (written under it) */
 	_Atomic uint64_t committed;     /* data bytes backed by pages */
@@ -101,7 +108,8 @@ struct l1_hdr {
 	_Atomic uint64_t zero_busy_ns;
 	_Atomic uint32_t grow_failed;
 	uint32_t reserved_a0;
-	uint64_t reserved_atomic[15];   /* to 768 */
+	_Atomic uint64_t dirty_extents; /* dirty-extent table entries in use */
+	uint64_t reserved_atomic[14];   /* to 768 */
 	char grow_reason[L1_REASON_MAX];   /* under the lock */
 	uint8_t reserved_tail[L1_HDR_SIZE - 768 - L1_REASON_MAX];
 };
@@ -166,6 +174,22 @@ struct l1_hold_ent {
 };
 
 static_assert(sizeof(struct l1_hold_ent) == L1_HOLD_SIZE, "hold entry");
+
+/* A freed extent waiting to be zeroed, once its record has gone back to
+ * the free stack (so the next allocation reuses a record still in cache).
+ * Its blocks stay taken in the bitmap until the zeroing engine of the
+ * process named here has cleared them; gc takes over the extents of a
+ * dead zeroer.  When the table is full, the record itself stays DIRTY
+ * instead (the older way, still valid). */
+struct l1_dirty_ent {
+	uint64_t offset;                /* from file start; 0 = entry free */
+	uint64_t size;
+	uint64_t zeroer_start;
+	int32_t zeroer_pid;             /* 0: nobody (gc takes it over) */
+	uint32_t gen;                   /* bumped on each use: the engine's cookie */
+};
+
+static_assert(sizeof(struct l1_dirty_ent) == L1_DIRTY_SIZE, "dirty entry");
 
 enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1 };
 

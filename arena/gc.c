@@ -6,8 +6,10 @@
  * fields under it), asks /proc about them outside the lock, then, under the
  * lock again, for each dead one: drops its
  * client slot and holds, reclaims its unpublished objects, and takes over
- * the dirty extents it was zeroing (they are queued to this process's
- * engine).  Published objects survive their writer.
+ * the dirty extents it was zeroing, DIRTY records and dirty-extent table
+ * entries alike (they are queued to this process's engine), unless a live
+ * record claims the same bytes (damage: left to the repair).  Published
+ * objects survive their writer.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -62,6 +64,73 @@ static void collect(struct l1_arena *a, struct pid_set *s)
 		else if (st == L1_STATE_DIRTY)
 			pid_add(s, r->zeroer_pid, r->zeroer_start);
 	}
+	for (uint64_t i = 0; a->dirty && i < h->max_dirty; i++)
+		if (a->dirty[i].offset && a->dirty[i].zeroer_pid)
+			pid_add(s, a->dirty[i].zeroer_pid, a->dirty[i].zeroer_start);
+}
+
+/* Under the lock: the blocks that live records hold.  A dirty extent that
+ * overlaps one is damage (a record and a dirty extent claim the same
+ * bytes): gc leaves it to the repair, which trusts the record, rather than
+ * zero a live object's bytes.  NULL when out of memory (gc takes nothing). */
+static uint64_t *live_blocks(struct l1_arena *a)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t *m = calloc(h->bitmap_words, 8);
+	for (uint64_t i = 0; m && i < h->max_objects; i++) {
+		struct l1_rec *r = &a->recs[i];
+		uint32_t st = atomic_load_explicit(&r->state, memory_order_relaxed);
+		if (st < L1_STATE_ALLOCATED || st > L1_STATE_DOOMED || st == L1_STATE_DIRTY ||
+		    !l1__rec_geometry_ok(a, r))
+			continue;
+		uint64_t b = (r->offset - h->data_off) / h->block_size;
+		for (uint64_t k = b; k < b + r->size / h->block_size; k++)
+			m[k >> 6] |= 1ull << (k & 63);
+	}
+	return m;
+}
+
+/* An extent (geometry already checked) that shares no block with them. */
+static int clear_of_live(struct l1_arena *a, const uint64_t *live, uint64_t off, uint64_t size)
+{
+	uint64_t b = (off - a->h->data_off) / a->h->block_size;
+	for (uint64_t k = b; k < b + size / a->h->block_size; k++)
+		if (live[k >> 6] & (1ull << (k & 63)))
+			return 0;
+	return 1;
+}
+
+struct take_ctx {
+	struct l1_arena *a;
+	struct pid_set *s;
+	uint64_t *live;                 /* built at the first candidate */
+	int no_memory;
+};
+
+/* gc may take over an extent whose zeroer is dead (or none) and which no
+ * live record overlaps. */
+static int gc_may_take(struct take_ctx *t, int32_t pid, uint64_t start, uint64_t off,
+		       uint64_t size)
+{
+	if (pid && !pid_dead(t->s, pid, start))
+		return 0;
+	if (!t->live && !t->no_memory) {
+		t->live = live_blocks(t->a);
+		t->no_memory = !t->live;
+	}
+	return t->live && clear_of_live(t->a, t->live, off, size);
+}
+
+static int gc_take_entry(void *ctx, const struct l1_dirty_ent *e)
+{
+	return gc_may_take(ctx, e->zeroer_pid, e->zeroer_start, e->offset, e->size);
+}
+
+/* After a repair (no overlaps left): whose zeroer is gone. */
+static int repair_take_entry(void *ctx, const struct l1_dirty_ent *e)
+{
+	(void)ctx;
+	return !e->zeroer_pid || !l1__proc_alive(e->zeroer_pid, e->zeroer_start);
 }
 
 /* Outside the lock: which of the collected processes are alive. */
@@ -95,6 +164,7 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 	if ((r = l1__lock(a)))
 		goto out;
 	struct l1_hdr *h = a->h;
+	struct take_ctx tc = { a, s, NULL, 0 };
 	for (uint64_t i = 0; i < h->max_clients; i++) {
 		struct l1_client *c = &a->clients[i];
 		if (c->state != L1_CLIENT_LIVE || !pid_dead(s, c->pid, c->start))
@@ -123,8 +193,8 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 				l1__rec_retire(a, (uint32_t)i, q, &nq);
 			}
 		} else if (st == L1_STATE_DIRTY && a->zero &&
-			   (rec->zeroer_pid == 0 ||
-			    pid_dead(s, rec->zeroer_pid, rec->zeroer_start))) {
+			   gc_may_take(&tc, rec->zeroer_pid, rec->zeroer_start, rec->offset,
+				       rec->size)) {
 			rec->zeroer_pid = a->pid;
 			rec->zeroer_start = a->start;
 			q[nq++] = (struct l1_zero_extent){ (uint32_t)i, rec->gen,
@@ -138,8 +208,10 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 			l1__rec_retire(a, (uint32_t)i, q, &nq);
 		}
 	}
+	l1__dirty_takeover(a, gc_take_entry, &tc, q, &nq, &r0.dirty_requeued);
 	l1__zero_queue(a, q, nq);
 	l1__unlock(a);
+	free(tc.live);
 out:
 	free(s);
 	if (res)
@@ -173,6 +245,7 @@ void l1__requeue_orphans(struct l1_arena *a)
 			nq = 0;
 		}
 	}
+	l1__dirty_takeover(a, repair_take_entry, NULL, q, &nq, NULL);
 	l1__zero_queue(a, q, nq);
 }
 
@@ -186,6 +259,8 @@ int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms)
 	while (atomic_load(&a->h->dirty_bytes)) {
 		if (a->zero)
 			l1_zero_flush(a->zero, 20);
+		if (!a->readonly)
+			l1__fin_release_now(a); /* what the engine finished */
 		if (!atomic_load(&a->h->dirty_bytes))
 			break;
 		if (!gc_done && !a->readonly) {

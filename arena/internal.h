@@ -33,6 +33,9 @@ struct l1_arena {
 	struct l1_hold_ent *holds;
 	uint32_t *slots;
 	struct l1_client *clients;
+	struct l1_dirty_ent *dirty;     /* NULL when max_dirty is 0 */
+	uint32_t *dirty_stack;
+	uint64_t dirty_limit;           /* tests only: entries this handle may fill */
 
 	char path[L1_PATH_MAX];
 	int32_t pid;
@@ -51,6 +54,14 @@ struct l1_arena {
 	struct l1_layout cache_layout;
 
 	_Atomic uint64_t zero_busy_seen;  /* engine busy_ns already counted */
+
+	/* the finished ring (release.c): zeroed extents awaiting release */
+	struct l1_fin_ent *fin;         /* L1_FIN_CAP entries; NULL: no engine */
+	_Alignas(64) _Atomic uint64_t fin_tail;  /* engine thread only */
+	uint64_t fin_seen_seq;          /* engine thread only: lock_seq last seen */
+	uint64_t fin_check_ns;          /* engine thread only */
+	_Alignas(64) _Atomic uint64_t fin_head;  /* under the pool lock only */
+	_Atomic uint64_t lock_seq;      /* pool locks taken by this process */
 
 	/* tests only (l1arena_test.h): called at named points inside the lock */
 	void (*test_hook)(struct l1_arena *a, int where);
@@ -105,11 +116,32 @@ void l1__rec_set_state(struct l1_arena *a, struct l1_rec *r, uint32_t state);
 
 /* release.c: what happens when an object stops being live. */
 #define L1_ZQ_MAX 64
+#define L1_FIN_CAP 4096u                /* finished ring entries */
+#define L1_FIN_BUSY_NS 4000000ull       /* busy engine: look at the owner this often */
+struct l1_fin_ent {
+	uint32_t slot, gen;             /* the engine's cookie */
+};
 /* Frees a live record whose holds are 0: DIRTY (queued in *q) or FREE. */
 void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		    uint32_t *nq);
 void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n);
+int l1__zero_idle(void *ctx);
+void l1__fin_release(struct l1_arena *a);       /* under the lock */
+void l1__fin_release_now(struct l1_arena *a);   /* takes the lock if needed */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n);
+
+/* dirty.c: the dirty-extent table (under the lock).  Engine cookies of
+ * its entries are (index | L1_ZX_TABLE, gen); of DIRTY records (slot, gen). */
+#define L1_ZX_TABLE 0x80000000u
+int l1__dirty_add(struct l1_arena *a, uint64_t offset, uint64_t size, int32_t zeroer_pid,
+		  uint64_t zeroer_start, struct l1_zero_extent *x);
+int l1__dirty_extend(struct l1_arena *a, struct l1_zero_extent *x, uint64_t offset,
+		     uint64_t size);
+struct l1_dirty_ent *l1__dirty_of(struct l1_arena *a, uint32_t slot, uint32_t gen);
+uint64_t l1__dirty_release(struct l1_arena *a, uint32_t slot, uint32_t gen);
+void l1__dirty_rebuild(struct l1_arena *a);
+void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_dirty_ent *),
+			void *ctx, struct l1_zero_extent *q, uint32_t *nq, uint64_t *taken);
 
 /* gc.c */
 void l1__requeue_orphans(struct l1_arena *a);
@@ -117,6 +149,7 @@ void l1__requeue_orphans(struct l1_arena *a);
 /* check.c */
 void l1__rebuild(struct l1_arena *a);
 int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r);
+int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size);
 int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 
 /* backing.c */

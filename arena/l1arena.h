@@ -267,7 +267,10 @@ struct l1_usage {
 	uint64_t dirty_bytes;           /* freed, awaiting zeroing */
 	uint64_t free_bytes;            /* total - used - dirty */
 	uint64_t largest_free_bytes;    /* largest free run in the committed part */
-	uint64_t objects[5];            /* by enum l1_obj_state (FREE = free slots) */
+	uint64_t objects[5];            /* by enum l1_obj_state (FREE = free slots;
+					 * DIRTY = freed extents awaiting zeroing:
+					 * DIRTY records, and runs of freed objects
+					 * whose records are free again) */
 	uint64_t max_objects;
 	uint64_t holds;
 	uint64_t clients;

@@ -2,7 +2,8 @@
  * l1arena_test.h - hooks for the crash tests, not for applications: a
  * function the library calls at named points inside the pool lock, so a
  * test can park or kill a process exactly there and check that the next
- * locker repairs the pool.
+ * locker repairs the pool; and a limit on the dirty-extent table, so a
+ * test can make it run full.
  */
 #ifndef L1ARENA_TEST_H
 #define L1ARENA_TEST_H
@@ -15,5 +16,8 @@
 #define L1_HOOK_PUBLISH 4               /* key linked, state not yet set */
 
 void l1_test_set_hook(struct l1_arena *a, void (*hook)(struct l1_arena *a, int where));
+/* This handle's frees use the dirty-extent table only while fewer than n of
+ * its entries are in use (by anyone); beyond, records stay DIRTY. */
+void l1_test_dirty_limit(struct l1_arena *a, uint64_t n);
 
 #endif

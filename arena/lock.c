@@ -90,13 +90,21 @@ int l1__lock(struct l1_arena *a)
 	}
 	if (r == EBUSY)
 		r = lock_wait(mutex_of(a->h));
-	if (r == 0)
-		return 0;
 	if (r == EOWNERDEAD) {
 		l1__rebuild(a);
 		l1__requeue_orphans(a);
 		atomic_fetch_add(&a->h->repairs, 1);
 		pthread_mutex_consistent(mutex_of(a->h));
+		r = 0;
+	}
+	if (r == 0) {
+		/* zeroed extents of this process's engine: released by whoever
+		 * locks next (release.c), here, on lines this thread owns */
+		atomic_store_explicit(&a->lock_seq,
+				      atomic_load_explicit(&a->lock_seq, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+		if (a->fin)
+			l1__fin_release(a);
 		return 0;
 	}
 	return l1__err(-EIO, "pool lock unusable (%s): run `l1ctl memcheck --repair`",

@@ -38,6 +38,11 @@ void l1_test_set_hook(struct l1_arena *a, void (*hook)(struct l1_arena *, int))
 		a->test_hook = hook;
 }
 
+void l1_test_dirty_limit(struct l1_arena *a, uint64_t n)
+{
+	a->dirty_limit = n;
+}
+
 /* Geometry of a new pool into h (not yet mapped: a stack copy). */
 static void plan_layout(struct l1_hdr *h, const struct l1_config *c, uint64_t hp)
 {
@@ -65,6 +70,9 @@ static void plan_layout(struct l1_hdr *h, const struct l1_config *c, uint64_t hp
 	h->summary_words = (h->bitmap_words + 63) / 64;
 	h->max_holds = h->max_objects;
 	h->max_clients = L1_MAX_CLIENTS;
+	/* entries are runs of freed objects, so half the records is plenty;
+	 * beyond, freed records stay DIRTY (metadata stays under 0.5%) */
+	h->max_dirty = c->zero_on_free ? h->max_objects / 2 : 0;
 	uint64_t at = L1_HDR_SIZE;
 #define PLACE(field, bytes) do { h->field = at; at = round_up(at + (bytes), META_ALIGN); } while (0)
 	PLACE(records_off, h->max_objects * L1_REC_SIZE);
@@ -75,6 +83,8 @@ static void plan_layout(struct l1_hdr *h, const struct l1_config *c, uint64_t hp
 	PLACE(holds_off, h->max_holds * L1_HOLD_SIZE);
 	PLACE(slots_off, h->max_objects * 4);
 	PLACE(clients_off, h->max_clients * L1_CLIENT_SIZE);
+	PLACE(dirty_off, h->max_dirty * L1_DIRTY_SIZE);
+	PLACE(dirty_stack_off, h->max_dirty * 4);
 #undef PLACE
 	h->data_off = round_up(at, unit);
 	h->file_size = h->data_off + h->data_size;
@@ -94,6 +104,8 @@ static void point_regions(struct l1_arena *a)
 	a->holds = (struct l1_hold_ent *)(void *)(a->base + h->holds_off);
 	a->slots = (uint32_t *)(void *)(a->base + h->slots_off);
 	a->clients = (struct l1_client *)(void *)(a->base + h->clients_off);
+	a->dirty = h->max_dirty ? (struct l1_dirty_ent *)(void *)(a->base + h->dirty_off) : NULL;
+	a->dirty_stack = (uint32_t *)(void *)(a->base + h->dirty_stack_off);
 }
 
 /* Formats the mapped file: everything but the magic, which comes last. */
@@ -114,6 +126,8 @@ static int format_pool(struct l1_arena *a, const struct l1_hdr *plan, uint64_t c
 		a->holds[i].next = (uint32_t)h->hold_free;
 		h->hold_free = i + 1;
 	}
+	for (uint64_t i = h->max_dirty; i-- > 0;)
+		a->dirty_stack[h->dirty_top++] = (uint32_t)i;
 	atomic_store(&h->nobj[L1_STATE_FREE], h->max_objects);
 	atomic_store(&h->committed, committed);
 	snprintf(h->grow_reason, sizeof h->grow_reason, "committed %llu of %llu MiB",
@@ -168,6 +182,7 @@ static void handle_free(struct l1_arena *a)
 	if (a->fd >= 0)
 		close(a->fd);
 	pthread_mutex_destroy(&a->local);
+	free(a->fin);
 	free(a);
 }
 
@@ -283,7 +298,10 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 		return 0;
 	if (!no_client)
 		client_take(a);
-	struct l1_zero_opts zo = { .method = zero_method };
+	a->fin = calloc(L1_FIN_CAP, sizeof *a->fin);
+	if (!a->fin)
+		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
+	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle };
 	int r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
 	if (r)
 		return l1__err(r, "cannot start the zeroing engine: %s", strerror(-r));
@@ -533,9 +551,10 @@ void l1_arena_close(struct l1_arena *a)
 		a->pin = NULL;
 		a->client_idx = UINT32_MAX;
 	} else if (a->h && a->recs) {
-		client_drop(a);
-		l1_zero_stop(a->zero);
+		client_drop(a);         /* may free held objects: before the engine stops */
+		l1_zero_stop(a->zero);  /* everything queued reaches the ring ... */
 		a->zero = NULL;
+		l1__fin_release_now(a); /* ... and is released here */
 		l1_pin_close(a->pin);
 		a->pin = NULL;
 	}
@@ -608,6 +627,8 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 				? u->total_bytes - u->used_bytes - u->dirty_bytes : 0;
 	for (int i = 0; i < 5; i++)
 		u->objects[i] = atomic_load(&h->nobj[i]);
+	/* freed objects awaiting zeroing: DIRTY records and dirty extents */
+	u->objects[L1_STATE_DIRTY] += atomic_load(&h->dirty_extents);
 	u->max_objects = h->max_objects;
 	u->holds = atomic_load(&h->nholds);
 	u->clients = atomic_load(&h->nclients);

@@ -3,12 +3,22 @@
  * through l1__rec_retire (under the pool lock, holds already 0): with
  * zero-on-free it becomes DIRTY (its bits stay taken, so allocate can never
  * hand the bytes out) and its extent is queued for this process's zeroing
- * engine; without, its bits are released at once.  The engine's completion
- * callback takes the pool lock once per batch, checks each extent still
- * names the same DIRTY record (slot and generation), and releases it:
- * bits cleared, record FREE, slot back on the stack.  Queued extents are
- * handed to the engine in batches; the engine only queues them, so this is
- * safe under the pool lock.
+ * engine; without, its bits are released at once.
+ *
+ * When the engine has zeroed an extent it does not take the pool lock: it
+ * pushes (slot, generation, length) onto this process's finished ring, a
+ * single-producer ring (the engine thread writes fin_tail; pops happen only
+ * under the pool lock, so one consumer at a time).  Whoever in this process
+ * takes the pool lock next releases what is on it (l1__fin_release: the
+ * record must still be the same DIRTY record, then bits cleared, record
+ * FREE, slot back on the stack).  So a thread that allocates and frees
+ * releases its own zeroed memory on lines it already owns, and never waits
+ * for a lock the engine holds.  When nobody in this process takes the lock
+ * for a while (lock_seq does not move across an engine nap), or the ring is
+ * full, the engine takes the lock itself and releases; other processes
+ * waiting for the memory see it within a couple of milliseconds.  Everything
+ * on the ring is already zero, so releasing it late is never unsafe; a
+ * process that dies leaves its ring's records DIRTY, which gc re-zeroes.
  */
 #include "internal.h"
 
@@ -19,6 +29,14 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 	if (!n || (a->zero && l1_zero_submit(a->zero, q, n) == 0))
 		return;
 	for (uint32_t i = 0; i < n; i++) {
+		struct l1_dirty_ent *e = l1__dirty_of(a, q[i].slot, q[i].gen);
+		if (e && e->zeroer_pid == a->pid) {
+			e->zeroer_pid = 0;
+			e->zeroer_start = 0;
+			continue;
+		}
+		if (q[i].slot >= a->h->max_objects)
+			continue;
 		struct l1_rec *r = &a->recs[q[i].slot];
 		if (r->gen == q[i].gen && r->zeroer_pid == a->pid) {
 			r->zeroer_pid = 0;
@@ -34,7 +52,27 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 	if (!l1__rec_geometry_ok(a, r))
 		return;         /* damaged record: no bits or bytes to release; repair drops it */
 	l1__key_unlink(a, slot);
-	if (a->h->zero_on_free && a->zero) {
+	/* the record goes back at once (the next allocation finds it in
+	 * cache); the bytes wait in the dirty-extent table, bits taken.  An
+	 * object right after the last one queued joins its entry (a batch
+	 * allocated together is freed as one run: one entry, one extent) */
+	if (a->h->zero_on_free && a->zero && *nq &&
+	    l1__dirty_extend(a, &q[*nq - 1], r->offset, r->size) == 0) {
+		l1__rec_set_state(a, r, L1_STATE_FREE);
+		l1__slot_push(a, slot);
+		return;
+	}
+	if (a->h->zero_on_free && a->zero &&
+	    l1__dirty_add(a, r->offset, r->size, a->pid, a->start, &q[*nq]) == 0) {
+		l1__rec_set_state(a, r, L1_STATE_FREE);
+		l1__slot_push(a, slot);
+		if (++*nq == L1_ZQ_MAX) {
+			l1__zero_queue(a, q, *nq);
+			*nq = 0;
+		}
+		return;
+	}
+	if (a->h->zero_on_free && a->zero) {    /* table full: the record stays DIRTY */
 		r->zeroer_pid = a->pid;
 		r->zeroer_start = a->start;
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
@@ -57,35 +95,109 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 	l1__slot_push(a, slot);
 }
 
-void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
+/* Under the lock: releases what the engine finished. */
+void l1__fin_release(struct l1_arena *a)
 {
-	struct l1_arena *a = ctx;
+	uint64_t head = atomic_load_explicit(&a->fin_head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_acquire);
 	uint64_t bytes = 0;
-	if (l1__lock(a))
-		return;                 /* lock unusable: gc re-zeroes later */
-	for (uint32_t i = 0; i < n; i++) {
-		if (e[i].slot >= a->h->max_objects)
+	if (head == tail)
+		return;
+	for (; head != tail; head++) {
+		const struct l1_fin_ent *e = &a->fin[head % L1_FIN_CAP];
+		if (e->slot & L1_ZX_TABLE) {
+			if (a->test_hook && l1__dirty_of(a, e->slot, e->gen))
+				a->test_hook(a, L1_HOOK_ZERO_DONE);
+			bytes += l1__dirty_release(a, e->slot, e->gen);
 			continue;
-		struct l1_rec *r = &a->recs[e[i].slot];
-		if (r->gen != e[i].gen ||
+		}
+		if (e->slot >= a->h->max_objects)
+			continue;
+		struct l1_rec *r = &a->recs[e->slot];
+		if (r->gen != e->gen ||
 		    atomic_load_explicit(&r->state, memory_order_relaxed) != L1_STATE_DIRTY ||
 		    !l1__rec_geometry_ok(a, r))
-			continue;
+			continue;       /* released already, or repaired away */
 		if (a->test_hook)
 			a->test_hook(a, L1_HOOK_ZERO_DONE);
 		uint64_t b = (r->offset - a->h->data_off) / a->h->block_size;
 		l1__bm_clear(a, b, r->size / a->h->block_size);
 		r->zeroer_pid = 0;
+		r->zeroer_start = 0;
 		l1__rec_set_state(a, r, L1_STATE_FREE);
-		l1__slot_push(a, e[i].slot);
-		bytes += e[i].len;
+		l1__slot_push(a, e->slot);
+		bytes += r->size;
 	}
-	l1__unlock(a);
-	atomic_fetch_add_explicit(&a->h->zeroed_bytes, bytes, memory_order_relaxed);
+	atomic_store_explicit(&a->fin_head, head, memory_order_release);
+	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+}
+
+static int fin_pending(struct l1_arena *a)
+{
+	return atomic_load_explicit(&a->fin_head, memory_order_acquire) !=
+	       atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
+}
+
+/* Takes the lock only to release the ring (l1__lock does). */
+void l1__fin_release_now(struct l1_arena *a)
+{
+	if (a->fin && fin_pending(a) && l1__lock(a) == 0)
+		l1__unlock(a);
+}
+
+/* Engine thread: true when nobody in this process took the pool lock since
+ * the last look (so nobody will release the ring soon). */
+static int owner_quiet(struct l1_arena *a)
+{
+	uint64_t seq = atomic_load_explicit(&a->lock_seq, memory_order_relaxed);
+	int quiet = seq == a->fin_seen_seq;
+	a->fin_seen_seq = seq;
+	return quiet;
+}
+
+/* Engine thread: extents whose bytes are all zero now. */
+void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
+{
+	struct l1_arena *a = ctx;
+	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
+	for (uint32_t i = 0; i < n; i++) {
+		if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
+		    L1_FIN_CAP) {
+			atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
+			l1__fin_release_now(a);
+			if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
+			    L1_FIN_CAP)
+				break;  /* lock unusable: left DIRTY for gc/repair */
+		}
+		a->fin[tail % L1_FIN_CAP] = (struct l1_fin_ent){ e[i].slot, e[i].gen };
+		tail++;
+	}
+	atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
+	/* busy engine, quiet owner: release every few milliseconds */
+	uint64_t now = l1__mono_ns();
+	if (now - a->fin_check_ns >= L1_FIN_BUSY_NS) {
+		a->fin_check_ns = now;
+		if (owner_quiet(a))
+			l1__fin_release_now(a);
+	}
 	struct l1_zero_stats st;
 	l1_zero_get_stats(a->zero, &st);
 	uint64_t prev = atomic_exchange(&a->zero_busy_seen, st.busy_ns);
 	if (st.busy_ns > prev)
 		atomic_fetch_add_explicit(&a->h->zero_busy_ns, st.busy_ns - prev,
 					  memory_order_relaxed);
+}
+
+/* Engine thread, nothing left to zero: releases the ring itself if nobody
+ * in this process took the lock during the last nap; 1 = look again after
+ * a nap. */
+int l1__zero_idle(void *ctx)
+{
+	struct l1_arena *a = ctx;
+	if (!fin_pending(a))
+		return 0;
+	if (!owner_quiet(a))
+		return 1;
+	l1__fin_release_now(a);
+	return fin_pending(a);
 }

@@ -88,6 +88,7 @@ struct zpiece {
 struct l1_zero {
 	/* set before the thread runs (or by it before `started`), then fixed */
 	l1_zero_done_fn done;
+	l1_zero_idle_fn idle;
 	void *ctx;
 	uint64_t piece;
 	uint32_t depth;                 /* SQ entries */
@@ -139,6 +140,7 @@ struct l1_zero {
 	uint64_t new_zeroed;            /* counted here, published under lock */
 	uint64_t new_short;
 	uint64_t last_busy_ns;          /* last loop that had work */
+	int idle_pending;               /* idle() asked to be called again */
 	int warned;
 };
 
@@ -636,6 +638,8 @@ static void *engine_main(void *arg)
 		int idle, stop, nap = 0;
 		uint64_t now;
 
+		if (z->idle && jobs_active(z) == 0)
+			z->idle_pending = z->idle(z->ctx);
 		pthread_mutex_lock(&z->lock);
 		intake_locked(z);
 		idle = jobs_active(z) == 0;
@@ -643,7 +647,7 @@ static void *engine_main(void *arg)
 		if (!idle)
 			z->last_busy_ns = now;
 		else
-			nap = now - z->last_busy_ns < L1_ZERO_LINGER_NS;
+			nap = now - z->last_busy_ns < L1_ZERO_LINGER_NS || z->idle_pending;
 		if (!idle && !z->busy) {
 			z->busy = 1;
 			z->busy_since = now;
@@ -717,6 +721,7 @@ int l1_zero_start(const struct l1_zero_opts *o, l1_zero_done_fn done, void *ctx,
 	if (!z)
 		return -ENOMEM;
 	z->done = done;
+	z->idle = o ? o->idle : NULL;
 	z->ctx = ctx;
 	z->zfd = -1;
 	z->head_seq = 1;

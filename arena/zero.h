@@ -7,7 +7,8 @@
  * reads from /dev/zero (IOSQE_ASYNC, bounded io-wq workers, short reads
  * resubmitted) or, where io_uring cannot be set up, with memset on its own
  * thread, and calls done() from its thread with batches of finished extents.
- * done() is where the manager takes the pool lock and releases the extents.
+ * done() is where the manager hands the extents back to be released, and
+ * idle(), when nothing is left to zero, where it makes sure they are.
  * Thread-safety: submit/flush/stats may be called from any thread; done() is
  * only ever called from the engine's thread, never with the engine's
  * internal lock held.
@@ -28,6 +29,9 @@ struct l1_zero_extent {
 
 typedef void (*l1_zero_done_fn)(void *ctx, const struct l1_zero_extent *done,
 				uint32_t n);
+/* Called from the engine's thread whenever it has nothing to zero; returns
+ * 1 to be called again after a short nap (1 ms), 0 to let it sleep. */
+typedef int (*l1_zero_idle_fn)(void *ctx);
 
 struct l1_zero_opts {
 	int32_t method;                 /* enum l1_zero_method (l1arena.h) */
@@ -35,6 +39,7 @@ struct l1_zero_opts {
 	uint32_t queue_depth;           /* SQ entries; 0 = default */
 	uint32_t reserved;
 	uint64_t piece_bytes;           /* bytes per read; 0 = default (2 MiB) */
+	l1_zero_idle_fn idle;           /* optional */
 };
 
 struct l1_zero_stats {

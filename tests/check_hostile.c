@@ -523,6 +523,25 @@ START_TEST(records_dirty_outside)
 }
 END_TEST
 
+START_TEST(dirty_table_lies)
+{
+	struct img m;
+	img_make(&m, "dirtytab");
+	struct l1_dirty_ent *e = (struct l1_dirty_ent *)(void *)(m.base + m.h->dirty_off);
+	uint32_t *stack = (uint32_t *)(void *)(m.base + m.h->dirty_stack_off);
+	ck_assert_uint_gt(m.h->max_dirty, 2);
+	/* dirty extents whose zeroer is gone: one on the records (zeroing it
+	 * would wipe them), one on published key2's bytes (gc must leave it:
+	 * the record wins), the counter and the free stack wrong */
+	e[0] = (struct l1_dirty_ent){ m.h->records_off, 4096, 0, 0, 1 };
+	e[1] = (struct l1_dirty_ent){ m.recs[2].offset, m.recs[2].size, 0, 0, 1 };
+	atomic_store(&m.h->dirty_extents, 0);
+	stack[m.h->dirty_top - 1] = 1;
+	damaged_then_repaired(&m, "dirty extent", 0);
+	img_drop(&m);
+}
+END_TEST
+
 START_TEST(records_overlap_and_states)
 {
 	struct img m;
@@ -590,6 +609,40 @@ START_TEST(hold_chains)
 	m.h->hold_free = 3 + 1;
 	he[3].next = UINT32_MAX;
 	damaged_then_repaired(&m, "hold", 0);
+	img_drop(&m);
+}
+END_TEST
+
+/* A hold count at its 32-bit limit is consistent (repair keeps it); the
+ * next hold must be refused, not wrap the counts (the fuzzer found that). */
+START_TEST(hold_count_at_limit)
+{
+	struct img m;
+	img_make(&m, "holdmax");
+	struct l1_arena *a;
+	struct l1_obj o;
+	ck_assert_int_eq(l1_arena_open(m.path, NULL, &a), 0);
+	struct l1_client *cl = (struct l1_client *)(void *)(m.base + m.h->clients_off);
+	struct l1_hold_ent *he = (struct l1_hold_ent *)(void *)(m.base + m.h->holds_off);
+	ck_assert_int_eq(cl[0].state, L1_CLIENT_LIVE);       /* this process */
+	ck_assert_int_eq(cl[0].pid, getpid());
+	ck_assert_uint_eq(m.h->hold_free, 1);
+	m.h->hold_free = he[0].next;
+	he[0] = (struct l1_hold_ent){ 0, 0, UINT32_MAX, 0 };
+	m.recs[0].hold_head = 1;
+	m.recs[0].holds = UINT32_MAX;
+	cl[0].holds = UINT32_MAX;
+	atomic_store(&m.h->nholds, UINT32_MAX);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_hold(a, m.ids[0], &o), -EOVERFLOW);
+	ck_assert_int_eq(l1_hold_key(a, "key0", &o), -EOVERFLOW);
+	ck_assert_uint_eq(m.recs[0].holds, UINT32_MAX);
+	ck_assert_uint_eq(atomic_load(&m.h->nholds), UINT32_MAX);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_release(a, m.ids[0]), 0);
+	ck_assert_int_eq(l1_hold(a, m.ids[0], &o), 0);
+	l1t_memcheck_clean(a);
+	l1_arena_close(a);
 	img_drop(&m);
 }
 END_TEST
@@ -716,10 +769,12 @@ int main(void)
 	tcase_add_test(t, records_outside_data);
 	tcase_add_test(t, records_bad_sizes);
 	tcase_add_test(t, records_dirty_outside);
+	tcase_add_test(t, dirty_table_lies);
 	tcase_add_test(t, records_overlap_and_states);
 	tcase_add_test(t, key_index_loops);
 	tcase_add_test(t, key_index_wild_links);
 	tcase_add_test(t, hold_chains);
+	tcase_add_test(t, hold_count_at_limit);
 	tcase_add_test(t, slot_stack);
 	tcase_add_test(t, counters_and_clients);
 	tcase_add_test(t, l1ctl_repairs);

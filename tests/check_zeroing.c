@@ -183,14 +183,22 @@ START_TEST(killed_with_zeroing_in_flight)
 		for (int i = 0; i < 48; i++)
 			memset(o[i].ptr, 0x77, o[i].size);
 		l1_test_set_hook(b, die_in_completion);   /* dies inside the lock */
-		l1_free(b, o, 48);
+		static struct l1_obj rev[48];   /* backwards: no two join one entry */
+		for (int i = 0; i < 48; i++)
+			rev[i] = o[47 - i];
+		l1_test_dirty_limit(b, 8);      /* 8 in the dirty-extent table, 40 records */
+		l1_free(b, rev, 48);
 		pause();
 		_exit(2);
 	}
 	ck_assert_int_eq(l1t_wait(kid), 128 + SIGKILL);
 	struct l1_usage u;
 	l1_arena_usage(a, &u);
-	ck_assert_uint_gt(u.dirty_bytes, 0);
+	/* killed at its first release: all 48 still dirty; the 8 whose extents
+	 * went to the table gave their records back at once, 40 stayed DIRTY */
+	ck_assert_uint_eq(u.dirty_bytes, 48 * MiB);
+	ck_assert_uint_eq(u.objects[L1_STATE_DIRTY], 48);        /* 8 extents, 40 records */
+	ck_assert_uint_eq(u.objects[L1_STATE_FREE], u.max_objects - 40);
 	struct l1_gc_result g;
 	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
 	ck_assert_int_eq(l1_arena_flush(a, 30000), 0);
@@ -203,6 +211,51 @@ START_TEST(killed_with_zeroing_in_flight)
 	ck_assert_int_eq(l1_alloc_bytes(a, MiB, 64, p), 0);
 	for (int i = 0; i < 64; i++)
 		ck_assert(l1t_is_zero(p[i].ptr, p[i].size));
+	l1t_destroy(a);
+}
+END_TEST
+
+/* With zero-on-free a freed object's record goes back at once (its bytes
+ * wait in the dirty-extent table), so the next allocation reuses the
+ * record; the bytes it gets are zero whatever it reuses.  With the table
+ * limited, the rest stay DIRTY records: both kinds end zeroed and clean. */
+START_TEST(records_back_before_bytes)
+{
+	struct l1_arena *a = create_zeroing("zrec", 8 * MiB, L1_ZERO_AUTO);
+	static struct l1_obj o[16], p[16], rev[16];
+	struct l1_usage u;
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			l1_test_dirty_limit(a, 4);
+		ck_assert_int_eq(l1_alloc_bytes(a, 256 * 1024, 16, o), 0);
+		for (int i = 0; i < 16; i++) {
+			l1t_fill(o[i].ptr, o[i].size, 5 + (uint64_t)i);
+			rev[i] = o[15 - i];
+		}
+		/* round 0: back to back, one entry; round 1: backwards, one entry
+		 * each until the limit, then DIRTY records */
+		ck_assert_int_eq(l1_free(a, round ? rev : o, 16), 0);
+		l1_arena_usage(a, &u);
+		if (round == 1)
+			ck_assert_uint_ge(u.objects[L1_STATE_FREE], u.max_objects - 12);
+		l1t_memcheck_clean(a);
+		ck_assert_int_eq(l1_alloc_bytes(a, 256 * 1024, 16, p), 0);
+		for (int i = 0; i < 16; i++) {
+			int reused = 0;
+			for (int k = 0; k < 16; k++)
+				reused |= (uint32_t)p[i].id == (uint32_t)o[k].id;
+			if (round == 0)
+				ck_assert_msg(reused, "object %d: its record is not a freed one", i);
+			ck_assert_msg(l1t_is_zero(p[i].ptr, p[i].size), "object %d not zero", i);
+		}
+		ck_assert_int_eq(l1_free(a, p, 16), 0);
+		ck_assert_int_eq(l1_arena_flush(a, 30000), 0);
+		l1_arena_usage(a, &u);
+		ck_assert_uint_eq(u.dirty_bytes, 0);
+		ck_assert_uint_eq(u.objects[L1_STATE_DIRTY], 0);
+		ck_assert_uint_eq(u.objects[L1_STATE_FREE], u.max_objects);
+		l1t_memcheck_clean(a);
+	}
 	l1t_destroy(a);
 }
 END_TEST
@@ -233,6 +286,7 @@ int main(void)
 	TCase *t = tcase_create("reuse");
 	tcase_add_test(t, freed_bytes_read_zero);
 	tcase_add_test(t, zero_on_free_off);
+	tcase_add_test(t, records_back_before_bytes);
 	suite_add_tcase(s, t);
 	t = tcase_create("fallback");
 	tcase_add_test(t, memset_fallback_by_config);

@@ -80,6 +80,7 @@ static int mini_format(int fd, const struct mini *m)
 	h.summary_words = (h.bitmap_words + 63) / 64;
 	h.max_holds = m->max_holds;
 	h.max_clients = m->max_clients;
+	h.max_dirty = m->zero_on_free ? m->max_objects : 0;
 	uint64_t at = L1_HDR_SIZE;
 #define PLACE(field, bytes) do { h.field = at; at = up(at + (bytes), 8); } while (0)
 	PLACE(records_off, h.max_objects * L1_REC_SIZE);
@@ -90,6 +91,8 @@ static int mini_format(int fd, const struct mini *m)
 	PLACE(holds_off, h.max_holds * L1_HOLD_SIZE);
 	PLACE(slots_off, h.max_objects * 4);
 	PLACE(clients_off, h.max_clients * L1_CLIENT_SIZE);
+	PLACE(dirty_off, h.max_dirty * L1_DIRTY_SIZE);
+	PLACE(dirty_stack_off, h.max_dirty * 4);
 #undef PLACE
 	h.data_off = up(at, 4096);
 	h.file_size = h.data_off + h.data_size;
@@ -115,6 +118,9 @@ static int mini_format(int fd, const struct mini *m)
 		holds[i].next = (uint32_t)ph->hold_free;
 		ph->hold_free = i + 1;
 	}
+	uint32_t *dstack = (uint32_t *)(void *)(base + h.dirty_stack_off);
+	for (uint64_t i = h.max_dirty; i-- > 0;)
+		dstack[ph->dirty_top++] = (uint32_t)i;
 	atomic_store(&ph->nobj[L1_STATE_FREE], h.max_objects);
 	atomic_store(&ph->committed, m->committed ? m->committed : h.data_size);
 	__atomic_store_n(&ph->magic, L1_MAGIC, __ATOMIC_RELEASE);
@@ -183,12 +189,20 @@ static void make_corpus(const char *dir)
 			die(rep);
 		snprintf(name, sizeof name, "objects-%u", g);
 		write_seed(dir, name, mfd);
-		/* the last object dirty, its zeroer gone */
+		/* the last object a DIRTY record, the one before it an entry of
+		 * the dirty-extent table (where a pool with zero-on-free has
+		 * one), both with their zeroer gone */
 		struct l1_rec *r = &a->recs[o[5].id & 0xffffffff];
+		struct l1_rec *t = &a->recs[o[4].id & 0xffffffff];
+		struct l1_zero_extent x;
 		if (l1__lock(a))
 			die("lock");
 		r->zeroer_pid = 0;
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
+		if (l1__dirty_add(a, t->offset, t->size, 0, 0, &x) == 0) {
+			l1__rec_set_state(a, t, L1_STATE_FREE);
+			l1__slot_push(a, (uint32_t)(o[4].id & 0xffffffff));
+		}
 		l1__unlock(a);
 		if (l1_arena_memcheck(a, 0, rep, sizeof rep))
 			die(rep);

@@ -27,7 +27,7 @@ say() { printf '%s\n' "$*"; }
 cleanup() {
 	"$L1CTL" destroy --force --path "$pool" >/dev/null 2>&1
 	[ -n "$tmp" ] && rm -rf "$tmp"
-	rm -f "/dev/shm/l1ctl-v2-$$" "/dev/shm/l1ctl-bad-$$" "/dev/shm/l1ctl-shm-$$" \
+	rm -f "/dev/shm/l1ctl-v9-$$" "/dev/shm/l1ctl-bad-$$" "/dev/shm/l1ctl-shm-$$" \
 		"/dev/shm/l1ctl-zero-$$"
 	[ -n "$made_dir" ] && rmdir "$dir" 2>/dev/null
 }
@@ -213,20 +213,20 @@ expect 1 "no pool at $gone" "destroy of a missing pool" -- "$L1CTL" destroy --pa
 
 # ---- another format version, not a pool ----------------------------------------
 
-v2=/dev/shm/l1ctl-v2-$$
-cp "$pool" "$v2" 2>/dev/null || "$L1CTL" create --path "$v2" --size 16M --allow-shm >/dev/null
-printf '\002\000\000\000' | dd of="$v2" bs=1 seek=8 conv=notrunc 2>/dev/null
+v9=/dev/shm/l1ctl-v9-$$
+cp "$pool" "$v9" 2>/dev/null || "$L1CTL" create --path "$v9" --size 16M --allow-shm >/dev/null
+printf '\011\000\000\000' | dd of="$v9" bs=1 seek=8 conv=notrunc 2>/dev/null
 for c in info ls memcheck gc; do
-	expect 1 "format version 2\.0" "$c of a format-2 pool" -- "$L1CTL" $c --path "$v2"
-	has "remove it with .l1ctl destroy --force --path $v2" "$c says how to remove it"
+	expect 1 "format version 9\.0" "$c of a format-9 pool" -- "$L1CTL" $c --path "$v9"
+	has "remove it with .l1ctl destroy --force --path $v9" "$c says how to remove it"
 done
-expect 1 "format version 2\.0" "get from a format-2 pool" -- "$L1CTL" get --path "$v2" 1
-expect 1 "destroy --force" "destroy of a format-2 pool asks for --force" -- \
-	"$L1CTL" destroy --path "$v2"
-test -e "$v2" || { say "FAIL destroy without --force removed the format-2 pool"; fail=1; }
-expect 0 "destroyed $v2" "destroy --force of a format-2 pool" -- \
-	"$L1CTL" destroy --force --path "$v2"
-test -e "$v2" && { say "FAIL destroy --force left the format-2 pool"; fail=1; }
+expect 1 "format version 9\.0" "get from a format-9 pool" -- "$L1CTL" get --path "$v9" 1
+expect 1 "destroy --force" "destroy of a format-9 pool asks for --force" -- \
+	"$L1CTL" destroy --path "$v9"
+test -e "$v9" || { say "FAIL destroy without --force removed the format-9 pool"; fail=1; }
+expect 0 "destroyed $v9" "destroy --force of a format-9 pool" -- \
+	"$L1CTL" destroy --force --path "$v9"
+test -e "$v9" && { say "FAIL destroy --force left the format-9 pool"; fail=1; }
 
 bad=/dev/shm/l1ctl-bad-$$
 head -c 65536 /dev/zero >"$bad"
