@@ -46,7 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define L1_ZERO_DEF_WORKERS 2u
+#define L1_ZERO_DEF_WORKERS 2u          /* ... and one fewer than the CPUs */
 #define L1_ZERO_DEF_DEPTH 64u
 #define L1_ZERO_MIN_DEPTH 4u
 #define L1_ZERO_MAX_DEPTH 4096u
@@ -143,6 +143,18 @@ struct l1_zero {
 	int idle_pending;               /* idle() asked to be called again */
 	int warned;
 };
+
+/* io-wq workers by default: 2, but never all the CPUs, so that zeroing
+ * leaves a core to the threads that allocate and free (on 2 cores a
+ * second worker shares the application's core and costs it a third of
+ * its time; one worker alone still zeroes at about memset's speed). */
+static uint32_t default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 1)
+		return 1;
+	return n - 1 < (long)L1_ZERO_DEF_WORKERS ? (uint32_t)(n - 1) : L1_ZERO_DEF_WORKERS;
+}
 
 static uint64_t now_ns(void)
 {
@@ -738,7 +750,7 @@ int l1_zero_start(const struct l1_zero_opts *o, l1_zero_done_fn done, void *ctx,
 		z->depth = L1_ZERO_MIN_DEPTH;
 	if (z->depth > L1_ZERO_MAX_DEPTH)
 		z->depth = L1_ZERO_MAX_DEPTH;
-	z->workers = o && o->max_workers ? o->max_workers : L1_ZERO_DEF_WORKERS;
+	z->workers = o && o->max_workers ? o->max_workers : default_workers();
 
 	r = -ENOMEM;
 	z->qcap = 256;

@@ -35,7 +35,7 @@ typedef int (*l1_zero_idle_fn)(void *ctx);
 
 struct l1_zero_opts {
 	int32_t method;                 /* enum l1_zero_method (l1arena.h) */
-	uint32_t max_workers;           /* io-wq bound; 0 = default (2) */
+	uint32_t max_workers;           /* io-wq bound; 0 = 2, at most CPUs - 1 */
 	uint32_t queue_depth;           /* SQ entries; 0 = default */
 	uint32_t reserved;
 	uint64_t piece_bytes;           /* bytes per read; 0 = default (2 MiB) */
