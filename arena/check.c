@@ -1,18 +1,20 @@
 /*
  * check.c - integrity: validation of a header before anything trusts it,
- * the rebuild of all derived state from the records (after a lock owner died
- * and for memcheck --repair), and memcheck, which recomputes everything the
- * records imply and compares it with what the pool says: bitmap and summary,
- * no overlaps, every record inside the committed data region and inside one
- * grow step, free-slot stack, key index (reachable, no loops), holds, and
- * counters, and the dirty-extent table (dirty.c) likewise.  Rebuild and
- * memcheck run under the pool lock.  A record whose
- * geometry is impossible, or that overlaps an earlier one, is dropped by the
- * rebuild (its bytes are not trusted) and reported by memcheck; one whose
- * other fields are impossible (generation 0, a key too long, an unknown
- * layout) but whose extent is its own is retired to DIRTY, so its bytes are
- * zeroed before reuse; of two published records with one key, the second
- * keeps its object and loses the key.  So a repair always ends clean.
+ * the rebuild of all derived state from the records and the dirty-extent
+ * table (after a lock owner died and for memcheck --repair), and memcheck,
+ * which recomputes everything they imply and compares it with what the pool
+ * says: bitmap and summary, no overlaps, every record and dirty extent
+ * inside the committed data region and inside one grow step, free-slot and
+ * dirty free stacks, key index (reachable, no loops), holds, and counters.
+ * Rebuild and memcheck run under the pool lock.  A record whose geometry is
+ * impossible, or that overlaps an earlier one, is dropped by the rebuild
+ * (its bytes are not trusted) and reported by memcheck; so is a dirty
+ * extent, which comes after the sound records (a record wins an overlap);
+ * a record whose other fields are impossible (generation 0, a key too
+ * long, an unknown layout) but whose extent is its own is retired to
+ * DIRTY, so its bytes are zeroed before reuse; of two published records
+ * with one key, the second keeps its object and loses the key.  So a repair
+ * always ends clean.
  */
 #include <errno.h>
 #include <stdarg.h>

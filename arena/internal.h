@@ -4,7 +4,9 @@
  * module's internal calls.  The handle's pointers point into this process's
  * mapping; `local` (a process-private mutex) guards the handle's own mutable
  * fields (pin progress, layout cache); the pool's shared state is guarded by
- * the robust mutex in the header (lock.c).
+ * the robust mutex in the header (lock.c), which also guards popping the
+ * finished ring (fin_head); its pushing end (fin_tail) belongs to the zeroing
+ * engine's thread (release.c).
  */
 #ifndef L1_INTERNAL_H
 #define L1_INTERNAL_H

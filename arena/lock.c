@@ -1,13 +1,16 @@
 /*
  * lock.c - the pool's one lock: a robust, process-shared pthread mutex in
  * the header.  It guards the bitmap, the records' non-atomic fields, the
- * slot stack, the key index, the hold entries, the layout table and the
- * client table.  Recovery story: a process killed while holding it leaves
+ * slot stack, the key index, the hold entries, the layout table, the
+ * client table, the dirty-extent table and (per process) the popping end of
+ * the finished ring, which every locker of this process empties first
+ * (release.c).  Recovery story: a process killed while holding it leaves
  * EOWNERDEAD to the next locker, which rebuilds all derived state from the
- * records (check.c), takes over the dirty extents no live process is
- * zeroing, counts a repair, marks the mutex consistent and goes on; the dead
- * process's unpublished objects are then reclaimed by gc.  No locker ever
- * waits on a dead process (not even after a lost wake-up: see lock_wait).
+ * records and dirty extents (check.c), takes over the dirty extents no live
+ * process is zeroing, counts a repair, marks the mutex consistent and goes
+ * on; the dead process's unpublished objects are then reclaimed by gc.  No
+ * locker ever waits on a dead process (not even after a lost wake-up: see
+ * lock_wait).
  */
 #include <errno.h>
 #include <string.h>
