@@ -133,7 +133,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 static int wait_dirty_progress(struct l1_arena *a, uint64_t seen)
 {
 	if (a->zero)
-		l1_zero_flush(a->zero, 50);
+		l1_zero_wait_progress(a->zero, 50);   /* some of ours finished */
 	l1__fin_release_now(a);
 	for (int i = 0; i < 50; i++) {
 		if (atomic_load(&a->h->dirty_bytes) < seen)

@@ -34,7 +34,7 @@ struct region {
 	uint64_t off, len;
 };
 
-int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
+static int validate_geometry(const struct l1_hdr *h, uint64_t file_size)
 {
 	if (file_size < L1_HDR_SIZE)
 		return l1__err(-EBADMSG, "file is %llu bytes: too small to be a pool",
@@ -93,12 +93,31 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 				       rg[i].name);
 		at = rg[i].off + rg[i].len;
 	}
+	return 0;
+}
+
+/* The header's counters, all of them derived (rebuild resets them). */
+static int counters_ok(const struct l1_hdr *h)
+{
 	if (atomic_load(&((struct l1_hdr *)h)->committed) > h->data_size ||
 	    h->slot_top > h->max_objects || h->hold_free > h->max_holds ||
-	    h->dirty_top > h->max_dirty ||
-	    h->nlayouts > h->max_layouts)
-		return l1__err(-EBADMSG, "header counters out of range");
+	    h->dirty_top > h->max_dirty || h->nlayouts > h->max_layouts)
+		return l1__err(-EBADMSG, "header counters out of range (committed %llu of %llu, "
+			       "free slots %llu of %llu, hold free list head %llu of %llu, dirty "
+			       "free stack %llu of %llu, layouts %u of %llu)",
+			       (unsigned long long)atomic_load(&((struct l1_hdr *)h)->committed),
+			       (unsigned long long)h->data_size,
+			       (unsigned long long)h->slot_top, (unsigned long long)h->max_objects,
+			       (unsigned long long)h->hold_free, (unsigned long long)h->max_holds,
+			       (unsigned long long)h->dirty_top, (unsigned long long)h->max_dirty,
+			       h->nlayouts, (unsigned long long)h->max_layouts);
 	return 0;
+}
+
+int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
+{
+	int r = validate_geometry(h, file_size);
+	return r ? r : counters_ok(h);
 }
 
 static int live_or_dirty(uint32_t s)
@@ -162,6 +181,8 @@ static int rec_claim(struct l1_arena *a, const struct l1_rec *r)
 void l1__rebuild(struct l1_arena *a)
 {
 	struct l1_hdr *h = a->h;
+	if (atomic_load(&h->committed) > h->data_size)
+		atomic_store(&h->committed, h->data_size);
 	memset(a->bitmap, 0, h->bitmap_words * 8);
 	memset(a->buckets, 0, h->nbuckets * 4);
 	h->slot_top = 0;
@@ -554,6 +575,23 @@ static void check_slots_keys_holds(struct l1_arena *a, struct report *rp)
 			problem(rp, "record %llu: %u holds counted, entries sum to %llu",
 				(unsigned long long)s, r->holds, (unsigned long long)sum);
 	}
+	/* the free list: in the table, no loops, only unused entries; with the
+	 * chains it must cover every entry (else some are lost for good) */
+	uint64_t reached = 0;
+	for (uint64_t link = h->hold_free; link; link = a->holds[link - 1].next) {
+		uint64_t i = link - 1;
+		if (link > h->max_holds || (hseen[i >> 6] & (1ull << (i & 63))) ||
+		    a->holds[i].count) {
+			problem(rp, "hold free list leaves the table, loops or holds a used entry");
+			break;
+		}
+		hseen[i >> 6] |= 1ull << (i & 63);
+	}
+	for (uint64_t w = 0; w < (h->max_holds + 63) / 64; w++)
+		reached += (uint64_t)__builtin_popcountll(hseen[w]);
+	if (reached < h->max_holds)
+		problem(rp, "%llu hold entries are neither on a record's chain nor free",
+			(unsigned long long)(h->max_holds - reached));
 	free(hseen);
 	free(seen);
 }
@@ -586,17 +624,20 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *out, size_t len)
 	int r = l1__lock(a);
 	if (r)
 		return r;
-	/* under the lock: the header's counters change with every allocation */
-	if ((r = l1__validate_header(a->h, a->map_size))) {
+	/* under the lock: the header's counters change with every allocation;
+	 * bad geometry ends the check, bad counters are derived state */
+	if ((r = validate_geometry(a->h, a->map_size))) {
 		problem(&rp, "header: %s", l1_last_error());
 		l1__unlock(a);
 		return rp.problems;
 	}
-	int found = run_checks(a, &rp);
+	if (counters_ok(a->h))
+		problem(&rp, "header: %s", l1_last_error());
+	int found = rp.problems + run_checks(a, &rp);
 	if (repair && found) {
 		l1__rebuild(a);
 		struct report after = { NULL, 0, 0, 0 };
-		int left = run_checks(a, &after);
+		int left = run_checks(a, &after) + (counters_ok(a->h) != 0);
 		note(&rp, "repaired: derived state rebuilt from the records; %d problem(s) left\n",
 		     left);
 		l1__unlock(a);

@@ -117,8 +117,11 @@ void l1__dirty_rebuild(struct l1_arena *a)
 {
 	struct l1_hdr *h = a->h;
 	uint64_t n = 0;
-	if (!a->dirty)
+	if (!a->dirty) {
+		h->dirty_top = 0;
+		atomic_store(&h->dirty_extents, 0);
 		return;
+	}
 	for (uint64_t i = 0; i < h->max_dirty; i++) {
 		struct l1_dirty_ent *e = &a->dirty[i];
 		if (!e->offset)

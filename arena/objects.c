@@ -253,7 +253,9 @@ int l1__hold_add(struct l1_arena *a, uint32_t slot, uint32_t client)
 			return l1__err(-ENOSPC, "hold table full (%llu holds)",
 				       (unsigned long long)a->h->max_holds);
 		struct l1_hold_ent *e = &a->holds[i1 - 1];
-		a->h->hold_free = e->next;
+		/* a wild link (damage) ends the free list here; memcheck finds
+		 * the entries it lost and repair relinks them */
+		a->h->hold_free = e->next <= a->h->max_holds ? e->next : 0;
 		e->slot = slot;
 		e->client = client;
 		e->count = 1;

@@ -869,7 +869,9 @@ out_unlock:
 	return r;
 }
 
-int l1_zero_flush(struct l1_zero *z, int64_t timeout_ms)
+/* Waits until done_seq reaches the target: every extent submitted before
+ * the call, or (progress_only) just the next one to finish. */
+static int wait_done(struct l1_zero *z, int64_t timeout_ms, int progress_only)
 {
 	struct timespec dl;
 	uint64_t target;
@@ -889,7 +891,7 @@ int l1_zero_flush(struct l1_zero *z, int64_t timeout_ms)
 		}
 	}
 	pthread_mutex_lock(&z->lock);
-	target = z->sub_seq;
+	target = progress_only && z->done_seq < z->sub_seq ? z->done_seq + 1 : z->sub_seq;
 	if (z->done_seq < target && z->sleeping != ZS_AWAKE) {
 		z->sleeping = ZS_AWAKE;         /* someone waits: no napping */
 		wake_engine(z);
@@ -905,6 +907,16 @@ int l1_zero_flush(struct l1_zero *z, int64_t timeout_ms)
 	}
 	pthread_mutex_unlock(&z->lock);
 	return r;
+}
+
+int l1_zero_flush(struct l1_zero *z, int64_t timeout_ms)
+{
+	return wait_done(z, timeout_ms, 0);
+}
+
+int l1_zero_wait_progress(struct l1_zero *z, int64_t timeout_ms)
+{
+	return wait_done(z, timeout_ms, 1);
 }
 
 void l1_zero_stop(struct l1_zero *z)

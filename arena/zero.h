@@ -61,6 +61,10 @@ int l1_zero_submit(struct l1_zero *z, const struct l1_zero_extent *e, uint32_t n
 /* Waits until every extent submitted before the call has been passed to
  * done(); timeout_ms < 0 waits forever.  0 or -ETIMEDOUT. */
 int l1_zero_flush(struct l1_zero *z, int64_t timeout_ms);
+/* Waits until the oldest extent not yet passed to done() has been (or
+ * nothing is pending); the same timeouts.  For a caller that needs some
+ * zeroed memory, not all of it. */
+int l1_zero_wait_progress(struct l1_zero *z, int64_t timeout_ms);
 /* Flushes, stops the thread, frees the engine.  NULL is fine. */
 void l1_zero_stop(struct l1_zero *z);
 /* "io_uring" or "memset (io_uring unavailable: <reason>)" etc. */

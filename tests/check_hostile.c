@@ -647,6 +647,42 @@ START_TEST(hold_count_at_limit)
 }
 END_TEST
 
+/* Damage that appears while the pool is attached (open would refuse the
+ * counters): a wild link in the hold free list, then counters out of
+ * range.  Holds keep working, memcheck names both, repair mends both (the
+ * fuzzer found the first making the second). */
+START_TEST(damage_while_attached)
+{
+	struct img m;
+	img_make(&m, "attached");
+	struct l1_arena *a;
+	struct l1_obj o;
+	char rep[8192];
+	ck_assert_int_eq(l1_arena_open(m.path, NULL, &a), 0);
+	struct l1_hold_ent *he = (struct l1_hold_ent *)(void *)(m.base + m.h->holds_off);
+	he[m.h->hold_free - 1].next = 0x5d000004;
+	ck_assert_int_eq(l1_hold(a, m.ids[0], &o), 0);       /* pops the entry */
+	ck_assert_uint_le(m.h->hold_free, m.h->max_holds);
+	ck_assert_int_eq(l1_release(a, m.ids[0]), 0);
+	ck_assert_int_gt(l1_arena_memcheck(a, 0, rep, sizeof rep), 0);
+	ck_assert_msg(strstr(rep, "hold entries are neither"), "%s", rep);
+	ck_assert_int_eq(l1_arena_memcheck(a, 1, rep, sizeof rep), 0);
+	l1t_memcheck_clean(a);
+	m.h->hold_free = 0x5d000004;
+	m.h->slot_top = m.h->max_objects + 5;
+	m.h->dirty_top = m.h->max_dirty + 1;
+	ck_assert_int_gt(l1_arena_memcheck(a, 0, rep, sizeof rep), 0);
+	ck_assert_msg(strstr(rep, "counters out of range"), "%s", rep);
+	ck_assert_int_eq(l1_arena_memcheck(a, 1, rep, sizeof rep), 0);
+	l1t_memcheck_clean(a);
+	expect_intact(a, 0);
+	fill_pool(&m, a, 0);
+	l1t_memcheck_clean(a);
+	l1_arena_close(a);
+	img_drop(&m);
+}
+END_TEST
+
 START_TEST(slot_stack)
 {
 	struct img m;
@@ -775,6 +811,7 @@ int main(void)
 	tcase_add_test(t, key_index_wild_links);
 	tcase_add_test(t, hold_chains);
 	tcase_add_test(t, hold_count_at_limit);
+	tcase_add_test(t, damage_while_attached);
 	tcase_add_test(t, slot_stack);
 	tcase_add_test(t, counters_and_clients);
 	tcase_add_test(t, l1ctl_repairs);

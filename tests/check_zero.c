@@ -823,6 +823,41 @@ START_TEST(test_hugetlbfs)
 }
 END_TEST
 
+/* wait_progress: returns once the oldest pending extent is done, not all:
+ * with done() held on the first extent it times out, released it returns
+ * with that one reported; with nothing pending it returns at once. */
+START_TEST(test_wait_progress)
+{
+	struct rec *r = rec_new();
+	uint64_t big = 64 * MiB;
+	char *p = map_anon(big + 4096);
+	struct l1_zero_extent e[2] = {
+		{ .slot = 0, .gen = 1, .ptr = p + big, .len = 4096 },
+		{ .slot = 1, .gen = 2, .ptr = p, .len = big },
+	};
+	struct l1_zero *z = start(L1_ZERO_AUTO, 0, 0, r);
+
+	r->want[0] = e[0];
+	r->want[1] = e[1];
+	ck_assert_int_eq(l1_zero_wait_progress(z, 0), 0);      /* nothing pending */
+	r->gate = 1;
+	ck_assert_int_eq(l1_zero_submit(z, &e[0], 1), 0);
+	sem_wait(&r->entered);          /* done() of the first is held */
+	ck_assert_int_eq(l1_zero_submit(z, &e[1], 1), 0);
+	ck_assert_int_eq(l1_zero_wait_progress(z, 0), -ETIMEDOUT);
+	sem_post(&r->release);
+	ck_assert_int_eq(l1_zero_wait_progress(z, 120000), 0);
+	ck_assert_uint_eq(r->times[0], 1);
+	ck_assert_int_eq(l1_zero_flush(z, 120000), 0);
+	check_all_once(r, 2);
+	ck_assert(l1t_is_zero(p, big + 4096));
+	ck_assert_int_eq(l1_zero_wait_progress(z, 0), 0);
+	l1_zero_stop(z);
+	munmap(p, big + 4096);
+	free(r);
+}
+END_TEST
+
 static Suite *zero_suite(void)
 {
 	Suite *s = suite_create("zero");
@@ -841,6 +876,7 @@ static Suite *zero_suite(void)
 		{ "large_async_memset", test_large_async_memset },
 		{ "flush", test_flush },
 		{ "flush_threads", test_flush_threads },
+		{ "wait_progress", test_wait_progress },
 		{ "progress_uring", test_progress_uring },
 		{ "progress_memset", test_progress_memset },
 		{ "memset_forced_opts", test_memset_forced_opts },
