@@ -4,7 +4,9 @@
  * freed them never does.  With io_uring it issues IORING_OP_READs from
  * /dev/zero into the extent in pieces (piece_bytes each, up to queue_depth-1
  * in flight), all with IOSQE_ASYNC so that the kernel's io-wq workers (bounded
- * to max_workers) do the copying: without it such reads would complete inline
+ * to max_workers: 2, but one fewer than the CPUs, and 2 again for a while
+ * after someone waited for zeroed memory, l1_zero_wait_progress) do the
+ * copying: without it such reads would complete inline
  * on the submitting thread.  Short reads (hugetlbfs) and -EINTR/-EAGAIN are
  * resubmitted for the rest; any other error clears that piece with memset and
  * says so once on stderr.  Where io_uring cannot be set up, or memset is asked
@@ -64,6 +66,7 @@
 #define L1_ZERO_NAP_NS 1000000ull       /* idle but recently busy: re-check */
 #define L1_ZERO_LINGER_NS 20000000ull   /* ... for this long after work */
 #define L1_ZERO_WAKE_BYTES (16ull << 20) /* queued while napping: wake now */
+#define L1_ZERO_BOOST_NS 100000000ull   /* all workers this long after a wait */
 
 enum { ZS_AWAKE = 0, ZS_NAP = 1, ZS_SLEEP = 2 };
 
@@ -94,6 +97,8 @@ struct l1_zero {
 	uint32_t depth;                 /* SQ entries */
 	uint32_t npieces;               /* reads in flight at most: depth - 1 */
 	uint32_t workers;
+	uint32_t workers_boost;         /* while someone waits: the full bound */
+	_Atomic uint64_t boost_until;   /* someone waits for zeroed memory */
 	int32_t method;                 /* asked for, after the env override */
 	int forced_memset;
 	int use_uring;
@@ -141,6 +146,7 @@ struct l1_zero {
 	uint64_t new_short;
 	uint64_t last_busy_ns;          /* last loop that had work */
 	int idle_pending;               /* idle() asked to be called again */
+	uint32_t workers_now;           /* io-wq bound in force */
 	int warned;
 };
 
@@ -282,6 +288,7 @@ static int uring_setup(struct l1_zero *z, char *why, size_t len)
 	vals[0] = z->workers;
 	vals[1] = z->workers;
 	(void)io_uring_register_iowq_max_workers(&z->ring, vals);
+	z->workers_now = z->workers;
 	r = uring_probe(z, why, len);
 	if (r < 0)
 		goto out_exit;
@@ -295,6 +302,22 @@ out_close:
 	z->zfd = -1;
 out:
 	return r;
+}
+
+/* Engine thread: while an allocation waits for zeroed memory (its thread
+ * sleeps, so the CPU it used is free), zero with L1_ZERO_DEF_WORKERS even
+ * where the default leaves a core to the application. */
+static void uring_set_workers(struct l1_zero *z)
+{
+	uint32_t want = z->workers, vals[2];
+	if (now_ns() < atomic_load_explicit(&z->boost_until, memory_order_relaxed))
+		want = z->workers_boost;
+	if (want == z->workers_now)
+		return;
+	vals[0] = want;
+	vals[1] = want;
+	if (io_uring_register_iowq_max_workers(&z->ring, vals) == 0)
+		z->workers_now = want;
 }
 
 static void uring_teardown(struct l1_zero *z)
@@ -552,6 +575,7 @@ static void uring_step(struct l1_zero *z, int nap)
 	unsigned head, seen = 0;
 	int r;
 
+	uring_set_workers(z);
 	uring_issue(z);
 	if (z->nbatch)
 		r = io_uring_submit(&z->ring);
@@ -751,6 +775,7 @@ int l1_zero_start(const struct l1_zero_opts *o, l1_zero_done_fn done, void *ctx,
 	if (z->depth > L1_ZERO_MAX_DEPTH)
 		z->depth = L1_ZERO_MAX_DEPTH;
 	z->workers = o && o->max_workers ? o->max_workers : default_workers();
+	z->workers_boost = o && o->max_workers ? o->max_workers : L1_ZERO_DEF_WORKERS;
 
 	r = -ENOMEM;
 	z->qcap = 256;
@@ -916,6 +941,9 @@ int l1_zero_flush(struct l1_zero *z, int64_t timeout_ms)
 
 int l1_zero_wait_progress(struct l1_zero *z, int64_t timeout_ms)
 {
+	if (z)  /* the waiter sleeps: zeroing may use its CPU meanwhile */
+		atomic_store_explicit(&z->boost_until, now_ns() + L1_ZERO_BOOST_NS,
+				      memory_order_relaxed);
 	return wait_done(z, timeout_ms, 1);
 }
 
