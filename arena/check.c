@@ -147,11 +147,12 @@ int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
 	return l1__extent_ok(a, r->offset, r->size);
 }
 
-static void rec_blocks(const struct l1_arena *a, const struct l1_rec *r, uint64_t *b,
+/* The blocks of an extent (its geometry checked first). */
+void l1__extent_blocks(const struct l1_arena *a, uint64_t offset, uint64_t size, uint64_t *b,
 		       uint64_t *n)
 {
-	*b = (r->offset - a->h->data_off) / a->h->block_size;
-	*n = r->size / a->h->block_size;
+	*b = (offset - a->h->data_off) / a->h->block_size;
+	*n = size / a->h->block_size;
 }
 
 /* Fields a live or dirty record must have besides its geometry (memcheck
@@ -164,14 +165,14 @@ static int rec_fields_ok(const struct l1_arena *a, const struct l1_rec *r, uint3
 	       (r->layout_id < a->h->nlayouts && a->layouts[r->layout_id].bytes <= r->size);
 }
 
-/* Takes a record's blocks: 0, or -1 if its extent is impossible or overlaps
- * blocks taken before it (then its bytes are not trusted). */
-static int rec_claim(struct l1_arena *a, const struct l1_rec *r)
+/* Rebuild: takes an extent's blocks: 0, or -1 if the extent is impossible
+ * or overlaps blocks taken before it (then its bytes are not trusted). */
+int l1__extent_claim(struct l1_arena *a, uint64_t offset, uint64_t size)
 {
 	uint64_t b, n;
-	if (!l1__rec_geometry_ok(a, r))
+	if (!l1__extent_ok(a, offset, size))
 		return -1;
-	rec_blocks(a, r, &b, &n);
+	l1__extent_blocks(a, offset, size, &b, &n);
 	if (l1__bm_test_any(a, b, n))
 		return -1;
 	l1__bm_set(a, b, n);
@@ -199,7 +200,7 @@ void l1__rebuild(struct l1_arena *a)
 	for (uint64_t s = h->max_objects; s-- > 0;) {
 		struct l1_rec *r = &a->recs[s];
 		uint32_t st = atomic_load(&r->state);
-		if (live_or_dirty(st) && rec_fields_ok(a, r, st) && rec_claim(a, r) < 0)
+		if (live_or_dirty(st) && rec_fields_ok(a, r, st) && l1__extent_claim(a, r->offset, r->size) < 0)
 			atomic_store(&r->state, L1_STATE_FREE);   /* untrustworthy: drop */
 	}
 	l1__dirty_rebuild(a);           /* then the dirty extents take theirs */
@@ -215,7 +216,7 @@ void l1__rebuild(struct l1_arena *a)
 			/* generation 0, a key too long, an unknown layout: no longer an
 			 * object.  If its extent is its own, retire it like a freed one
 			 * (zeroed before reuse); else drop it. */
-			if (rec_claim(a, r) < 0) {
+			if (l1__extent_claim(a, r->offset, r->size) < 0) {
 				st = L1_STATE_FREE;
 			} else {
 				r->gen += !r->gen;
@@ -226,7 +227,7 @@ void l1__rebuild(struct l1_arena *a)
 				st = L1_STATE_DIRTY;
 				if (!h->zero_on_free) {
 					uint64_t b, n;
-					rec_blocks(a, r, &b, &n);
+					l1__extent_blocks(a, r->offset, r->size, &b, &n);
 					l1__bm_clear(a, b, n);
 					st = L1_STATE_FREE;
 				}
@@ -298,7 +299,7 @@ void l1__rebuild(struct l1_arena *a)
 			l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		} else {
 			uint64_t b, n;
-			rec_blocks(a, r, &b, &n);
+			l1__extent_blocks(a, r->offset, r->size, &b, &n);
 			l1__bm_clear(a, b, n);
 			l1__rec_set_state(a, r, L1_STATE_FREE);
 			l1__slot_push(a, (uint32_t)s);
@@ -371,8 +372,9 @@ static uint64_t check_dirty(struct l1_arena *a, struct report *rp, uint64_t *exp
 				(unsigned long long)e->offset, (unsigned long long)e->size);
 			continue;
 		}
-		uint64_t b = (e->offset - h->data_off) / h->block_size;
-		for (uint64_t k = b; k < b + e->size / h->block_size; k++) {
+		uint64_t b, n;
+		l1__extent_blocks(a, e->offset, e->size, &b, &n);
+		for (uint64_t k = b; k < b + n; k++) {
 			if (expect[k >> 6] & (1ull << (k & 63))) {
 				problem(rp, "dirty extent %llu: overlaps another extent at block %llu",
 					(unsigned long long)i, (unsigned long long)k);
@@ -445,7 +447,7 @@ static void check_records(struct l1_arena *a, struct report *rp, uint64_t *expec
 		if (r->key_len > L1_KEY_MAX)
 			problem(rp, "record %llu: key length %u", (unsigned long long)s, r->key_len);
 		uint64_t b, n;
-		rec_blocks(a, r, &b, &n);
+		l1__extent_blocks(a, r->offset, r->size, &b, &n);
 		for (uint64_t i = b; i < b + n; i++) {
 			if (expect[i >> 6] & (1ull << (i & 63))) {
 				problem(rp, "record %llu: overlaps another record at block %llu",

@@ -96,9 +96,9 @@ uint64_t l1__dirty_release(struct l1_arena *a, uint32_t slot, uint32_t gen)
 	struct l1_dirty_ent *e = l1__dirty_of(a, slot, gen);
 	if (!e || !l1__extent_ok(a, e->offset, e->size))
 		return 0;               /* released already, or repaired away */
-	uint64_t size = e->size;
-	l1__bm_clear(a, (e->offset - a->h->data_off) / a->h->block_size,
-		     size / a->h->block_size);
+	uint64_t size = e->size, b, n;
+	l1__extent_blocks(a, e->offset, size, &b, &n);
+	l1__bm_clear(a, b, n);
 	l1__ctr_add(&a->h->dirty_bytes, -(int64_t)size);
 	l1__ctr_add(&a->h->dirty_extents, -1);
 	e->offset = 0;
@@ -126,14 +126,11 @@ void l1__dirty_rebuild(struct l1_arena *a)
 		struct l1_dirty_ent *e = &a->dirty[i];
 		if (!e->offset)
 			continue;
-		uint64_t b = (e->offset - h->data_off) / h->block_size;
-		uint64_t k = e->size / h->block_size;
-		if (!l1__extent_ok(a, e->offset, e->size) || l1__bm_test_any(a, b, k)) {
+		if (l1__extent_claim(a, e->offset, e->size) < 0) {
 			e->offset = 0;
 			e->size = 0;
 			continue;
 		}
-		l1__bm_set(a, b, k);
 		atomic_fetch_add(&h->dirty_bytes, e->size);
 		n++;
 	}
@@ -158,12 +155,8 @@ void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_
 			continue;
 		e->zeroer_pid = a->pid;
 		e->zeroer_start = a->start;
-		q[(*nq)++] = (struct l1_zero_extent){ (uint32_t)i | L1_ZX_TABLE, e->gen,
-						      a->base + e->offset, e->size };
-		if (*nq == L1_ZQ_MAX) {
-			l1__zero_queue(a, q, *nq);
-			*nq = 0;
-		}
+		l1__zero_push(a, q, nq, (struct l1_zero_extent){ (uint32_t)i | L1_ZX_TABLE, e->gen,
+								 a->base + e->offset, e->size });
 		if (taken)
 			(*taken)++;
 	}

@@ -83,8 +83,9 @@ static uint64_t *live_blocks(struct l1_arena *a)
 		if (st < L1_STATE_ALLOCATED || st > L1_STATE_DOOMED || st == L1_STATE_DIRTY ||
 		    !l1__rec_geometry_ok(a, r))
 			continue;
-		uint64_t b = (r->offset - h->data_off) / h->block_size;
-		for (uint64_t k = b; k < b + r->size / h->block_size; k++)
+		uint64_t b, n;
+		l1__extent_blocks(a, r->offset, r->size, &b, &n);
+		for (uint64_t k = b; k < b + n; k++)
 			m[k >> 6] |= 1ull << (k & 63);
 	}
 	return m;
@@ -93,8 +94,9 @@ static uint64_t *live_blocks(struct l1_arena *a)
 /* An extent (geometry already checked) that shares no block with them. */
 static int clear_of_live(struct l1_arena *a, const uint64_t *live, uint64_t off, uint64_t size)
 {
-	uint64_t b = (off - a->h->data_off) / a->h->block_size;
-	for (uint64_t k = b; k < b + size / a->h->block_size; k++)
+	uint64_t b, n;
+	l1__extent_blocks(a, off, size, &b, &n);
+	for (uint64_t k = b; k < b + n; k++)
 		if (live[k >> 6] & (1ull << (k & 63)))
 			return 0;
 	return 1;
@@ -197,12 +199,9 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 				       rec->size)) {
 			rec->zeroer_pid = a->pid;
 			rec->zeroer_start = a->start;
-			q[nq++] = (struct l1_zero_extent){ (uint32_t)i, rec->gen,
-							   a->base + rec->offset, rec->size };
-			if (nq == L1_ZQ_MAX) {
-				l1__zero_queue(a, q, nq);
-				nq = 0;
-			}
+			l1__zero_push(a, q, &nq, (struct l1_zero_extent){ (uint32_t)i, rec->gen,
+								      a->base + rec->offset,
+								      rec->size });
 			r0.dirty_requeued++;
 		} else if (st == L1_STATE_DOOMED && rec->holds == 0) {
 			l1__rec_retire(a, (uint32_t)i, q, &nq);
@@ -238,12 +237,8 @@ void l1__requeue_orphans(struct l1_arena *a)
 			continue;
 		rec->zeroer_pid = a->pid;
 		rec->zeroer_start = a->start;
-		q[nq++] = (struct l1_zero_extent){ (uint32_t)i, rec->gen, a->base + rec->offset,
-						   rec->size };
-		if (nq == L1_ZQ_MAX) {
-			l1__zero_queue(a, q, nq);
-			nq = 0;
-		}
+		l1__zero_push(a, q, &nq, (struct l1_zero_extent){ (uint32_t)i, rec->gen,
+							      a->base + rec->offset, rec->size });
 	}
 	l1__dirty_takeover(a, repair_take_entry, NULL, q, &nq, NULL);
 	l1__zero_queue(a, q, nq);
@@ -259,8 +254,7 @@ int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms)
 	while (atomic_load(&a->h->dirty_bytes)) {
 		if (a->zero)
 			l1_zero_flush(a->zero, 20);
-		if (!a->readonly)
-			l1__fin_release_now(a); /* what the engine finished */
+		l1__fin_release_now(a); /* what the engine finished */
 		if (!atomic_load(&a->h->dirty_bytes))
 			break;
 		if (!gc_done && !a->readonly) {

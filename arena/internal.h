@@ -131,6 +131,8 @@ int l1__zero_idle(void *ctx);
 void l1__fin_release(struct l1_arena *a);       /* under the lock */
 void l1__fin_release_now(struct l1_arena *a);   /* takes the lock if needed */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n);
+void l1__zero_push(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+		   struct l1_zero_extent x);
 
 /* dirty.c: the dirty-extent table (under the lock).  Engine cookies of
  * its entries are (index | L1_ZX_TABLE, gen); of DIRTY records (slot, gen). */
@@ -152,6 +154,9 @@ void l1__requeue_orphans(struct l1_arena *a);
 void l1__rebuild(struct l1_arena *a);
 int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r);
 int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size);
+int l1__extent_claim(struct l1_arena *a, uint64_t offset, uint64_t size);
+void l1__extent_blocks(const struct l1_arena *a, uint64_t offset, uint64_t size, uint64_t *b,
+		       uint64_t *n);
 int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 
 /* backing.c */

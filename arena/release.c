@@ -1,24 +1,28 @@
 /*
  * release.c - the end of an object's life.  A record leaves the live states
- * through l1__rec_retire (under the pool lock, holds already 0): with
- * zero-on-free it becomes DIRTY (its bits stay taken, so allocate can never
- * hand the bytes out) and its extent is queued for this process's zeroing
- * engine; without, its bits are released at once.
+ * through l1__rec_retire (under the pool lock, holds already 0).  With
+ * zero-on-free its record goes back to the free stack at once and its bytes
+ * move to the dirty-extent table (dirty.c), bits still taken, joining the
+ * entry of the object freed just before it when they lie back to back;
+ * when the table is full the record itself stays DIRTY.  Either way the
+ * extent is queued for this process's zeroing engine.  Without zero-on-free
+ * the bits are released at once.
  *
  * When the engine has zeroed an extent it does not take the pool lock: it
- * pushes (slot, generation, length) onto this process's finished ring, a
- * single-producer ring (the engine thread writes fin_tail; pops happen only
- * under the pool lock, so one consumer at a time).  Whoever in this process
- * takes the pool lock next releases what is on it (l1__fin_release: the
- * record must still be the same DIRTY record, then bits cleared, record
- * FREE, slot back on the stack).  So a thread that allocates and frees
- * releases its own zeroed memory on lines it already owns, and never waits
- * for a lock the engine holds.  When nobody in this process takes the lock
- * for a while (lock_seq does not move across an engine nap), or the ring is
- * full, the engine takes the lock itself and releases; other processes
- * waiting for the memory see it within a couple of milliseconds.  Everything
- * on the ring is already zero, so releasing it late is never unsafe; a
- * process that dies leaves its ring's records DIRTY, which gc re-zeroes.
+ * pushes the extent's cookie (slot or table entry, generation) onto this
+ * process's finished ring, a single-producer ring (the engine thread writes
+ * fin_tail; pops happen only under the pool lock, so one consumer at a
+ * time).  Whoever in this process takes the pool lock next releases what is
+ * on it (l1__fin_release: the entry or DIRTY record must still be the one
+ * the cookie names; then bits cleared and entry or record free).  So a
+ * thread that allocates and frees releases its own zeroed memory on lines
+ * it already owns, and never waits for a lock the engine holds.  When
+ * nobody in this process takes the lock for a while (lock_seq does not move
+ * across an engine nap), or the ring is full, the engine takes the lock
+ * itself and releases; other processes waiting for the memory see it
+ * within a couple of milliseconds.  Everything on the ring is already zero,
+ * so releasing it late is never unsafe; a process that dies leaves its
+ * extents dirty, and gc re-zeroes them.
  */
 #include "internal.h"
 
@@ -45,42 +49,46 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 	}
 }
 
+/* Under the lock: appends x to the caller's queue, handing a full queue to
+ * the engine. */
+void l1__zero_push(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+		   struct l1_zero_extent x)
+{
+	q[(*nq)++] = x;
+	if (*nq == L1_ZQ_MAX) {
+		l1__zero_queue(a, q, *nq);
+		*nq = 0;
+	}
+}
+
 void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		    uint32_t *nq)
 {
 	struct l1_rec *r = &a->recs[slot];
+	uint64_t b, n;
 	if (!l1__rec_geometry_ok(a, r))
 		return;         /* damaged record: no bits or bytes to release; repair drops it */
 	l1__key_unlink(a, slot);
-	/* the record goes back at once (the next allocation finds it in
-	 * cache); the bytes wait in the dirty-extent table, bits taken.  An
-	 * object right after the last one queued joins its entry (a batch
-	 * allocated together is freed as one run: one entry, one extent) */
-	if (a->h->zero_on_free && a->zero && *nq &&
-	    l1__dirty_extend(a, &q[*nq - 1], r->offset, r->size) == 0) {
-		l1__rec_set_state(a, r, L1_STATE_FREE);
-		l1__slot_push(a, slot);
-		return;
-	}
-	if (a->h->zero_on_free && a->zero &&
-	    l1__dirty_add(a, r->offset, r->size, a->pid, a->start, &q[*nq]) == 0) {
-		l1__rec_set_state(a, r, L1_STATE_FREE);
-		l1__slot_push(a, slot);
-		if (++*nq == L1_ZQ_MAX) {
-			l1__zero_queue(a, q, *nq);
-			*nq = 0;
+	if (a->h->zero_on_free && a->zero) {
+		/* the record goes back at once (the next allocation finds it
+		 * in cache); the bytes wait in the dirty-extent table, bits
+		 * taken.  An object right after the last one queued joins its
+		 * entry (a batch allocated together is freed as one run) */
+		struct l1_zero_extent x;
+		int joined = *nq && l1__dirty_extend(a, &q[*nq - 1], r->offset, r->size) == 0;
+		if (joined || l1__dirty_add(a, r->offset, r->size, a->pid, a->start, &x) == 0) {
+			l1__rec_set_state(a, r, L1_STATE_FREE);
+			l1__slot_push(a, slot);
+			if (!joined)
+				l1__zero_push(a, q, nq, x);
+			return;
 		}
-		return;
-	}
-	if (a->h->zero_on_free && a->zero) {    /* table full: the record stays DIRTY */
+		/* the table is full: the record stays DIRTY */
 		r->zeroer_pid = a->pid;
 		r->zeroer_start = a->start;
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
-		q[*nq] = (struct l1_zero_extent){ slot, r->gen, a->base + r->offset, r->size };
-		if (++*nq == L1_ZQ_MAX) {
-			l1__zero_queue(a, q, *nq);
-			*nq = 0;
-		}
+		l1__zero_push(a, q, nq,
+			      (struct l1_zero_extent){ slot, r->gen, a->base + r->offset, r->size });
 		return;
 	}
 	if (a->h->zero_on_free) {       /* no engine here: leave it for gc */
@@ -89,8 +97,8 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		return;
 	}
-	uint64_t b = (r->offset - a->h->data_off) / a->h->block_size;
-	l1__bm_clear(a, b, r->size / a->h->block_size);
+	l1__extent_blocks(a, r->offset, r->size, &b, &n);
+	l1__bm_clear(a, b, n);
 	l1__rec_set_state(a, r, L1_STATE_FREE);
 	l1__slot_push(a, slot);
 }
@@ -120,8 +128,9 @@ void l1__fin_release(struct l1_arena *a)
 			continue;       /* released already, or repaired away */
 		if (a->test_hook)
 			a->test_hook(a, L1_HOOK_ZERO_DONE);
-		uint64_t b = (r->offset - a->h->data_off) / a->h->block_size;
-		l1__bm_clear(a, b, r->size / a->h->block_size);
+		uint64_t b, n;
+		l1__extent_blocks(a, r->offset, r->size, &b, &n);
+		l1__bm_clear(a, b, n);
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
 		l1__rec_set_state(a, r, L1_STATE_FREE);
