@@ -43,6 +43,8 @@ BINS := $(if $(L1CTL_SRCS),$(BUILD)/bin/l1ctl) \
 	$(if $(L1FS_SRCS),$(BUILD)/bin/l1fs)
 
 .PHONY: all lib bins tests check run deps clean fuzz
+# keep the objects make sees as intermediates: a second build rebuilds nothing
+.SECONDARY:
 all: lib bins tests
 
 lib: $(LIBA) $(LIBSO)

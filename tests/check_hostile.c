@@ -46,10 +46,7 @@ struct img {
 
 static const char *shm_dir(void)
 {
-	static char d[64];
-	snprintf(d, sizeof d, "/dev/shm/l1test-%d", (int)getuid());
-	mkdir(d, 0700);
-	return d;
+	return l1t_shm_dir();
 }
 
 static void img_map(struct img *m)

@@ -778,12 +778,8 @@ START_TEST(test_gpu_program_dry_run)
 	r = system(cmd);
 	ck_assert_msg(r == 0, "building tests/gpu/gpu_pin.c or the mock failed: %s", cmd);
 	const char *pools = getenv("L1_TEST_DIR");
-	char shm[64];
-	if (!pools || !*pools) {
-		snprintf(shm, sizeof shm, "/dev/shm/l1test-%d", (int)getuid());
-		mkdir(shm, 0700);
-		pools = shm;
-	}
+	if (!pools || !*pools)
+		pools = l1t_shm_dir();
 	snprintf(cmd, sizeof cmd, "L1ARENA_CUDART=%s/libcudart_mock.so %s/gpu_pin --small "
 		 "--dir %s %s all", dir, dir, pools, l1t_on_hugetlbfs() ? "" : "--allow-shm");
 	r = system(cmd);

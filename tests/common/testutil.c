@@ -15,15 +15,23 @@
 static char path_buf[512];
 static unsigned path_seq;
 
-static const char *test_dir(void)
+const char *l1t_shm_dir(void)
 {
-	const char *d = getenv("L1_TEST_DIR");
+	const char *d = getenv("L1_TEST_SHM_DIR");      /* tests/run.sh's, per run */
 	if (d && *d)
 		return d;
 	static char shm[64];
 	snprintf(shm, sizeof shm, "/dev/shm/l1test-%d", (int)getuid());
 	mkdir(shm, 0700);
 	return shm;
+}
+
+static const char *test_dir(void)
+{
+	const char *d = getenv("L1_TEST_DIR");
+	if (d && *d)
+		return d;
+	return l1t_shm_dir();
 }
 
 int l1t_on_hugetlbfs(void)

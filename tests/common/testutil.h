@@ -15,6 +15,9 @@
 /* A fresh pool path for this test (unique per process and call); the file
  * does not exist yet.  Valid until the next call from the same process. */
 const char *l1t_path(const char *name);
+/* The private /dev/shm directory of this run ($L1_TEST_SHM_DIR, set by
+ * tests/run.sh, else /dev/shm/l1test-UID). */
+const char *l1t_shm_dir(void);
 /* True when the pools go on hugetlbfs (run.sh mounted one). */
 int l1t_on_hugetlbfs(void);
 /* A config for a pool of size bytes at l1t_path(name): eager, 4 KiB align,

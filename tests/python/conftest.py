@@ -107,7 +107,7 @@ def pool_dir():
     d = os.environ.get("L1_TEST_DIR")
     if d:
         return d
-    d = "/dev/shm/l1test-%d" % os.getuid()
+    d = os.environ.get("L1_TEST_SHM_DIR") or "/dev/shm/l1test-%d" % os.getuid()
     os.makedirs(d, mode=0o700, exist_ok=True)
     return d
 

@@ -10,7 +10,7 @@ set -u
 BUILD=${BUILD:-build}
 H="$BUILD/tests/check_fuse --helper"
 L1FS="$BUILD/bin/l1fs"
-dir=${L1_TEST_DIR:-/dev/shm/l1test-$(id -u)}
+dir=${L1_TEST_DIR:-${L1_TEST_SHM_DIR:-/dev/shm/l1test-$(id -u)}}
 pool="$dir/shfuse-$$"
 mnt=""
 tmp=""

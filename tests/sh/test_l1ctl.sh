@@ -12,7 +12,7 @@
 set -u
 BUILD=${BUILD:-build}
 L1CTL=$BUILD/bin/l1ctl
-dir=${L1_TEST_DIR:-/dev/shm/l1test-$(id -u)}
+dir=${L1_TEST_DIR:-${L1_TEST_SHM_DIR:-/dev/shm/l1test-$(id -u)}}
 shm=""
 [ "${L1_TEST_HUGETLBFS:-0}" = 1 ] || shm=--allow-shm
 pool=$dir/l1ctl-$$

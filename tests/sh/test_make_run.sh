@@ -18,7 +18,7 @@ export BUILD
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 RUN="sh tools/run-main.sh"
-dir=${L1_TEST_DIR:-/dev/shm/l1test-$(id -u)}
+dir=${L1_TEST_DIR:-${L1_TEST_SHM_DIR:-/dev/shm/l1test-$(id -u)}}
 KNOB=/proc/sys/vm/nr_hugepages
 tmp=$(mktemp -d /tmp/l1run-test.XXXXXX)
 chmod 755 "$tmp"
