@@ -182,6 +182,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	struct l1_hdr *h = a->h;
 	uint64_t nblk = size / h->block_size, deadline = 0, give_up = 0, last_dirty = 0;
+	uint64_t wait_from = 0;           /* when this call first waited for zeroing */
 	int tried_grow = 0, tried_gc = 0;
 	uint32_t layout_id;
 	for (;;) {
@@ -229,6 +230,8 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 				deadline = now + DIRTY_STALL_NS;   /* progress: keep waiting */
 			last_dirty = dirty;
 			if (now < deadline && now < give_up) {
+				if (!wait_from)
+					wait_from = now;
 				wait_dirty_progress(a, dirty);
 				continue;
 			}
@@ -254,6 +257,10 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		goto out;
 	}
 out:
+	if (wait_from) {
+		atomic_fetch_add(&h->zero_waits, 1);
+		atomic_fetch_add(&h->zero_wait_ns, l1__mono_ns() - wait_from);
+	}
 	if (starts != local)
 		free(starts);
 	return r;

@@ -109,7 +109,14 @@ struct l1_hdr {
 	_Atomic uint32_t grow_failed;
 	uint32_t reserved_a0;
 	_Atomic uint64_t dirty_extents; /* dirty-extent table entries in use */
-	uint64_t reserved_atomic[14];   /* to 768 */
+	/* figures for monitoring (l1_arena_stats), counters since create */
+	_Atomic uint64_t zero_waits;    /* allocations that waited for zeroing */
+	_Atomic uint64_t zero_wait_ns;  /* the time they waited */
+	_Atomic uint64_t gc_objects;    /* unpublished objects of dead writers reclaimed */
+	_Atomic uint64_t gc_holds;      /* holds of dead processes dropped */
+	_Atomic uint64_t gc_clients;    /* client slots of dead processes dropped */
+	_Atomic uint64_t gc_requeued;   /* dirty extents a dead process was zeroing */
+	uint64_t reserved_atomic[8];    /* to 768 */
 	char grow_reason[L1_REASON_MAX];   /* under the lock */
 	uint8_t reserved_tail[L1_HDR_SIZE - 768 - L1_REASON_MAX];
 };
@@ -203,9 +210,14 @@ struct l1_client {
 	uint32_t holds;
 	char pin_reason[L1_REASON_MAX];
 	char zero_method[48];
-	uint8_t reserved[L1_CLIENT_SIZE - 216];
+	uint8_t reserved_c0[8];
+	uint32_t uid;                   /* effective uid at attach, for display */
+	char comm[16];                  /* command name at attach (PR_GET_NAME) */
+	uint32_t reserved_c1;
+	uint8_t reserved[L1_CLIENT_SIZE - 248];
 };
 
 static_assert(sizeof(struct l1_client) == L1_CLIENT_SIZE, "client size");
+static_assert(offsetof(struct l1_client, uid) == 224, "client uid offset");
 
 #endif

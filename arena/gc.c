@@ -213,6 +213,10 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 	free(tc.live);
 out:
 	free(s);
+	atomic_fetch_add(&a->h->gc_objects, r0.objects_reclaimed);
+	atomic_fetch_add(&a->h->gc_holds, r0.holds_dropped);
+	atomic_fetch_add(&a->h->gc_clients, r0.clients_dropped);
+	atomic_fetch_add(&a->h->gc_requeued, r0.dirty_requeued);
 	if (res)
 		*res = r0;
 	return r;

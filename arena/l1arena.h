@@ -339,6 +339,33 @@ struct l1_client_info {
 };
 int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max);
 
+/* Who an attached process is, for people and monitoring: the same clients
+ * as l1_arena_clients, in the same order (match them by pid and start_time). */
+struct l1_client_owner {
+	int32_t pid;
+	uint32_t uid;                   /* effective uid at attach */
+	uint64_t start_time;
+	char comm[16];                  /* command name at attach, NUL-terminated */
+};
+int l1_arena_client_owners(struct l1_arena *a, struct l1_client_owner *out, uint32_t max);
+
+/* Figures for a fleet's monitoring, beyond struct l1_usage: counters since
+ * create (kept in the pool, so every process and every tool sees the same)
+ * and the bytes of freed objects still held by readers.  Lock-free except
+ * doomed_bytes, which walks the records. */
+struct l1_stats {
+	uint64_t zero_waits;            /* allocations that waited for zeroing */
+	uint64_t zero_wait_ns;          /* the time they spent waiting */
+	uint64_t gc_objects_reclaimed;  /* unpublished objects of dead writers */
+	uint64_t gc_holds_dropped;      /* holds of dead processes */
+	uint64_t gc_clients_dropped;    /* client slots of dead processes */
+	uint64_t gc_dirty_requeued;     /* dirty extents a dead process was zeroing */
+	uint64_t doomed_bytes;          /* freed but still held (DOOMED records) */
+	uint64_t doomed_objects;
+	uint64_t reserved[8];
+};
+int l1_arena_stats(struct l1_arena *a, struct l1_stats *s);
+
 /* ---- maintenance ------------------------------------------------------- */
 
 struct l1_gc_result {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,6 +217,10 @@ static void client_take(struct l1_arena *a)
 		c->start = a->start;
 		c->attach_ns = l1__now_ns();
 		c->pin_status = L1_PIN_NONE;
+		c->uid = (uint32_t)geteuid();
+		if (prctl(PR_GET_NAME, c->comm, 0, 0, 0) != 0)
+			c->comm[0] = 0;
+		c->comm[sizeof c->comm - 1] = 0;
 		c->state = L1_CLIENT_LIVE;
 		a->client_idx = (uint32_t)i;
 		atomic_fetch_add(&h->nclients, 1);
@@ -714,4 +719,47 @@ int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t ma
 		o->zero_method[sizeof o->zero_method - 1] = 0;
 	}
 	return (int)n;
+}
+
+int l1_arena_client_owners(struct l1_arena *a, struct l1_client_owner *out, uint32_t max)
+{
+	if (!a || (!out && max))
+		return l1__err(-EINVAL, "NULL argument");
+	uint32_t n = 0;
+	for (uint64_t i = 0; i < a->h->max_clients && n < max; i++) {
+		const struct l1_client *c = &a->clients[i];
+		if (c->state != L1_CLIENT_LIVE)
+			continue;
+		struct l1_client_owner *o = &out[n++];
+		memset(o, 0, sizeof *o);
+		o->pid = c->pid;
+		o->uid = c->uid;
+		o->start_time = c->start;
+		memcpy(o->comm, c->comm, sizeof o->comm);
+		o->comm[sizeof o->comm - 1] = 0;
+	}
+	return (int)n;
+}
+
+int l1_arena_stats(struct l1_arena *a, struct l1_stats *s)
+{
+	if (!a || !s)
+		return l1__err(-EINVAL, "NULL argument");
+	struct l1_hdr *h = a->h;
+	memset(s, 0, sizeof *s);
+	s->zero_waits = atomic_load(&h->zero_waits);
+	s->zero_wait_ns = atomic_load(&h->zero_wait_ns);
+	s->gc_objects_reclaimed = atomic_load(&h->gc_objects);
+	s->gc_holds_dropped = atomic_load(&h->gc_holds);
+	s->gc_clients_dropped = atomic_load(&h->gc_clients);
+	s->gc_dirty_requeued = atomic_load(&h->gc_requeued);
+	/* DOOMED records are few; a relaxed walk is enough for a figure */
+	if (atomic_load(&h->nobj[L1_STATE_DOOMED]))
+		for (uint64_t i = 0; i < h->max_objects; i++)
+			if (atomic_load_explicit(&a->recs[i].state, memory_order_relaxed) ==
+			    L1_STATE_DOOMED) {
+				s->doomed_objects++;
+				s->doomed_bytes += a->recs[i].size;
+			}
+	return 0;
 }
