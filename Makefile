@@ -28,6 +28,9 @@ LIB_SRCS := $(wildcard arena/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBA := $(BUILD)/lib/libl1arena.a
 LIBSO := $(BUILD)/lib/libl1arena.so
+# the library's version (arena/l1arena.h: L1_VERSION_MAJOR.MINOR) and ABI
+L1_VERSION := 1.0.0
+L1_SOVERSION := 1
 
 L1CTL_SRCS := $(wildcard tools/l1ctl/*.c)
 L1BENCH_SRCS := $(wildcard tools/l1bench/*.c)
@@ -42,12 +45,12 @@ BINS := $(if $(L1CTL_SRCS),$(BUILD)/bin/l1ctl) \
 	$(if $(KVDEMO_SRCS),$(BUILD)/bin/kvdemo) \
 	$(if $(L1FS_SRCS),$(BUILD)/bin/l1fs)
 
-.PHONY: all lib bins tests check run deps clean fuzz
+.PHONY: all lib bins tests check run deps clean fuzz install uninstall
 # keep the objects make sees as intermediates: a second build rebuilds nothing
 .SECONDARY:
 all: lib bins tests
 
-lib: $(LIBA) $(LIBSO)
+lib: $(LIBA) $(LIBSO).$(L1_VERSION)
 bins: $(BINS)
 tests: $(TEST_BINS)
 
@@ -60,9 +63,13 @@ $(LIBA): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIBSO): $(LIB_OBJS)
+# libl1arena.so.$(L1_VERSION) with soname libl1arena.so.$(L1_SOVERSION);
+# libl1arena.so links to it (for -ll1arena and ctypes)
+$(LIBSO).$(L1_VERSION): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -Wl,-soname,libl1arena.so -o $@ $^ $(LDLIBS_LIB)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libl1arena.so.$(L1_SOVERSION) -o $@ $^ $(LDLIBS_LIB)
+	ln -sf libl1arena.so.$(L1_VERSION) $(LIBSO).$(L1_SOVERSION)
+	ln -sf libl1arena.so.$(L1_VERSION) $(LIBSO)
 
 $(BUILD)/bin/l1ctl: $(L1CTL_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBA)
 	@mkdir -p $(dir $@)
@@ -107,5 +114,72 @@ run: deps
 
 clean:
 	rm -rf build
+
+# ---- install ---------------------------------------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: the library (static,
+# shared with soname), the header, l1arena.pc, l1ctl/l1fs/l1bench, man pages,
+# systemd units, the mount helper (mount -t fuse.l1fs, fstab), the Python
+# package (told where the library went), and an example pool config.
+# `make uninstall` removes exactly what install put there (same variables).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+# mount(8) looks for mount.fuse.TYPE helpers in /sbin only
+MOUNTHELPERDIR ?= /sbin
+# Debian's python3 reads /usr/lib/python3/dist-packages and
+# /usr/local/lib/python3.X/dist-packages; elsewhere set PYTHONDIR
+PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
+PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
+INSTALL ?= install
+INST_BINS := l1ctl l1fs l1bench
+MAN1 := l1ctl.1 l1fs.1
+MAN3 := l1arena.3
+UNITS := l1arena@.service l1fs@.service
+PYFILES := $(notdir $(wildcard tools/python/l1arena/*.py))
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+	-e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(L1_VERSION)|g'
+
+install: lib bins
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(MOUNTHELPERDIR) $(DESTDIR)$(SYSCONFDIR)/l1arena \
+		$(DESTDIR)$(PYTHONDIR)/l1arena
+	$(INSTALL) -m 0755 $(INST_BINS:%=$(BUILD)/bin/%) $(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 0755 $(LIBSO).$(L1_VERSION) $(DESTDIR)$(LIBDIR)
+	ln -sf libl1arena.so.$(L1_VERSION) $(DESTDIR)$(LIBDIR)/libl1arena.so.$(L1_SOVERSION)
+	ln -sf libl1arena.so.$(L1_SOVERSION) $(DESTDIR)$(LIBDIR)/libl1arena.so
+	$(INSTALL) -m 0644 $(LIBA) $(DESTDIR)$(LIBDIR)
+	$(INSTALL) -m 0644 arena/l1arena.h $(DESTDIR)$(INCLUDEDIR)
+	$(SUBST) tools/l1arena.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/l1arena.pc
+	$(INSTALL) -m 0644 $(MAN1:%=tools/man/%) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 0644 $(MAN3:%=tools/man/%) $(DESTDIR)$(MANDIR)/man3
+	for u in $(UNITS); do $(SUBST) tools/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	$(SUBST) tools/systemd/mount.fuse.l1fs >$(DESTDIR)$(MOUNTHELPERDIR)/mount.fuse.l1fs
+	$(SUBST) tools/systemd/l1arena-pool >$(DESTDIR)$(BINDIR)/l1arena-pool
+	chmod 0755 $(DESTDIR)$(MOUNTHELPERDIR)/mount.fuse.l1fs $(DESTDIR)$(BINDIR)/l1arena-pool
+	$(SUBST) tools/systemd/example.conf >$(DESTDIR)$(SYSCONFDIR)/l1arena/example.conf.sample
+	$(INSTALL) -m 0644 $(PYFILES:%=tools/python/l1arena/%) $(DESTDIR)$(PYTHONDIR)/l1arena
+	echo 'LIBDIR = "$(LIBDIR)"' >$(DESTDIR)$(PYTHONDIR)/l1arena/_installed.py
+	@[ -n "$(DESTDIR)" ] || ldconfig 2>/dev/null || true
+
+uninstall:
+	rm -f $(INST_BINS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(BINDIR)/l1arena-pool
+	rm -f $(DESTDIR)$(LIBDIR)/libl1arena.so.$(L1_VERSION) \
+		$(DESTDIR)$(LIBDIR)/libl1arena.so.$(L1_SOVERSION) \
+		$(DESTDIR)$(LIBDIR)/libl1arena.so $(DESTDIR)$(LIBDIR)/libl1arena.a
+	rm -f $(DESTDIR)$(INCLUDEDIR)/l1arena.h $(DESTDIR)$(PKGCONFIGDIR)/l1arena.pc
+	rm -f $(MAN1:%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN3:%=$(DESTDIR)$(MANDIR)/man3/%)
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%) $(DESTDIR)$(MOUNTHELPERDIR)/mount.fuse.l1fs
+	rm -f $(DESTDIR)$(SYSCONFDIR)/l1arena/example.conf.sample
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/l1arena 2>/dev/null
+	rm -rf $(DESTDIR)$(PYTHONDIR)/l1arena
+	@[ -n "$(DESTDIR)" ] || ldconfig 2>/dev/null || true
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -24,8 +24,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum fh_type { FH_OBJ = 1, FH_TEXT = 2 };
 
@@ -61,6 +64,24 @@ void l1fs_handle_del(struct l1fs *fs, struct l1fs_handle *l)
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
+/* The reader behind a hold l1fs takes for it: its pid (of the thread that
+ * opened, as FUSE reports it) and command name, shown in clients and
+ * metrics so that a reader keeping a file open is seen, not just l1fs. */
+static void opener_note(fuse_req_t req, struct l1fs_handle *l, uint64_t id)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[64];
+	l->opener = ctx ? ctx->pid : 0;
+	l->held = id;
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)l->opener);
+	FILE *f = l->opener > 0 ? fopen(path, "re") : NULL;
+	if (f) {
+		if (fgets(l->comm, sizeof l->comm, f))
+			l->comm[strcspn(l->comm, "\n")] = 0;
+		fclose(f);
+	}
+}
+
 static void fh_free(struct l1fs *fs, struct fh *h)
 {
 	if (!h)
@@ -68,7 +89,9 @@ static void fh_free(struct l1fs *fs, struct fh *h)
 	l1fs_handle_del(fs, &h->link);
 	if (h->type == FH_OBJ) {
 		l1_release(fs->arena, h->id);
-		atomic_fetch_sub(&fs->open_files, 1);
+		/* the last file closed after a stop signal: now it may stop */
+		if (atomic_fetch_sub(&fs->open_files, 1) == 1 && atomic_load(&fs->stop_signal))
+			kill(getpid(), atomic_load(&fs->stop_signal));
 	}
 	l1fs_buf_free(&h->text);
 	free(h);
@@ -167,6 +190,8 @@ void l1fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
+	if (h->type == FH_OBJ)
+		opener_note(req, &h->link, h->id);
 	l1fs_handle_add(fs, &h->link, 0);
 	/* if the opener is gone (interrupted), no release will come */
 	if (fuse_reply_open(req, fi) != 0)

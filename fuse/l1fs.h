@@ -98,6 +98,9 @@ struct l1fs_idset {                     /* open addressing, 0 = empty slot */
 struct l1fs_handle {
 	struct l1fs_handle *prev, *next;
 	int is_dir;
+	pid_t opener;                   /* who opened it (fuse_req_ctx), for display */
+	uint64_t held;                  /* the object it holds, or 0 */
+	char comm[16];                  /* the opener's command name */
 };
 
 struct l1fs {
@@ -141,6 +144,7 @@ struct l1fs {
 	_Atomic uint64_t gc_last_ns;
 	_Atomic uint64_t invalidated;
 	_Atomic uint64_t open_files;
+	_Atomic int stop_signal;        /* a stop signal waits for open files */
 	_Atomic uint64_t requests_refused;
 };
 

@@ -2,12 +2,18 @@
  * main.c - l1fs, the FUSE view of an l1arena pool:
  *
  *   l1fs MOUNTPOINT [--arena PATH] [-o OPTIONS] [-f] [-s] [-d]
+ *   l1fs POOL MOUNTPOINT [-o OPTIONS]      (the order mount.fuse3 passes)
  *
  * Parses options (fuse_opt, offsetof into struct l1fs_cli), attaches to the
  * pool as an ordinary client (no pinning), mounts with default_permissions
  * always, runs the session loop (multi-threaded unless -s) and the reaper,
  * and on SIGINT/SIGTERM/SIGHUP or `fusermount3 -u` stops the reaper,
- * unmounts and detaches, which drops the holds of any files still open.  A
+ * unmounts and detaches, which drops the holds of any files still open.
+ * A signal that comes while object files are open (a reader's mmap keeps
+ * its file open) does not unmount under them: l1fs says so on stderr and
+ * stops when the last one closes (a second signal of the same kind does not
+ * hurry it; SIGKILL cannot be helped).  The mount's source is
+ * `l1arena:POOL` (findmnt, df), its type fuse.l1fs.  A
  * crashed l1fs leaves the pool intact: it is only a client, and the next
  * gc (any client's, or a restarted l1fs) drops its holds and client slot.
  *
@@ -36,6 +42,8 @@
 
 struct l1fs_cli {
 	char *arena;
+	char *nonopt[2];                /* SOURCE MOUNTPOINT, or MOUNTPOINT */
+	int nnonopt;
 	double gc_interval;             /* seconds; 0 = off */
 	double entry_timeout;
 	double attr_timeout;
@@ -56,9 +64,27 @@ static const struct fuse_opt cli_spec[] = {
 	FUSE_OPT_END
 };
 
+/* Keeps the positional arguments for main: one (the mount point) or two
+ * (the pool, then the mount point, as mount(8) and mount.fuse3 pass them). */
+static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct l1fs_cli *cli = data;
+	(void)outargs;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;
+	if (cli->nnonopt == 2) {
+		fprintf(stderr, "l1fs: too many arguments at '%s': give MOUNTPOINT, or POOL "
+			"MOUNTPOINT\n", arg);
+		return -1;
+	}
+	cli->nonopt[cli->nnonopt++] = strdup(arg);
+	return 0;
+}
+
 static void usage(const char *prog)
 {
-	printf("usage: %s MOUNTPOINT [--arena PATH] [options]\n\n"
+	printf("usage: %s MOUNTPOINT [--arena PATH] [options]\n"
+	       "       %s POOL MOUNTPOINT [-o options]   (as mount -t fuse.l1fs passes it)\n\n"
 	       "The FUSE view of an l1arena pool: objects/ID (the objects' bytes), keys/KEY\n"
 	       "(symlinks to them), meta/ID (their records as text; also as user.l1.*\n"
 	       "extended attributes of objects/ID), stats, metrics (Prometheus), clients.\n\n"
@@ -74,8 +100,10 @@ static void usage(const char *prog)
 	       "                                  modes allow); a non-root user needs\n"
 	       "                                  user_allow_other in /etc/fuse.conf\n"
 	       "default_permissions is always on: the kernel checks the records' owner,\n"
-	       "group and mode.\n\n",
-	       prog, L1_DEFAULT_PATH);
+	       "group and mode.  SIGTERM while files of the view are open (or mapped)\n"
+	       "waits for the last one to close.  In /etc/fstab:\n"
+	       "    /dev/hugepages/pool  /mnt/l1  fuse.l1fs  nofail,gc_interval=2  0 0\n\n",
+	       prog, prog, L1_DEFAULT_PATH);
 }
 
 /* Parent waits for the child to report the mount live (0) or failed. */
@@ -160,6 +188,94 @@ static int attach(struct l1fs *fs, const char *path)
 	return 0;
 }
 
+/* ---- stopping: never under a reader's mapping --------------------------- */
+
+static struct l1fs *the_fs;             /* for the signal handler only */
+
+static void put_str(const char *s)
+{
+	if (write(2, s, strlen(s)) < 0)
+		(void)0;
+}
+
+/* SIGINT/SIGTERM/SIGHUP: stop now if no object file is open, else note the
+ * request; fh_free raises the signal again when the last one closes. */
+static void on_stop_signal(int sig)
+{
+	struct l1fs *fs = the_fs;
+	if (!fs || !fs->se)
+		return;
+	if (atomic_load(&fs->open_files) == 0) {
+		fuse_session_exit(fs->se);
+		return;
+	}
+	if (atomic_exchange(&fs->stop_signal, sig) == 0)
+		put_str("l1fs: files of the view are still open or mapped: unmounting now would "
+			"kill their readers (SIGBUS); stopping when the last one closes "
+			"(see `cat MOUNT/clients`)\n");
+}
+
+static int set_signals(struct l1fs *fs)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	the_fs = fs;
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
+	    sigaction(SIGHUP, &sa, NULL))
+		return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void reset_signals(void)
+{
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	the_fs = NULL;
+}
+
+/* A mount point whose l1fs died answers ENOTCONN: say what clears it. */
+static int check_mountpoint(const char *mp)
+{
+	struct stat st;
+	if (stat(mp, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;
+		fprintf(stderr, "l1fs: %s is not a directory\n", mp);
+		return -1;
+	}
+	if (errno == ENOTCONN)
+		fprintf(stderr, "l1fs: %s is a dead mount: the l1fs that served it stopped "
+			"(\"Transport endpoint is not connected\"); run `fusermount3 -u %s` "
+			"(or, as root, `umount -l %s`), then start l1fs again\n", mp, mp, mp);
+	else
+		fprintf(stderr, "l1fs: mount point %s: %s\n", mp, strerror(errno));
+	return -1;
+}
+
+/* -o fsname=l1arena:POOL, with the commas and backslashes of POOL escaped
+ * as the FUSE option parser wants. */
+static int add_fsname(struct fuse_args *args, const char *pool)
+{
+	size_t n = strlen(pool);
+	char *o = malloc(2 * n + 32), *p;
+	if (!o)
+		return -1;
+	p = o + sprintf(o, "-ofsname=l1arena:");
+	for (const char *q = pool; *q; q++) {
+		if (*q == ',' || *q == '\\')
+			*p++ = '\\';
+		*p++ = *q;
+	}
+	*p = 0;
+	int r = fuse_opt_add_arg(args, o);
+	free(o);
+	return r;
+}
+
 static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *o)
 {
 	if (o->singlethread)
@@ -191,8 +307,20 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&fs.cache_lock, NULL);
 	pthread_mutex_init(&fs.handles_lock, NULL);
 	fs.handles.next = fs.handles.prev = &fs.handles;
-	if (fuse_opt_parse(&args, &cli, cli_spec, NULL) == -1 ||
-	    fuse_opt_add_arg(&args, "-odefault_permissions,fsname=l1arena,subtype=l1fs") ||
+	if (fuse_opt_parse(&args, &cli, cli_spec, cli_proc) == -1)
+		goto out_args;
+	if (cli.nnonopt == 2) {         /* POOL MOUNTPOINT */
+		if (cli.arena && strcmp(cli.arena, cli.nonopt[0])) {
+			fprintf(stderr, "l1fs: two pools given: %s and --arena %s\n",
+				cli.nonopt[0], cli.arena);
+			goto out_args;
+		}
+		if (!cli.arena)
+			cli.arena = strdup(cli.nonopt[0]);
+	}
+	if (cli.nnonopt && fuse_opt_add_arg(&args, cli.nonopt[cli.nnonopt - 1]))
+		goto out_args;
+	if (fuse_opt_add_arg(&args, "-odefault_permissions,subtype=l1fs") ||
 	    fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_args;
 	if (opts.show_help) {
@@ -223,6 +351,8 @@ int main(int argc, char **argv)
 	path = cli.arena ? cli.arena : getenv("L1ARENA_PATH");
 	if (!path || !*path)
 		path = L1_DEFAULT_PATH;
+	if (check_mountpoint(opts.mountpoint) < 0 || add_fsname(&args, path))
+		goto out_args;
 	fs.gc_interval_ms = (unsigned)(cli.gc_interval * 1000 + 0.5);
 	fs.read_ahead_kb = cli.read_ahead_kb <= (1u << 20) ? cli.read_ahead_kb : (1u << 20);
 	fs.mountpoint = realpath(opts.mountpoint, NULL);
@@ -239,7 +369,7 @@ int main(int argc, char **argv)
 	fs.se = fuse_session_new(&args, &l1fs_ops, sizeof l1fs_ops, &fs);
 	if (!fs.se)
 		goto out_arena;
-	if (fuse_set_signal_handlers(fs.se) != 0)
+	if (set_signals(&fs) != 0)
 		goto out_session;
 	if (fuse_session_mount(fs.se, opts.mountpoint) != 0)
 		goto out_signals;
@@ -262,7 +392,7 @@ int main(int argc, char **argv)
 out_unmount:
 	fuse_session_unmount(fs.se);
 out_signals:
-	fuse_remove_signal_handlers(fs.se);
+	reset_signals();
 out_session:
 	fuse_session_destroy(fs.se);
 out_arena:
@@ -274,6 +404,8 @@ out_args:
 	free(fs.mountpoint);
 	free(opts.mountpoint);
 	free(cli.arena);
+	free(cli.nonopt[0]);
+	free(cli.nonopt[1]);
 	fuse_opt_free_args(&args);
 	return ret;
 }

@@ -298,6 +298,10 @@ _self_check()
 
 
 def _candidates():
+    """Where to look, in order: $L1ARENA_LIB (alone: an explicit choice), a
+    copy next to this file (pip install of a built tree bundles one), the
+    tree's build/lib (PYTHONPATH=tools/python), the libdir `make install`
+    wrote into _installed.py."""
     env = os.environ.get("L1ARENA_LIB")
     if env:
         # An explicit choice: no silent fallback to another build.
@@ -310,6 +314,12 @@ def _candidates():
         os.path.normpath(os.path.join(here, "..", "..", "..", "build", "lib",
                                       "libl1arena.so")),
     ]
+    try:
+        from . import _installed                              # make install
+        c += [os.path.join(_installed.LIBDIR, n)
+              for n in ("libl1arena.so.1", "libl1arena.so")]
+    except ImportError:
+        pass
     return [p for p in c if os.path.exists(p)], False
 
 
@@ -324,8 +334,9 @@ def _load():
             if explicit:
                 raise ImportError("l1arena: cannot load $L1ARENA_LIB=%s: %s"
                                   % (p, e)) from None
-    # The system loader: ld.so.cache, LD_LIBRARY_PATH.
-    for name in ("libl1arena.so", ctypes.util.find_library("l1arena")):
+    # The system loader: LD_LIBRARY_PATH, ld.so.cache (ldconfig).
+    for name in ("libl1arena.so.1", "libl1arena.so",
+                 ctypes.util.find_library("l1arena")):
         if not name:
             continue
         try:
@@ -333,7 +344,8 @@ def _load():
         except OSError as e:
             tried.append("%s (%s)" % (name, e))
     raise ImportError(
-        "l1arena: libl1arena.so not found; build it with `make lib` or set "
+        "l1arena: libl1arena.so not found; install it with `make install` "
+        "(then ldconfig finds it), build it with `make lib`, or set "
         "L1ARENA_LIB to its path. Tried: " + "; ".join(tried or ["nothing"]))
 
 
