@@ -36,6 +36,8 @@ L1CTL_SRCS := $(wildcard tools/l1ctl/*.c)
 L1BENCH_SRCS := $(wildcard tools/l1bench/*.c)
 KVDEMO_SRCS := $(wildcard tools/kvdemo/*.c)
 L1FS_SRCS := $(wildcard fuse/*.c)
+# text shared by l1ctl and l1fs (units, escaped keys, Prometheus families)
+COMMON_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/common/*.c))
 TEST_COMMON_SRCS := $(wildcard tests/common/*.c)
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -71,7 +73,7 @@ $(LIBSO).$(L1_VERSION): $(LIB_OBJS)
 	ln -sf libl1arena.so.$(L1_VERSION) $(LIBSO).$(L1_SOVERSION)
 	ln -sf libl1arena.so.$(L1_VERSION) $(LIBSO)
 
-$(BUILD)/bin/l1ctl: $(L1CTL_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBA)
+$(BUILD)/bin/l1ctl: $(L1CTL_SRCS:%.c=$(BUILD)/obj/%.o) $(COMMON_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
 
@@ -83,7 +85,7 @@ $(BUILD)/bin/kvdemo: $(KVDEMO_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB) -lm
 
-$(BUILD)/bin/l1fs: $(L1FS_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBA)
+$(BUILD)/bin/l1fs: $(L1FS_SRCS:%.c=$(BUILD)/obj/%.o) $(COMMON_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(LDLIBS_LIB)
 

@@ -258,10 +258,12 @@ void l1__client_refresh(struct l1_arena *a)
 			 l1_zero_method_name(a->zero));
 	if (a->pin_mode == L1_PIN_OFF) {
 		c->pin_status = L1_PIN_NONE;
-		snprintf(c->pin_reason, sizeof c->pin_reason, "pinning off");
+		snprintf(c->pin_reason, sizeof c->pin_reason,
+			 "not asked: the process attached with pin = L1_PIN_OFF");
 	} else if (!a->pin) {
 		c->pin_status = L1_PIN_DEFERRED;
-		snprintf(c->pin_reason, sizeof c->pin_reason, "deferred to first use");
+		snprintf(c->pin_reason, sizeof c->pin_reason,
+			 "L1_PIN_DEFER: registers at the first allocate or hold");
 	} else {
 		c->pin_status = l1_pin_status(a->pin);
 		c->pinned_bytes = l1_pin_bytes(a->pin);

@@ -12,6 +12,47 @@
 #include <unistd.h>
 
 #include "l1ctl.h"
+#include "../common/l1text.h"
+
+static void ls_json(struct l1_arena *a, const struct l1_obj_info *o)
+{
+	struct l1_layout l;
+	char lay[256] = "";
+	char ts[2][48];
+	if (l1_arena_layout(a, o->obj.layout_id, &l) == 0)
+		l1_layout_format(&l, lay, sizeof lay);
+	printf("{\"id\":%llu,\"state\":\"%s\",\"size\":%llu,\"offset\":%llu,"
+	       "\"owner_pid\":%d,\"uid\":%u,\"gid\":%u,\"mode\":\"%04o\",\"holds\":%u,"
+	       "\"ctime\":\"%s\",\"published\":%s%s%s,\"layout\":",
+	       (unsigned long long)o->obj.id, l1_state_name(o->state),
+	       (unsigned long long)o->obj.size, (unsigned long long)o->obj.offset, o->owner_pid,
+	       o->uid, o->gid, o->mode & 07777, o->holds, l1t_time(o->ctime_ns, ts[0], sizeof ts[0]),
+	       o->publish_ns ? "\"" : "", o->publish_ns ? l1t_time(o->publish_ns, ts[1], sizeof ts[1]) :
+	       "null", o->publish_ns ? "\"" : "");
+	l1t_json_str(stdout, lay);
+	printf(",\"key\":");
+	if (o->key[0])
+		l1t_json_str(stdout, o->key);
+	else
+		printf("null");
+	printf("}\n");
+}
+
+static void ls_text(struct l1_arena *a, const struct l1_obj_info *o, int exact)
+{
+	struct l1_layout l;
+	char lay[96] = "?", size[32];
+	if (l1_arena_layout(a, o->obj.layout_id, &l) == 0)
+		l1_layout_format(&l, lay, sizeof lay);
+	if (exact)
+		snprintf(size, sizeof size, "%llu", (unsigned long long)o->obj.size);
+	else
+		l1t_size(o->obj.size, size, sizeof size);
+	printf("%-20llu %-9s %12s %8d %6u %04o %5u %-24s ", (unsigned long long)o->obj.id,
+	       l1_state_name(o->state), size, o->owner_pid, o->uid, o->mode & 07777, o->holds, lay);
+	l1t_key(stdout, o->key);        /* a key can never forge a row */
+	putchar('\n');
+}
 
 int cmd_ls(struct ctl *c)
 {
@@ -21,19 +62,15 @@ int cmd_ls(struct ctl *c)
 	int n, total = 0;
 	if (!a)
 		return EXIT_FAILED;
-	printf("%-20s %-9s %12s %8s %6s %-24s %s\n", "ID", "STATE", "SIZE", "OWNER", "HOLDS",
-	       "LAYOUT", "KEY");
+	if (!c->json)
+		printf("%-20s %-9s %12s %8s %6s %4s %5s %-24s %s\n", "ID", "STATE", "SIZE", "OWNER",
+		       "UID", "MODE", "HOLDS", "LAYOUT", "KEY");
 	while ((n = l1_obj_list(a, &cursor, info, 512)) > 0) {
-		for (int i = 0; i < n; i++) {
-			struct l1_layout l;
-			char lay[96] = "?";
-			if (l1_arena_layout(a, info[i].obj.layout_id, &l) == 0)
-				l1_layout_format(&l, lay, sizeof lay);
-			printf("%-20llu %-9s %12llu %8d %6u %-24s %s\n",
-			       (unsigned long long)info[i].obj.id, l1_state_name(info[i].state),
-			       (unsigned long long)info[i].obj.size, info[i].owner_pid,
-			       info[i].holds, lay, info[i].key);
-		}
+		for (int i = 0; i < n; i++)
+			if (c->json)
+				ls_json(a, &info[i]);
+			else
+				ls_text(a, &info[i], c->exact);
 		total += n;
 	}
 	l1_arena_close(a);
@@ -242,6 +279,8 @@ int cmd_publish(struct ctl *c)
 			fprintf(stderr, "l1ctl: only an object's owner or root may publish it.\n");
 		return EXIT_FAILED;
 	}
-	printf("published %llu as '%s'\n", (unsigned long long)id, c->key);
+	printf("published %llu as '", (unsigned long long)id);
+	l1t_key(stdout, c->key);
+	printf("'\n");
 	return 0;
 }

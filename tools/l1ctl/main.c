@@ -16,12 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"            /* L1_FMT_MAJOR, for --version */
 #include "l1ctl.h"
 
 enum {
 	O_SIZE = 256, O_INIT, O_GROW, O_ALIGN, O_MAXOBJ, O_HPSIZE, O_HUGEPAGES, O_MOUNT,
 	O_LAZY, O_EAGER, O_SHM, O_FORCE, O_NOZERO, O_ZERO, O_MODE, O_LAYOUT,
-	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_LAST
+	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_TEXTFILE, O_LAST
 };
 #define B(o) (1u << ((o) - O_SIZE))
 #define CREATE_OPTS (B(O_SIZE) | B(O_INIT) | B(O_GROW) | B(O_ALIGN) | B(O_MAXOBJ) | \
@@ -54,6 +55,7 @@ static const struct option opts[] = {
 	{ "out", required_argument, 0, O_OUT },
 	{ "repair", no_argument, 0, O_REPAIR },
 	{ "json", no_argument, 0, O_JSON },
+	{ "textfile", required_argument, 0, O_TEXTFILE },
 	{ "help", no_argument, 0, 'h' },
 	{ 0, 0, 0, 0 }
 };
@@ -113,11 +115,25 @@ static const struct cmd cmds[] = {
 	{ "stats", cmd_info, B(O_JSON), NULL,
 	  "usage: l1ctl stats [--json] [--path P]\n\nThe same as `l1ctl info`.\n\n"
 	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
-	{ "ls", cmd_ls, 0, "list objects: id, state, size, owner, holds, layout, key",
-	  "usage: l1ctl ls [--path P]\n\n"
-	  "Lists every live object: id, state (allocated, published, doomed), size in\n"
-	  "bytes, owner pid, holds, layout and key; the count goes to stderr.\n\n"
+	{ "ls", cmd_ls, B(O_JSON) | B(O_BYTES),
+	  "list objects: id, state, size, owner, uid, mode, holds, layout, key",
+	  "usage: l1ctl ls [--json] [--bytes] [--path P]\n\n"
+	  "Lists every live object: id, state (allocated, published, doomed), size,\n"
+	  "owner pid, uid, mode, holds, layout and key; the count goes to stderr.\n"
+	  "Keys are escaped: bytes outside printable ASCII, space and '\\' as \\xHH.\n\n"
+	  "  --bytes    sizes in bytes (default: KiB, MiB, GiB)\n"
+	  "  --json     one JSON object per line, exact figures, the key as a string\n"
 	  COMMON "\n" EXITS },
+	{ "metrics", cmd_metrics, B(O_TEXTFILE),
+	  "the pool's figures for Prometheus [--textfile DIR]",
+	  "usage: l1ctl metrics [--textfile DIR] [--path P]\n\n"
+	  "Prints the pool's figures in the Prometheus text format, every series\n"
+	  "labelled pool=\"PATH\".  With --textfile, writes DIR/l1arena_NAME.prom\n"
+	  "atomically instead (a temporary file, then a rename; mode 0644), for\n"
+	  "node_exporter's textfile collector: run it from cron or a timer, one file\n"
+	  "per pool.\n\n"
+	  "  --textfile DIR   the collector's directory (e.g.\n"
+	  "                   /var/lib/prometheus/node-exporter)\n" COMMON "\n" EXITS },
 	{ "put", cmd_put, B(O_LAYOUT) | B(O_BYTES) | B(O_FILE) | B(O_KEY) | B(O_PUBLISH),
 	  "allocate an object and fill it from a file or stdin",
 	  "usage: l1ctl put [--layout L | --bytes SIZE] [--file F] [--key K --publish]\n"
@@ -175,7 +191,7 @@ static void usage(FILE *f)
 		if (cmds[i].summary)
 			fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(f, "\nEvery command takes --path P (default: $L1ARENA_PATH, else "
-		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G.\n"
+		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G.  l1ctl --version: the version.\n"
 		   "Exit codes: 0 done; 1 failed (the message says why and what to do);\n"
 		   "2 usage error; 3 memcheck found problems.\n");
 }
@@ -244,7 +260,13 @@ static int parse_one(struct ctl *c, int o)
 	case O_MAXOBJ: return size_opt("max-objects", optarg, &c->max_objects);
 	case O_HPSIZE: return size_opt("page-size", optarg, &c->hugepage_size);
 	case O_HUGEPAGES: return count_opt("hugepages", optarg, &c->hugepages);
-	case O_BYTES: return size_opt("bytes", optarg, &c->bytes);
+	case O_BYTES:
+		if (!optarg) {          /* ls --bytes: a flag */
+			c->exact = 1;
+			break;
+		}
+		return size_opt("bytes", optarg, &c->bytes);
+	case O_TEXTFILE: c->textfile = optarg; break;
 	case O_MOUNT: c->mount = optarg; break;
 	case O_LAZY: c->lazy = 1; break;
 	case O_EAGER: c->lazy = 0; break;
@@ -278,9 +300,14 @@ static int parse(int argc, char **argv, const struct cmd *cmd, struct ctl *c)
 	int o;
 	c->lazy = 1;
 	c->zero_on_free = 1;
+	struct option table[sizeof opts / sizeof opts[0]];
+	memcpy(table, opts, sizeof opts);
+	for (struct option *p = table; p->name; p++)      /* ls --bytes is a flag */
+		if (p->val == O_BYTES && cmd->fn == cmd_ls)
+			p->has_arg = no_argument;
 	optind = 2;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":h", table, NULL)) != -1) {
 		if (o == 'h') {
 			fputs(cmd->help, stdout);
 			return -1;
@@ -306,6 +333,12 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") ||
+	    !strcmp(argv[1], "version")) {
+		printf("l1ctl (l1arena) %d.%d, pool format %d.%d\n", L1_VERSION_MAJOR,
+		       L1_VERSION_MINOR, L1_FMT_MAJOR, L1_FMT_MINOR);
+		return 0;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		const struct cmd *h = argc > 2 ? cmd_by_name(argv[2]) : NULL;
