@@ -101,16 +101,16 @@ expect 2 "ls takes no option --size" "an option of another command" -- \
 expect 2 "octal file mode" "create --mode 999" -- \
 	"$L1CTL" create --path "$pool" --size 64M --mode 999 $shm
 test -e "$pool" && { say "FAIL a refused create left $pool behind"; fail=1; }
-expect 0 "^created $pool: 64.0 MiB lazy pool" "create --size 64M" -- \
+expect 0 "^created $pool: 64.00 MiB lazy pool" "create --size 64M" -- \
 	"$L1CTL" create --path "$pool" --size 64M $shm
 expect 1 "add --force to replace it" "create over a pool says to use --force" -- \
 	"$L1CTL" create --path "$pool" --size 64M $shm
-expect 0 "^created $pool: 32.0 MiB eager pool" "create --force --eager replaces it" -- \
+expect 0 "^created $pool: 32.00 MiB eager pool" "create --force --eager replaces it" -- \
 	"$L1CTL" create --path "$pool" --size 32M --eager --force $shm
 
 # ---- info, put, ls, get ----------------------------------------------------
 
-expect 0 "^used +0 B of 32.0 MiB" "info" -- "$L1CTL" info --path "$pool"
+expect 0 "^used +0 B of 32.00 MiB" "info" -- "$L1CTL" info --path "$pool"
 expect 0 '"total_bytes":33554432' "info --json" -- "$L1CTL" info --json --path "$pool"
 if command -v python3 >/dev/null; then
 	printf '%s\n' "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' ||
@@ -143,8 +143,81 @@ expect 1 "cannot read $tmp/nope" "put from a missing file" -- \
 expect 1 "out of memory|do not fit|larger than" "put larger than the pool" -- \
 	"$L1CTL" put --path "$pool" --bytes 40M --file "$tmp/in"
 
-expect 0 "published +102400 .*shell/kv one" "ls shows the object, its state and key" -- \
+expect 0 "published +100.00 KiB .*shell/kv one" "ls shows the object, its state and key" -- \
 	"$L1CTL" ls --path "$pool"
+expect 0 "published +102400 .*shell/kv one" "ls --bytes shows exact sizes" -- \
+	"$L1CTL" ls --path "$pool" --bytes
+expect 0 "^ID +STATE +SIZE +OWNER +UID +MODE +HOLDS" "ls has uid and mode columns" -- \
+	"$L1CTL" ls --path "$pool"
+has "published +100.00 KiB +[0-9]+ +$(id -u) +0600 " "ls shows the uid and mode"
+# a key with a newline and an escape sequence neither forges a row nor reaches
+# the terminal; --json gives it back exactly
+evil=$(printf 'evil\n4242 published 1 B 1 0 0600 0 [1]:uint8 forged\033[31m')
+printf 'x' | "$L1CTL" put --path "$pool" --key "$evil" --publish >/dev/null 2>&1
+"$L1CTL" ls --path "$pool" >"$tmp/ls" 2>/dev/null
+if [ "$(wc -l <"$tmp/ls")" -eq 4 ] && ! grep -q "^4242" "$tmp/ls" &&
+   ! LC_ALL=C grep -q "$(printf '\033')" "$tmp/ls" && grep -q 'evil\\x0a4242.*forged\\x1b\[31m' "$tmp/ls"; then
+	say "ok   ls escapes a key with a newline and an escape sequence"
+else
+	say "FAIL ls does not escape keys:"; sed 's/^/       /' "$tmp/ls" | cat -v; fail=1
+fi
+if "$L1CTL" ls --path "$pool" --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+keys = sorted(r["key"] for r in rows)
+assert len(rows) == 3, rows
+assert sys.argv[1] in keys and "shell/kv one" in keys, keys
+r = [r for r in rows if r["key"] == "shell/kv one"][0]
+assert r["size"] == 102400 and r["state"] == "published" and r["mode"] == "0600", r
+assert r["uid"] == int(sys.argv[2]) and r["published"].endswith("Z"), r
+' "$evil" "$(id -u)"; then
+	say "ok   ls --json: one object per line, exact figures, keys as they are"
+else
+	say "FAIL ls --json"; fail=1
+fi
+expect 1 'cannot publish: key .evil\\x0a4242' "an error quoting a key escapes it" -- \
+	sh -c 'printf x | "$0" put --path "$1" --key "$2" --publish' "$L1CTL" "$pool" "$evil"
+if printf '%s\n' "$OUT" | LC_ALL=C grep -q "$(printf '\033')"; then
+	say "FAIL the error message carries an escape byte"; fail=1
+fi
+id_evil=$("$L1CTL" ls --path "$pool" --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+print([r["id"] for r in map(json.loads, sys.stdin) if r["key"].startswith("evil")][0])')
+"$L1CTL" rm --path "$pool" "$id_evil" >/dev/null 2>&1
+# metrics: every series names the pool; --textfile writes atomically, 0644
+expect 0 "^l1arena_used_bytes\\{pool=\"$pool\"\\} " "metrics labels every series with the pool" -- \
+	"$L1CTL" metrics --path "$pool"
+if printf '%s\n' "$OUT" | grep -v '^#' | grep -vq "^l1arena_[a-z_]*{pool=\"$pool\"[,}]"; then
+	say "FAIL a series without the pool label:"; printf '%s\n' "$OUT" | grep -v '^#' |
+		grep -v "{pool=\"$pool\"" | head -3; fail=1
+fi
+has "^l1arena_freed_held_bytes\\{" "metrics has the bytes of freed objects still held"
+has "^l1arena_zero_waits_total\\{" "metrics has the allocations that waited for zeroing"
+has "^l1arena_gc_dropped_holds_total\\{" "metrics has gc's dropped holds"
+if printf '%s\n' "$OUT" | grep -Eq '_ratio|status="[a-z]*"\} [0-9]*[1-9]|ooms'; then
+	say "FAIL metrics has a ratio series, a summed status label or the old ooms name"; fail=1
+fi
+mkdir -p "$tmp/textfile"
+expect 0 "wrote $tmp/textfile/l1arena_.*\\.prom" "metrics --textfile" -- \
+	sh -c 'umask 077; exec "$0" metrics --path "$1" --textfile "$2"' "$L1CTL" "$pool" "$tmp/textfile"
+prom=$(ls "$tmp/textfile"/*.prom 2>/dev/null | head -n 1)
+if [ -n "$prom" ] && [ "$(stat -c %a "$prom")" = 644 ] &&
+   [ "$(ls -A "$tmp/textfile" | wc -l)" -eq 1 ] && grep -q "^l1arena_size_bytes{pool=" "$prom"; then
+	say "ok   the textfile is mode 0644 whatever the umask, and no temporary file is left"
+else
+	say "FAIL textfile: $(ls -lA "$tmp/textfile")"; fail=1
+fi
+chmod 0444 "$prom"
+expect 0 "wrote " "metrics --textfile replaces a read-only file (rename)" -- \
+	"$L1CTL" metrics --path "$pool" --textfile "$tmp/textfile"
+if command -v promtool >/dev/null 2>&1; then
+	expect 0 "" "promtool check metrics on the textfile" -- sh -c 'promtool check metrics <"$0"' "$prom"
+fi
+expect 1 "cannot write in $tmp/nodir" "metrics --textfile into a missing directory" -- \
+	"$L1CTL" metrics --path "$pool" --textfile "$tmp/nodir"
+for b in "$L1CTL" "$BUILD/bin/l1fs" "$BUILD/bin/l1bench" "$BUILD/bin/kvdemo"; do
+	expect 0 "l1arena.* 1\.0|version 1\.0|for l1arena 1\.0" "$(basename "$b") --version" -- "$b" --version
+done
 expect 0 "" "get --key writes the bytes" -- "$L1CTL" get --path "$pool" --key "shell/kv one" \
 	--out "$tmp/out1"
 cmp -s "$tmp/in" "$tmp/out1" || { say "FAIL get --key: bytes differ"; fail=1; }

@@ -60,7 +60,7 @@ void l1t_key(FILE *f, const char *key)
 		return;
 	}
 	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-		if (*p > 0x20 && *p < 0x7f && *p != '\\')
+		if (*p >= 0x20 && *p < 0x7f && *p != '\\')
 			fputc(*p, f);
 		else
 			fprintf(f, "\\x%02x", *p);

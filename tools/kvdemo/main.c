@@ -103,7 +103,7 @@ static int parse(int argc, char **argv, struct kv_opts *o)
 		{ "write-rate", required_argument, 0, 'R' },
 		{ "watermark", required_argument, 0, 'W' }, { "low", required_argument, 0, 'L' },
 		{ "interval", required_argument, 0, 'i' }, { "zipf", required_argument, 0, 'z' },
-		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
 	};
 	double d;
 	int c;
@@ -146,6 +146,7 @@ static int parse(int argc, char **argv, struct kv_opts *o)
 				return bad_usage("--zipf takes an exponent 0 to 5, not '%s'", optarg);
 			break;
 		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'V': printf("kvdemo (l1arena) %d.%d\n", L1_VERSION_MAJOR, L1_VERSION_MINOR); exit(0);
 		default: return bad_usage("%s", "unknown option");
 		}
 	}

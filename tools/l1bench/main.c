@@ -227,7 +227,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, 0, 'j' }, { "quick", no_argument, 0, 'q' },
 		{ "dir", required_argument, 0, 'd' }, { "allow-shm", no_argument, 0, 's' },
 		{ "iters", required_argument, 0, 'i' }, { "mount", required_argument, 0, 'm' },
-		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
 	};
 	int o, failed = 0;
 	memset(&c, 0, sizeof c);
@@ -240,6 +240,9 @@ int main(int argc, char **argv)
 		case 'i': c.iters = strtoull(optarg, NULL, 10); break;
 		case 'm': c.view = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V':
+			printf("l1bench (l1arena) %d.%d\n", L1_VERSION_MAJOR, L1_VERSION_MINOR);
+			return 0;
 		default: usage(stderr); return 2;
 		}
 	}

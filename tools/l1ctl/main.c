@@ -120,7 +120,7 @@ static const struct cmd cmds[] = {
 	  "usage: l1ctl ls [--json] [--bytes] [--path P]\n\n"
 	  "Lists every live object: id, state (allocated, published, doomed), size,\n"
 	  "owner pid, uid, mode, holds, layout and key; the count goes to stderr.\n"
-	  "Keys are escaped: bytes outside printable ASCII, space and '\\' as \\xHH.\n\n"
+	  "Keys are escaped: bytes outside printable ASCII, and '\\' as \\xHH.\n\n"
 	  "  --bytes    sizes in bytes (default: KiB, MiB, GiB)\n"
 	  "  --json     one JSON object per line, exact figures, the key as a string\n"
 	  COMMON "\n" EXITS },
