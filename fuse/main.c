@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,7 +242,10 @@ static void reset_signals(void)
 static int check_mountpoint(const char *mp)
 {
 	struct stat st;
-	if (stat(mp, &st) == 0) {
+	struct statvfs sv;
+	/* statfs always reaches the file system (stat may be answered from the
+	 * kernel's attribute cache of a dead mount) */
+	if (stat(mp, &st) == 0 && statvfs(mp, &sv) == 0) {
 		if (S_ISDIR(st.st_mode))
 			return 0;
 		fprintf(stderr, "l1fs: %s is not a directory\n", mp);

@@ -109,7 +109,7 @@ else
 	say "SKIP promtool check metrics: promtool missing (Debian package prometheus)"
 fi
 check "clients lists the view itself" grep -q "^PID" "$mnt/clients"
-check "df shows the pool" sh -c "df '$mnt' | grep -q '^l1arena'"
+check "df shows the pool as the source" sh -c "df '$mnt' | grep -q '^l1arena:$pool '"
 
 # appears and vanishes
 check "an object published elsewhere appears" sh -c "ls '$mnt/objects' | grep -qx '$D'"
@@ -152,6 +152,57 @@ check "fusermount3 -u" fusermount3 -u "$mnt"
 check "unmounted" sh -c "! grep -q ' $mnt fuse.l1fs ' /proc/mounts"
 sleep 0.3
 check "memcheck clean after the view" $H memcheck "$pool"
+
+# stopping under a reader's mapping: SIGTERM waits for the last file to close
+check "l1fs mounts again (POOL MOUNTPOINT order)" "$L1FS" "$pool" "$mnt" -o gc_interval=0.5
+mkfifo "$tmp/go"
+cat >"$tmp/reader.py" <<'EOF'
+import mmap, os, sys
+f = open(sys.argv[1], "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+f.close()                       # the mapping keeps the view file open
+print(os.getpid(), flush=True)
+open(sys.argv[2]).read()        # wait until told
+open(sys.argv[3], "wb").write(m[:])
+m.close()
+EOF
+/usr/bin/python3 "$tmp/reader.py" "$mnt/objects/$A" "$tmp/go" "$tmp/a.mapped" >"$tmp/reader.pid" &
+rpid=$!
+for i in $(seq 50); do [ -s "$tmp/reader.pid" ] && break; sleep 0.1; done
+readerpid=$(cat "$tmp/reader.pid")
+check "clients shows the reader that maps a view file, by its own pid" \
+	grep -Eq "^$readerpid +python3 +1\$" "$mnt/clients"
+check "metrics: l1arena_view_reader_holds with the reader's pid" \
+	grep -q "^l1arena_view_reader_holds{pool=\"$pool\",pid=\"$readerpid\",comm=\"python3\"} 1\$" "$mnt/metrics"
+fspid=$(awk '$3 == "l1fs" {print $1; exit}' "$mnt/clients")
+check "clients names l1fs's own slot (uid, command)" test -n "$fspid"
+[ -n "$fspid" ] && kill -TERM "$fspid"
+sleep 1
+check "after SIGTERM with a file mapped, l1fs stays up" kill -0 "$fspid"
+check "... the view stays mounted" grep -q " $mnt fuse.l1fs " /proc/mounts
+check "... and stats says it will stop" grep -q "asked to stop" "$mnt/stats"
+echo go >"$tmp/go"
+wait "$rpid"
+check "the reader reads its mapping after the SIGTERM (exit 0, no SIGBUS)" test $? -eq 0
+check "... the bytes it read are the object's" cmp -s "$tmp/a.mapped" "$tmp/a.lib"
+gone=no
+for i in $(seq 50); do
+	grep -q " $mnt fuse.l1fs " /proc/mounts || { gone=yes; break; }
+	sleep 0.1
+done
+check "once the reader is gone, l1fs stops and unmounts" test $gone = yes
+
+# a dead mount (l1fs killed): a restart says what to run
+check "l1fs mounts once more" "$L1FS" "$mnt" --arena "$pool" -o gc_interval=0
+fspid=$(awk '$3 == "l1fs" {print $1; exit}' "$mnt/clients")
+kill -KILL "$fspid"
+sleep 0.3
+"$L1FS" "$mnt" --arena "$pool" >"$tmp/dead" 2>&1
+check "l1fs on a dead mount fails" test $? -ne 0
+check "... and says to run fusermount3 -u" grep -q "dead mount.*run .fusermount3 -u $mnt" "$tmp/dead"
+check "fusermount3 -u clears the dead mount" fusermount3 -u "$mnt"
+check "a restart then works" "$L1FS" "$mnt" --arena "$pool" -o gc_interval=0
+check "fusermount3 -u" fusermount3 -u "$mnt"
 rmdir "$mnt" && mnt=""
 
 [ $fail -eq 0 ] && say "test_fuse.sh: all passed"
