@@ -22,7 +22,7 @@ import sys
 __all__ = [
     "lib", "LIB_PATH", "L1Tensor", "L1Layout", "L1Config", "L1OpenOpts",
     "L1Obj", "L1ObjInfo", "L1Usage", "L1Range", "L1VmSpace",
-    "L1ClientInfo", "L1GcResult", "STRUCTS",
+    "L1ClientInfo", "L1GcResult", "L1ClientOwner", "L1Stats", "STRUCTS",
 ]
 
 # ---- constants (arena/l1arena.h) -----------------------------------------
@@ -266,14 +266,41 @@ class L1GcResult(ctypes.Structure):
     ]
 
 
+class L1ClientOwner(ctypes.Structure):
+    _c_name_ = "l1_client_owner"
+    _fields_ = [
+        ("pid", i32),
+        ("uid", u32),
+        ("start_time", u64),
+        ("comm", ctypes.c_char * 16),
+    ]
+
+
+class L1Stats(ctypes.Structure):
+    _c_name_ = "l1_stats"
+    _fields_ = [
+        ("zero_waits", u64),
+        ("zero_wait_ns", u64),
+        ("gc_objects_reclaimed", u64),
+        ("gc_holds_dropped", u64),
+        ("gc_clients_dropped", u64),
+        ("gc_dirty_requeued", u64),
+        ("doomed_bytes", u64),
+        ("doomed_objects", u64),
+        ("reserved", u64 * 8),
+    ]
+
+
 STRUCTS = [L1Tensor, L1Layout, L1Config, L1OpenOpts, L1Obj, L1ObjInfo,
-           L1Usage, L1Range, L1VmSpace, L1ClientInfo, L1GcResult]
+           L1Usage, L1Range, L1VmSpace, L1ClientInfo, L1GcResult,
+           L1ClientOwner, L1Stats]
 
 # sizeof(struct ...) from the header on an LP64 platform (x86_64, aarch64).
 EXPECTED_SIZES = {
     "l1_tensor": 72, "l1_layout": 296, "l1_config": 96, "l1_open_opts": 32,
     "l1_obj": 48, "l1_obj_info": 224, "l1_usage": 400, "l1_range": 16,
     "l1_vm_space": 320, "l1_client_info": 216, "l1_gc_result": 40,
+    "l1_client_owner": 32, "l1_stats": 128,
 }
 
 
@@ -397,6 +424,8 @@ _PROTOS = {
     "l1_get_vm_space": (c_int, [P, P]),
     "l1_arena_pinned_ranges": (c_int, [P, P, u32]),
     "l1_arena_clients": (c_int, [P, P, u32]),
+    "l1_arena_client_owners": (c_int, [P, P, u32]),
+    "l1_arena_stats": (c_int, [P, P]),
     "l1_arena_gc": (c_int, [P, P]),
     "l1_arena_flush": (c_int, [P, ctypes.c_int64]),
     "l1_arena_memcheck": (c_int, [P, c_int, c_char_p, size_t]),
