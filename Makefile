@@ -81,7 +81,7 @@ $(BUILD)/bin/l1bench: $(L1BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB) -lm
 
-$(BUILD)/bin/kvdemo: $(KVDEMO_SRCS:%.c=$(BUILD)/obj/%.o) $(LIBA)
+$(BUILD)/bin/kvdemo: $(KVDEMO_SRCS:%.c=$(BUILD)/obj/%.o) $(COMMON_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB) -lm
 

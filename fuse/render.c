@@ -298,7 +298,7 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 	l1fs_buf_printf(b, "offset:      %" PRIu64 "\n", oi->obj.offset);
 	l1fs_buf_printf(b, "pool:        %" PRIu64 "\n", oi->obj.pool_id);
 	l1fs_buf_printf(b, "owner_pid:   %d\n", oi->owner_pid);
-	l1fs_buf_printf(b, "owner_start: %" PRIu64 "\n", oi->owner_start);
+	l1fs_buf_printf(b, "owner_start: %" PRIu64 " clock ticks after boot (/proc/PID/stat field 22)\n", oi->owner_start);
 	l1fs_buf_printf(b, "uid:         %u\n", oi->uid);
 	l1fs_buf_printf(b, "gid:         %u\n", oi->gid);
 	l1fs_buf_printf(b, "mode:        %04o\n", oi->mode & 07777);
