@@ -42,16 +42,7 @@ static int get_clients(struct l1fs *fs, uint64_t hint, struct l1_client_info **o
 	return n > (int)max ? (int)max : n;
 }
 
-static const char *pin_name(uint32_t s)
-{
-	switch (s) {
-	case L1_PIN_NONE: return "off";
-	case L1_PIN_PINNED: return "pinned";
-	case L1_PIN_UNPINNED: return "unpinned";
-	case L1_PIN_DEFERRED: return "deferred";
-	default: return "unknown";
-	}
-}
+
 
 /* Bytes as "<human> (<exact>)". */
 #define HS(v, i) l1fs_fmt_size((v), hs[i], sizeof hs[i])
@@ -240,7 +231,7 @@ int l1fs_render_clients(struct l1fs *fs, struct l1fs_buf *b)
 		l1fs_buf_printf(b, "%-8d %-6s %-16s %-5s %-24s %6u %-9s %12s  %-24s %s\n", c->pid,
 				uid, o && o->comm[0] ? o->comm : "-", c->alive ? "yes" : "no",
 				l1t_time(c->attach_ns, ts, sizeof ts), c->holds,
-				pin_name(c->pin_status), HS(c->pinned_bytes, 0),
+				l1t_pin_name(c->pin_status), HS(c->pinned_bytes, 0),
 				c->zero_method[0] ? c->zero_method : "-",
 				c->pin_reason[0] ? c->pin_reason : "-");
 	}

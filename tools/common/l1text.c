@@ -267,25 +267,22 @@ int l1t_metrics(FILE *f, struct l1_arena *a)
 	l1t_sample(f, a, "l1arena_gc_dropped_clients_total", "counter", "Client slots of dead processes dropped by gc.", (double)s.gc_clients_dropped);
 	l1t_sample(f, a, "l1arena_gc_requeued_extents_total", "counter", "Dirty extents a dead process was zeroing, zeroed again by gc.", (double)s.gc_dirty_requeued);
 
-	l1t_family(f, "l1arena_client_holds", "gauge", "Holds per attached process.");
-	for (int i = 0; i < n; i++) {
-		proc_series(f, a, "l1arena_client_holds", &p[i], NULL);
-		fprintf(f, " %llu\n", (unsigned long long)p[i].holds);
-	}
-	l1t_family(f, "l1arena_client_pinned_bytes", "gauge", "Bytes registered with CUDA per attached process.");
-	for (int i = 0; i < n; i++) {
-		proc_series(f, a, "l1arena_client_pinned_bytes", &p[i], NULL);
-		fprintf(f, " %llu\n", (unsigned long long)p[i].pinned);
-	}
-	l1t_family(f, "l1arena_client_pin_info", "gauge", "Pin status of each attached process (1 for its status).");
-	for (int i = 0; i < n; i++) {
-		proc_series(f, a, "l1arena_client_pin_info", &p[i], l1t_pin_name(p[i].pin_status));
-		fprintf(f, " 1\n");
-	}
-	l1t_family(f, "l1arena_client_alive", "gauge", "1 if the attached process is alive.");
-	for (int i = 0; i < n; i++) {
-		proc_series(f, a, "l1arena_client_alive", &p[i], NULL);
-		fprintf(f, " %u\n", p[i].alive ? 1u : 0u);
+	static const struct {
+		const char *name, *help;
+	} per_proc[] = {
+		{ "l1arena_client_holds", "Holds per attached process." },
+		{ "l1arena_client_pinned_bytes", "Bytes registered with CUDA per attached process." },
+		{ "l1arena_client_pin_info", "Pin status of each attached process (1 for its status)." },
+		{ "l1arena_client_alive", "1 if the attached process is alive." },
+	};
+	for (unsigned k = 0; k < 4; k++) {
+		l1t_family(f, per_proc[k].name, "gauge", per_proc[k].help);
+		for (int i = 0; i < n; i++) {
+			uint64_t v = k == 0 ? p[i].holds : k == 1 ? p[i].pinned : k == 2 ? 1 : p[i].alive != 0;
+			proc_series(f, a, per_proc[k].name, &p[i],
+				    k == 2 ? l1t_pin_name(p[i].pin_status) : NULL);
+			fprintf(f, " %llu\n", (unsigned long long)v);
+		}
 	}
 	free(p);
 	return ferror(f) ? -EIO : 0;
