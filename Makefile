@@ -131,8 +131,9 @@ MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
-# mount(8) looks for mount.fuse.TYPE helpers in /sbin only
-MOUNTHELPERDIR ?= /sbin
+# mount(8) looks for mount.fuse.TYPE helpers in /sbin only (a private
+# PREFIX keeps it beside the rest, where mount will not look)
+MOUNTHELPERDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),/sbin,$(PREFIX)/sbin)
 # Debian's python3 reads /usr/lib/python3/dist-packages and
 # /usr/local/lib/python3.X/dist-packages; elsewhere set PYTHONDIR
 PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)

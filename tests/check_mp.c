@@ -223,12 +223,22 @@ START_TEST(gc_reclaims_dead_writer)
 	ck_assert_int_eq(l1_free(a, &mine, 1), 0);       /* held by the dead child */
 	l1_arena_usage(a, &u);
 	ck_assert_uint_eq(u.objects[L1_STATE_DOOMED], 1);
+	struct l1_stats st;                     /* freed but held: counted as such */
+	ck_assert_int_eq(l1_arena_stats(a, &st), 0);
+	ck_assert_uint_eq(st.doomed_bytes, 4096);
+	ck_assert_uint_eq(st.doomed_objects, 1);
+	ck_assert_uint_eq(st.gc_holds_dropped + st.gc_clients_dropped + st.gc_objects_reclaimed, 0);
 	struct l1_gc_result g;
 	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
 	ck_assert_uint_eq(g.objects_reclaimed, 9);
 	ck_assert_uint_eq(g.bytes_reclaimed, 9 * 65536);
 	ck_assert_uint_eq(g.holds_dropped, 1);
 	ck_assert_uint_eq(g.clients_dropped, 1);
+	ck_assert_int_eq(l1_arena_stats(a, &st), 0);    /* the pool keeps gc's totals */
+	ck_assert_uint_eq(st.gc_objects_reclaimed, 9);
+	ck_assert_uint_eq(st.gc_holds_dropped, 1);
+	ck_assert_uint_eq(st.gc_clients_dropped, 1);
+	ck_assert_uint_eq(st.doomed_bytes, 0);
 	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
 	l1_arena_usage(a, &u);
 	ck_assert_uint_eq(u.objects[L1_STATE_ALLOCATED], 0);

@@ -8,6 +8,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,43 @@ START_TEST(large_free_returns_dirty)
 }
 END_TEST
 
+static void *open_gate_later(void *arg)
+{
+	(void)arg;
+	usleep(50000);
+	__atomic_store_n(&gate, 0, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* An allocation that finds only dirty memory waits for the zeroing, and the
+ * pool counts it (l1_arena_stats: zero_waits, zero_wait_ns), for every
+ * process and tool to see; gc's drops are counted the same way. */
+START_TEST(zero_waits_are_counted)
+{
+	struct l1_arena *a = create_zeroing("zwait", 16 * MiB, L1_ZERO_AUTO);
+	struct l1_stats s0, s1;
+	struct l1_obj o;
+	pthread_t t;
+	ck_assert_int_eq(l1_arena_stats(a, &s0), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 12 * MiB, 1, &o), 0);
+	gate = 1;
+	l1_test_set_hook(a, hold_completion);
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 12 * MiB, 1, &o), 0);   /* only dirty room */
+	pthread_join(t, NULL);
+	ck_assert_int_eq(l1_arena_stats(a, &s1), 0);
+	ck_assert_uint_eq(s1.zero_waits, s0.zero_waits + 1);
+	ck_assert_uint_gt(s1.zero_wait_ns, s0.zero_wait_ns);
+	ck_assert(l1t_is_zero(o.ptr, o.size));
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	ck_assert_int_eq(l1_arena_stats(a, &s0), 0);
+	ck_assert_uint_eq(s0.zero_waits, s1.zero_waits);          /* no wait: no count */
+	l1t_destroy(a);
+}
+END_TEST
+
 static void die_in_completion(struct l1_arena *a, int where)
 {
 	(void)a;
@@ -299,6 +337,7 @@ int main(void)
 	t = tcase_create("async");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, large_free_returns_dirty);
+	tcase_add_test(t, zero_waits_are_counted);
 	tcase_add_test(t, killed_with_zeroing_in_flight);
 	suite_add_tcase(s, t);
 	return l1t_run_suite(s);

@@ -159,15 +159,17 @@ int cmd_create(struct ctl *c)
 
 static void print_info_json(struct l1_arena *a, const struct l1_usage *u)
 {
-	printf("{\"path\":\"%s\",\"used_bytes\":%llu,\"total_bytes\":%llu,"
+	printf("{\"path\":");
+	l1t_json_str(stdout, l1_arena_path(a));         /* a path may hold any byte */
+	printf(",\"used_bytes\":%llu,\"total_bytes\":%llu,"
 	       "\"committed_bytes\":%llu,\"dirty_bytes\":%llu,\"free_bytes\":%llu,"
 	       "\"largest_free_bytes\":%llu,\"objects_allocated\":%llu,"
 	       "\"objects_published\":%llu,\"objects_dirty\":%llu,\"objects_doomed\":%llu,"
 	       "\"max_objects\":%llu,\"holds\":%llu,\"clients\":%llu,\"allocs\":%llu,"
 	       "\"frees\":%llu,\"allocs_refused\":%llu,\"repairs\":%llu,\"zeroed_bytes\":%llu,"
 	       "\"backing\":\"%s\",\"hugepage_size\":%llu,\"lazy\":%d,\"zero_on_free\":%d,"
-	       "\"grow_failed\":%d,\"metadata_bytes\":%llu}\n",
-	       l1_arena_path(a), (unsigned long long)u->used_bytes,
+	       "\"grow_failed\":%d,\"metadata_bytes\":%llu,",
+	       (unsigned long long)u->used_bytes,
 	       (unsigned long long)u->total_bytes, (unsigned long long)u->committed_bytes,
 	       (unsigned long long)u->dirty_bytes, (unsigned long long)u->free_bytes,
 	       (unsigned long long)u->largest_free_bytes,
@@ -179,6 +181,15 @@ static void print_info_json(struct l1_arena *a, const struct l1_usage *u)
 	       (unsigned long long)u->repairs, (unsigned long long)u->zeroed_bytes,
 	       u->backing, (unsigned long long)u->hugepage_size, u->lazy, u->zero_on_free,
 	       u->grow_failed, (unsigned long long)u->metadata_bytes);
+	struct l1_stats st;
+	l1_arena_stats(a, &st);
+	printf("\"freed_held_bytes\":%llu,\"zero_waits\":%llu,\"zero_wait_ns\":%llu,"
+	       "\"gc_objects_reclaimed\":%llu,\"gc_holds_dropped\":%llu,"
+	       "\"gc_clients_dropped\":%llu,\"gc_dirty_requeued\":%llu}\n",
+	       (unsigned long long)st.doomed_bytes, (unsigned long long)st.zero_waits,
+	       (unsigned long long)st.zero_wait_ns, (unsigned long long)st.gc_objects_reclaimed,
+	       (unsigned long long)st.gc_holds_dropped, (unsigned long long)st.gc_clients_dropped,
+	       (unsigned long long)st.gc_dirty_requeued);
 }
 
 int cmd_info(struct ctl *c)
