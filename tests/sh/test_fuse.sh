@@ -174,6 +174,10 @@ check "clients shows the reader that maps a view file, by its own pid" \
 	grep -Eq "^$readerpid +python3 +1\$" "$mnt/clients"
 check "metrics: l1arena_view_reader_holds with the reader's pid" \
 	grep -q "^l1arena_view_reader_holds{pool=\"$pool\",pid=\"$readerpid\",comm=\"python3\"} 1\$" "$mnt/metrics"
+check "rm of an object a reader maps" rm "$mnt/objects/$A"
+check "metrics: its bytes count as freed but held" \
+	grep -q "^l1arena_freed_held_bytes{pool=\"$pool\"} 102400\$" "$mnt/metrics"
+check "stats: freed, held" grep -q "^freed, held  *100.00 KiB in 1 objects" "$mnt/stats"
 fspid=$(awk '$3 == "l1fs" {print $1; exit}' "$mnt/clients")
 check "clients names l1fs's own slot (uid, command)" test -n "$fspid"
 [ -n "$fspid" ] && kill -TERM "$fspid"
