@@ -170,7 +170,8 @@ static int procs_get(struct l1_arena *a, uint64_t hint, struct proc **out)
 		q->pinned = ci[i].pinned_bytes;
 		q->pin_status = ci[i].pin_status;
 		q->alive = ci[i].alive;
-		for (int k = 0; k < m && k < (int)max; k++)   /* same order, mostly */
+		/* the same order, unless a client came or went between the calls */
+		for (int k = 0; m > 0 && k < m && k < (int)max; k++)
 			if (co[(i + k) % m].pid == ci[i].pid &&
 			    co[(i + k) % m].start_time == ci[i].start_time) {
 				q->uid = co[(i + k) % m].uid;
