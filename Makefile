@@ -137,7 +137,7 @@ MOUNTHELPERDIR ?= $(if $(filter /usr /usr/local,$(PREFIX)),/sbin,$(PREFIX)/sbin)
 # Debian's python3 reads /usr/lib/python3/dist-packages and
 # /usr/local/lib/python3.X/dist-packages; elsewhere set PYTHONDIR
 PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,python3)
-PYVER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYVER)/dist-packages)
 INSTALL ?= install
 INST_BINS := l1ctl l1fs l1bench
