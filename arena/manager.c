@@ -607,11 +607,7 @@ int l1_arena_destroy(const char *path, int force)
 
 void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total)
 {
-	if (used)
-		*used = 0;
-	if (total)
-		*total = 0;
-	if (l1__handle_check(a))
+	if (l1__handle_check(a))       /* void: refused with the sentence only */
 		return;
 	if (used)
 		*used = atomic_load_explicit(&a->h->used_bytes, memory_order_relaxed);
