@@ -100,10 +100,13 @@ static const struct cmd cmds[] = {
 	  "  --align N         block size, a power of two (default 4096)\n"
 	  "  --max-objects N   object records (default size / 64 KiB, at least 1024)\n"
 	  "  --page-size SIZE  huge page size, 2M or 1G (default: the mount's)\n"
-	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable\n"
+	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable (a path\n"
+	  "                    whose directory is missing becomes /dev/shm/NAME: said so)\n"
 	  "  --no-zero         do not zero freed memory (also --zero off)\n"
 	  "  --mode MODE       file mode of the pool, octal (default 0600: only its\n"
-	  "                    owner attaches; 0666 lets every user in)\n"
+	  "                    owner attaches; 0640: its group may attach read-only).\n"
+	  "                    Whoever opens a pool read-write can change all of it:\n"
+	  "                    one pool per tenant, never 0666 (README, Trust)\n"
 	  "  --force           replace a pool that is already there\n" COMMON "\n" EXITS },
 	{ "info", cmd_info, B(O_JSON), "usage and state of the pool (--json)",
 	  "usage: l1ctl info [--json] [--path P]\n\n"
