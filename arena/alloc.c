@@ -112,7 +112,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->owner_pid = a->pid;
 		r->owner_start = a->start;
 		r->uid = a->uid;
-		r->gid = a->gid;
+		r->gid = a->pool_gid;       /* the pool's group: its readers */
 		r->mode = mode;
 		r->ctime_ns = now;
 		r->publish_ns = 0;

@@ -44,6 +44,8 @@ struct l1_arena {
 	char path[L1_PATH_MAX];
 	int32_t pid;                    /* the process that opened the handle */
 	uint32_t fork_gen;              /* l1__fork_gen when opened (see guard.c) */
+	uint32_t pool_gid;              /* the pool file's group at attach: new
+					 * objects' group (as in a setgid dir) */
 	uint32_t ngroups;               /* supplementary groups, for read checks */
 	uint32_t groups[32];
 	uint64_t start;                 /* this process's start time */

@@ -292,7 +292,9 @@ out:
 static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_method,
 		  int no_client)
 {
+	struct stat st;
 	point_regions(a);
+	a->pool_gid = fstat(a->fd, &st) == 0 ? (uint32_t)st.st_gid : a->gid;
 	if (a->readonly)
 		return 0;
 	if (!no_client)

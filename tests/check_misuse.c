@@ -680,6 +680,74 @@ START_TEST(other_uid_refused)
 }
 END_TEST
 
+/* The pool's group reads (pool mode 0640): a member who is not the owner
+ * cannot attach read-write (the file says so), attaches read-only, finds
+ * and reads the owner's objects (they take the pool's group), and every
+ * write call is refused with -EPERM; the pool is unchanged. */
+START_TEST(group_reader_read_only)
+{
+	if (geteuid() != 0) {
+		printf("group_reader_read_only: skipped: needs root to drop to user nobody\n");
+		return;
+	}
+	struct l1_config c;
+	struct l1_arena *owner, *w;
+	struct l1_obj o;
+	char tmp[512], dir[512];
+	struct stat dst;
+	l1t_config(&c, "group", 8 * MiB);
+	c.mode = 0640;
+	ck_assert_int_eq(l1_arena_create(&c, &owner), 0);
+	const char *path = l1_arena_path(owner);
+	ck_assert_int_eq(chown(path, 0, 65534), 0);     /* the readers' group */
+	ck_assert_int_eq(l1_arena_open(path, NULL, &w), 0);
+	ck_assert_int_eq(l1_alloc_bytes(w, 4096, 1, &o), 0);
+	memset(o.ptr, 0x5a, 4096);
+	ck_assert_int_eq(l1_publish(w, o.id, "for-the-group"), 0);
+	snprintf(tmp, sizeof tmp, "%s", path);
+	snprintf(dir, sizeof dir, "%s", dirname(tmp));
+	ck_assert_int_eq(stat(dir, &dst), 0);
+	ck_assert_int_eq(chmod(dir, (dst.st_mode & 07777) | 0011), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct l1_open_opts op;
+		struct l1_arena *b;
+		struct l1_obj g, x;
+		gid_t grp = 65534;
+		int bad = 0;
+		if (setgroups(1, &grp) || setgid(65534) || setuid(65534))
+			_exit(90);
+		l1_open_opts_init(&op);
+		op.pin = L1_PIN_OFF;
+		if (l1_arena_open(path, &op, &b) != -EACCES ||
+		    !strstr(l1_last_error(), "can attach read-only"))
+			bad |= 1;
+		op.readonly = 1;
+		if (l1_arena_open(path, &op, &b))
+			_exit(91);
+		if (l1_lookup(b, "for-the-group", &g) || ((unsigned char *)g.ptr)[4095] != 0x5a)
+			bad |= 2;
+		if (l1_alloc_bytes(b, 4096, 1, &x) != -EPERM || l1_free(b, &g, 1) != -EPERM ||
+		    l1_publish(b, g.id, "k") != -EPERM || l1_hold(b, g.id, &x) != -EPERM ||
+		    l1_arena_gc(b, NULL) != -EPERM || l1_obj_chmod(b, g.id, 0, 0, 0644) != -EPERM)
+			bad |= 4;
+		l1_arena_close(b);
+		_exit(bad);
+	}
+	int st = l1t_wait(pid);
+	chmod(dir, dst.st_mode & 07777);
+	ck_assert_msg(st == 0, "the group reader: status %d", st);
+	struct l1_obj_info inf;
+	ck_assert_int_eq(l1_obj_info(w, o.id, &inf), 0);
+	ck_assert_uint_eq(inf.gid, 65534);
+	ck_assert_uint_eq(inf.state, L1_STATE_PUBLISHED);
+	ck_assert_uint_eq(inf.holds, 0);
+	l1t_memcheck_clean(w);
+	l1_arena_close(w);
+	l1t_destroy(owner);
+}
+END_TEST
+
 /* ---- values, layouts, sizes ------------------------------------------------ */
 
 START_TEST(value_misuse)
@@ -758,6 +826,7 @@ int main(void)
 	tcase_add_test(t, readonly_reads);
 	tcase_add_test(t, fork_refused);
 	tcase_add_test(t, other_uid_refused);
+	tcase_add_test(t, group_reader_read_only);
 	suite_add_tcase(s, t);
 	t = tcase_create("values");
 	tcase_add_test(t, value_misuse);
