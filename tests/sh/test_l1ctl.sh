@@ -29,7 +29,7 @@ cleanup() {
 	[ -n "$tmp" ] && rm -rf "$tmp"
 	rm -f "/dev/shm/l1ctl-v9-$$" "/dev/shm/l1ctl-bad-$$" "/dev/shm/l1ctl-shm-$$" \
 		"/dev/shm/l1ctl-zero-$$" "/dev/shm/l1ctl-victim-$$" "/dev/shm/l1ctl-trap-$$" \
-		"/dev/shm/l1ctl-victim2-$$" "/dev/shm/l1ctl-moved-$$"
+		"/dev/shm/l1ctl-victim2-$$" "/dev/shm/l1ctl-moved-$$" "/dev/shm/l1ctl-group-$$"
 	[ -n "$made_dir" ] && rmdir "$dir" 2>/dev/null
 }
 trap cleanup EXIT
@@ -265,6 +265,23 @@ else
 	expect 0 "" "get of root's object as nobody (published objects are readable)" -- \
 		as_nobody "$L1CTL" get --path "$open" --key mine --out /dev/null
 	"$L1CTL" destroy --force --path "$open" >/dev/null
+	# the pool's group reads it (mode 0640): read-only attach, no writes
+	grp=/dev/shm/l1ctl-group-$$
+	"$L1CTL" create --path "$grp" --size 16M --allow-shm --mode 0640 >/dev/null
+	chgrp nogroup "$grp"
+	printf 'group data' >"$tmp/g"
+	gid=$("$L1CTL" put --path "$grp" --file "$tmp/g" --key g --publish | cut -d' ' -f1)
+	expect 1 "can attach read-only" "ls read-write by the group says read-only works" -- \
+		as_nobody "$L1CTL" ls --path "$grp"
+	expect 0 "$gid .* g\$" "ls --read-only by the group" -- \
+		as_nobody "$L1CTL" ls --read-only --path "$grp"
+	expect 0 "^group data\$" "get --read-only --key by the group" -- \
+		as_nobody "$L1CTL" get --read-only --path "$grp" --key g
+	expect 0 "" "info --read-only by the group" -- \
+		as_nobody "$L1CTL" info --read-only --path "$grp"
+	expect 2 "takes no option --read-only" "rm takes no --read-only" -- \
+		as_nobody "$L1CTL" rm --read-only --path "$grp" "$gid"
+	"$L1CTL" destroy --force --path "$grp" >/dev/null
 	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 	expect 1 "needs root|run as root" "setup as nobody says it needs root" -- \
 		as_nobody "$L1CTL" setup --hugepages $((free + 1)) --mount "$tmp/hp"

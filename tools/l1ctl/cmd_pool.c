@@ -53,7 +53,7 @@ struct l1_arena *ctl_open(const struct ctl *c, int readonly)
 	l1_open_opts_init(&o);
 	o.pin = L1_PIN_OFF;
 	o.no_client = 1;
-	o.readonly = readonly;
+	o.readonly = readonly || c->read_only;
 	int r = l1_arena_open(c->path, &o, &a);
 	if (r) {
 		ctl_fail_attach("cannot attach to the pool", c->path, r);

@@ -21,7 +21,7 @@ struct ctl {
 	uint64_t hugepages, bytes;
 	const char *mount;
 	const char *layout, *file, *key, *out, *mode_str;
-	int lazy, allow_shm, force, zero_on_free, publish, repair, json;
+	int lazy, allow_shm, force, zero_on_free, publish, repair, json, read_only;
 	int nargs;
 	char **args;
 };
