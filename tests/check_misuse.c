@@ -608,22 +608,36 @@ START_TEST(fork_refused)
 }
 END_TEST
 
+/* For the tests that drop to user nobody (root only; 0 if they may run):
+ * lets others enter the directory of path (mode |= 0111 for others and
+ * group) and says where to put back its mode. */
+static int nobody_may_enter(const char *test, const char *path, char *dir, size_t len,
+			    mode_t *was)
+{
+	char tmp[512];
+	struct stat st;
+	if (geteuid() != 0) {
+		printf("%s: skipped: needs root to drop to user nobody\n", test);
+		return -1;
+	}
+	snprintf(tmp, sizeof tmp, "%s", path);
+	snprintf(dir, len, "%s", dirname(tmp));
+	ck_assert_int_eq(stat(dir, &st), 0);
+	*was = st.st_mode & 07777;
+	ck_assert_int_eq(chmod(dir, *was | 0011), 0);
+	return 0;
+}
+
 /* The library's accident checks, from a process of another user that can
  * open the pool file: it may not free, publish or chmod root's objects, nor
  * look up, get or hold those its mode does not let it read (mode 0600), and
  * it may use its own.  A library that let any uid do so fails here. */
 START_TEST(other_uid_refused)
 {
-	if (geteuid() != 0) {
-		printf("other_uid_refused: skipped: needs root to drop to user nobody\n");
+	char dir[512];
+	mode_t was;
+	if (nobody_may_enter("other_uid_refused", F.path, dir, sizeof dir, &was))
 		return;
-	}
-	char tmp[512], dir[512];
-	struct stat dst;
-	snprintf(tmp, sizeof tmp, "%s", F.path);
-	snprintf(dir, sizeof dir, "%s", dirname(tmp));
-	ck_assert_int_eq(stat(dir, &dst), 0);
-	ck_assert_int_eq(chmod(dir, (dst.st_mode & 07777) | 0011), 0);  /* nobody may enter */
 	ck_assert_int_eq(chmod(F.path, 0666), 0);       /* and open the file; records stay 0600 */
 	struct snap *s0 = malloc(sizeof *s0), *s1 = malloc(sizeof *s1);
 	snap_take(s0);
@@ -667,7 +681,7 @@ START_TEST(other_uid_refused)
 		_exit(bad);
 	}
 	int st = l1t_wait(pid);
-	chmod(dir, dst.st_mode & 07777);
+	chmod(dir, was);
 	chmod(F.path, 0600);
 	ck_assert_msg(st == 0, "the child as nobody: status %d (see its lines above)", st);
 	snap_take(s1);
@@ -686,16 +700,14 @@ END_TEST
  * write call is refused with -EPERM; the pool is unchanged. */
 START_TEST(group_reader_read_only)
 {
-	if (geteuid() != 0) {
-		printf("group_reader_read_only: skipped: needs root to drop to user nobody\n");
-		return;
-	}
 	struct l1_config c;
 	struct l1_arena *owner, *w;
 	struct l1_obj o;
-	char tmp[512], dir[512];
-	struct stat dst;
+	char dir[512];
+	mode_t was;
 	l1t_config(&c, "group", 8 * MiB);
+	if (nobody_may_enter("group_reader_read_only", c.path, dir, sizeof dir, &was))
+		return;
 	c.mode = 0640;
 	ck_assert_int_eq(l1_arena_create(&c, &owner), 0);
 	const char *path = l1_arena_path(owner);
@@ -704,10 +716,6 @@ START_TEST(group_reader_read_only)
 	ck_assert_int_eq(l1_alloc_bytes(w, 4096, 1, &o), 0);
 	memset(o.ptr, 0x5a, 4096);
 	ck_assert_int_eq(l1_publish(w, o.id, "for-the-group"), 0);
-	snprintf(tmp, sizeof tmp, "%s", path);
-	snprintf(dir, sizeof dir, "%s", dirname(tmp));
-	ck_assert_int_eq(stat(dir, &dst), 0);
-	ck_assert_int_eq(chmod(dir, (dst.st_mode & 07777) | 0011), 0);
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct l1_open_opts op;
@@ -735,7 +743,7 @@ START_TEST(group_reader_read_only)
 		_exit(bad);
 	}
 	int st = l1t_wait(pid);
-	chmod(dir, dst.st_mode & 07777);
+	chmod(dir, was);
 	ck_assert_msg(st == 0, "the group reader: status %d", st);
 	struct l1_obj_info inf;
 	ck_assert_int_eq(l1_obj_info(w, o.id, &inf), 0);
