@@ -56,7 +56,8 @@ int l1__handle_bad(const struct l1_arena *a)
 		return 0;
 	return l1__err(-EBADF, "this pool handle was opened by process %d and inherited "
 		       "across fork by process %d: a child must open its own handle "
-		       "(l1_arena_open); only l1_arena_close is allowed on an inherited one",
+		       "(l1_arena_open); on an inherited one only l1_arena_close (which unmaps "
+		       "the child's copy) and l1_arena_path are allowed",
 		       (int)a->pid, (int)me);
 }
 
