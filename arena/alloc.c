@@ -481,12 +481,14 @@ static int read_stable(struct l1_arena *a, uint32_t slot, uint32_t gen, uint32_t
 		       "look it up again", (unsigned long long)(((uint64_t)gen << 32) | slot));
 }
 
-/* Under read_lock: the read check (guard.c), then the object. */
-static int read_obj(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
+/* Under read_lock: the read check (guard.c), then the object; gen is the
+ * generation asked for (0: whichever the slot holds now). */
+static int read_obj(struct l1_arena *a, uint32_t slot, uint32_t gen, struct l1_obj *out)
 {
 	struct l1_rec *r = &a->recs[slot];
-	uint32_t gen = __atomic_load_n(&r->gen, __ATOMIC_RELAXED);
 	uint32_t st = atomic_load_explicit(&r->state, memory_order_acquire);
+	if (!gen)
+		gen = __atomic_load_n(&r->gen, __ATOMIC_RELAXED);
 	if (st == L1_STATE_DOOMED)
 		return l1__err(-EALREADY, "object %llu was freed",
 			       (unsigned long long)(((uint64_t)gen << 32) | slot));
@@ -513,7 +515,7 @@ int l1_get(struct l1_arena *a, uint64_t id, struct l1_obj *out)
 		return r;
 	r = l1__rec_check_id(a, id, 0, &slot);
 	if (r == 0)
-		r = read_obj(a, slot, out);
+		r = read_obj(a, slot, (uint32_t)(id >> 32), out);
 	read_unlock(a);
 	return r;
 }
@@ -544,7 +546,7 @@ int l1_lookup(struct l1_arena *a, const char *key, struct l1_obj *out)
 	l1__pin_catch_up(a);
 	if ((r = read_lock(a)))
 		return r;
-	if ((r = find_key(a, key, &slot)) == 0 && (r = read_obj(a, slot, out)) == 0 &&
+	if ((r = find_key(a, key, &slot)) == 0 && (r = read_obj(a, slot, 0, out)) == 0 &&
 	    a->readonly && strncmp(a->recs[slot].key, key, L1_KEY_MAX + 1))
 		r = l1__err(-ENOENT, "key '%s' changed hands while this read-only handle "
 			    "looked it up: look it up again", key);
@@ -554,7 +556,7 @@ int l1_lookup(struct l1_arena *a, const char *key, struct l1_obj *out)
 
 static int hold_slot(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
 {
-	int r = read_obj(a, slot, NULL);
+	int r = read_obj(a, slot, 0, NULL);     /* under the lock: no race */
 	if (r)
 		return r;
 	r = l1__hold_add(a, slot, a->client_idx);
