@@ -508,6 +508,12 @@ END_TEST
 
 /* ---- read-only handles, inherited handles, other users --------------------- */
 
+static void segv_exit(int sig)
+{
+	(void)sig;
+	_exit(42);
+}
+
 /* A read-only handle reads without the pool lock: get, lookup, info, list
  * and usage work and return what a read-write handle sees, and change
  * nothing; memcheck, which needs the lock, is refused with -EPERM. */
@@ -541,10 +547,12 @@ START_TEST(readonly_reads)
 	ck_assert_int_eq(l1_get_vm_space(F.ro, &v), 0);
 	pid_t pid = fork();
 	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = segv_exit };
+		sigaction(SIGSEGV, &sa, NULL);  /* ours, also under ASan */
 		((volatile char *)o.ptr)[0] = 1;
 		_exit(0);
 	}
-	ck_assert_int_eq(l1t_wait(pid), 128 + SIGSEGV);
+	ck_assert_int_eq(l1t_wait(pid), 42);
 }
 END_TEST
 
