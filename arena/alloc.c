@@ -112,7 +112,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->owner_pid = a->pid;
 		r->owner_start = a->start;
 		r->uid = a->uid;
-		r->gid = a->gid;
+		r->gid = a->pool_gid;       /* the pool's group: its readers */
 		r->mode = mode;
 		r->ctime_ns = now;
 		r->publish_ns = 0;
@@ -147,17 +147,18 @@ static int wait_dirty_progress(struct l1_arena *a, uint64_t seen)
 static int alloc_check_args(struct l1_arena *a, const struct l1_layout *l,
 			    uint32_t count, struct l1_obj *objs, uint64_t *size)
 {
-	if (!a || !l || !objs)
+	int r = l1__writable(a, "allocate");
+	if (r)
+		return r;
+	if (!l || !objs)
 		return l1__err(-EINVAL, "NULL argument to allocate");
-	if (a->readonly)
-		return l1__err(-EROFS, "pool attached read-only: cannot allocate");
 	if (count == 0)
 		return l1__err(-EINVAL, "count is 0: allocate at least one object");
 	if (count > a->h->max_objects)
 		return l1__err(-ENOSPC, "count %u exceeds the pool's object limit (%llu)",
 			       count, (unsigned long long)a->h->max_objects);
 	uint64_t bytes;
-	int r = l1_layout_bytes(l, &bytes);
+	r = l1_layout_bytes(l, &bytes);
 	if (r)
 		return r;
 	uint64_t bs = a->h->block_size;
@@ -279,11 +280,6 @@ int l1_alloc_bytes(struct l1_arena *a, uint64_t bytes, uint32_t count, struct l1
 
 /* ---- free -------------------------------------------------------------- */
 
-static int may_modify(const struct l1_arena *a, const struct l1_rec *r)
-{
-	return a->uid == 0 || r->uid == a->uid;
-}
-
 /* Under the lock: checks every entry; slots[] gets the slots. */
 static int free_check(struct l1_arena *a, const uint64_t *ids, const uint64_t *pools,
 		      uint32_t count, uint32_t *slots)
@@ -293,9 +289,10 @@ static int free_check(struct l1_arena *a, const uint64_t *ids, const uint64_t *p
 		if (r == 0 && atomic_load(&a->recs[slots[i]].state) == L1_STATE_DOOMED)
 			r = l1__err(-EALREADY, "object %llu was already freed (it waits for its "
 				    "holds to go)", (unsigned long long)ids[i]);
-		if (r == 0 && !may_modify(a, &a->recs[slots[i]]))
-			r = l1__err(-EPERM, "object %llu belongs to uid %u",
-				    (unsigned long long)ids[i], a->recs[slots[i]].uid);
+		if (r == 0 && !l1__may_modify(a, &a->recs[slots[i]]))
+			r = l1__err(-EPERM, "object %llu belongs to uid %u, not to this process "
+				    "(uid %u): only its owner or root frees it",
+				    (unsigned long long)ids[i], a->recs[slots[i]].uid, a->uid);
 		if (r) {
 			char msg[400];
 			snprintf(msg, sizeof msg, "%s", l1_last_error());
@@ -327,11 +324,11 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 	uint32_t local[256], *slots = local;
 	struct l1_zero_extent q[L1_ZQ_MAX];
 	uint32_t nq = 0;
-	int r;
+	int r = l1__writable(a, "free");
+	if (r)
+		return r;
 	if (count == 0)
 		return 0;
-	if (a->readonly)
-		return l1__err(-EROFS, "pool attached read-only: cannot free");
 	if (count > 256 && !(slots = malloc(count * sizeof *slots)))
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	if ((r = l1__lock(a)))
@@ -363,8 +360,10 @@ out:
 int l1_free(struct l1_arena *a, const struct l1_obj *objs, uint32_t count)
 {
 	uint64_t ids_l[128], pools_l[128], *ids = ids_l, *pools = pools_l;
-	int r;
-	if (!a || (!objs && count))
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!objs && count)
 		return l1__err(-EINVAL, "NULL argument to free");
 	if (count > 128) {
 		ids = malloc(count * sizeof *ids);
@@ -394,7 +393,10 @@ out:
 
 int l1_free_ids(struct l1_arena *a, const uint64_t *ids, uint32_t count)
 {
-	if (!a || (!ids && count))
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!ids && count)
 		return l1__err(-EINVAL, "NULL argument to free");
 	return free_impl(a, ids, NULL, count);
 }
@@ -413,13 +415,11 @@ static int key_arg(const char *key, uint32_t *len)
 int l1_publish(struct l1_arena *a, uint64_t id, const char *key)
 {
 	uint32_t len = 0, slot;
-	int r;
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__writable(a, "publish");
+	if (r)
+		return r;
 	if ((r = key_arg(key, &len)))
 		return r;
-	if (a->readonly)
-		return l1__err(-EROFS, "pool attached read-only: cannot publish");
 	if ((r = l1__lock(a)))
 		return r;
 	if ((r = l1__rec_check_id(a, id, 0, &slot)))
@@ -432,9 +432,10 @@ int l1_publish(struct l1_arena *a, uint64_t id, const char *key)
 			    (unsigned long long)id, l1_state_name(st));
 		goto out;
 	}
-	if (!may_modify(a, rec)) {
-		r = l1__err(-EPERM, "object %llu belongs to uid %u: only its owner publishes it",
-			    (unsigned long long)id, rec->uid);
+	if (!l1__may_modify(a, rec)) {
+		r = l1__err(-EPERM, "object %llu belongs to uid %u, not to this process (uid "
+			    "%u): only its owner or root publishes it", (unsigned long long)id,
+			    rec->uid, a->uid);
 		goto out;
 	}
 	if (len) {
@@ -460,21 +461,69 @@ out:
 	return r;
 }
 
+/* The pool lock; a read-only handle cannot take it (the mutex lies in the
+ * file it may not write): its calls only read, without it, and check with
+ * read_stable that the record stayed the same object in the same state
+ * while they read it; a read that races a change may miss (-ENOENT,
+ * -ESTALE), never return a mix of two objects. */
+static int read_lock(struct l1_arena *a)
+{
+	return a->readonly ? 0 : l1__lock(a);
+}
+
+static void read_unlock(struct l1_arena *a)
+{
+	if (!a->readonly)
+		l1__unlock(a);
+}
+
+static int read_stable(struct l1_arena *a, uint32_t slot, uint32_t gen, uint32_t state)
+{
+	struct l1_rec *r = &a->recs[slot];
+	atomic_thread_fence(memory_order_acquire);
+	if (!a->readonly || (atomic_load(&r->state) == state &&
+			     __atomic_load_n(&r->gen, __ATOMIC_RELAXED) == gen))
+		return 0;
+	return l1__err(-ESTALE, "object %llu changed while this read-only handle read it: "
+		       "look it up again", (unsigned long long)(((uint64_t)gen << 32) | slot));
+}
+
+/* Under read_lock: the read check (guard.c), then the object; gen is the
+ * generation asked for (0: whichever the slot holds now). */
+static int read_obj(struct l1_arena *a, uint32_t slot, uint32_t gen, struct l1_obj *out)
+{
+	struct l1_rec *r = &a->recs[slot];
+	uint32_t st = atomic_load_explicit(&r->state, memory_order_acquire);
+	if (!gen)
+		gen = __atomic_load_n(&r->gen, __ATOMIC_RELAXED);
+	if (st == L1_STATE_DOOMED)
+		return l1__err(-EALREADY, "object %llu was freed",
+			       (unsigned long long)(((uint64_t)gen << 32) | slot));
+	if (!l1__may_read(a, r))
+		return l1__err(-EACCES, "object %llu (uid %u, gid %u, mode %04o) is not readable "
+			       "by this process (uid %u)",
+			       (unsigned long long)(((uint64_t)gen << 32) | slot), r->uid, r->gid,
+			       r->mode, a->uid);
+	if (out)
+		l1__rec_fill_obj(a, slot, out);
+	return read_stable(a, slot, gen, st);
+}
+
 int l1_get(struct l1_arena *a, uint64_t id, struct l1_obj *out)
 {
 	uint32_t slot;
-	if (!a || !out)
-		return l1__err(-EINVAL, "NULL argument");
-	l1__pin_catch_up(a);
-	int r = l1__lock(a);
+	int r = l1__handle_check(a);
 	if (r)
 		return r;
+	if (!out)
+		return l1__err(-EINVAL, "NULL argument");
+	l1__pin_catch_up(a);
+	if ((r = read_lock(a)))
+		return r;
 	r = l1__rec_check_id(a, id, 0, &slot);
-	if (r == 0 && atomic_load(&a->recs[slot].state) == L1_STATE_DOOMED)
-		r = l1__err(-EALREADY, "object %llu was freed", (unsigned long long)id);
 	if (r == 0)
-		l1__rec_fill_obj(a, slot, out);
-	l1__unlock(a);
+		r = read_obj(a, slot, (uint32_t)(id >> 32), out);
+	read_unlock(a);
 	return r;
 }
 
@@ -496,23 +545,28 @@ static int find_key(struct l1_arena *a, const char *key, uint32_t *slot)
 int l1_lookup(struct l1_arena *a, const char *key, struct l1_obj *out)
 {
 	uint32_t slot;
-	if (!a || !out)
-		return l1__err(-EINVAL, "NULL argument");
-	l1__pin_catch_up(a);
-	int r = l1__lock(a);
+	int r = l1__handle_check(a);
 	if (r)
 		return r;
-	if ((r = find_key(a, key, &slot)) == 0)
-		l1__rec_fill_obj(a, slot, out);
-	l1__unlock(a);
+	if (!out)
+		return l1__err(-EINVAL, "NULL argument");
+	l1__pin_catch_up(a);
+	if ((r = read_lock(a)))
+		return r;
+	if ((r = find_key(a, key, &slot)) == 0 && (r = read_obj(a, slot, 0, out)) == 0 &&
+	    a->readonly && strncmp(a->recs[slot].key, key, L1_KEY_MAX + 1))
+		r = l1__err(-ENOENT, "key '%s' changed hands while this read-only handle "
+			    "looked it up: look it up again", key);
+	read_unlock(a);
 	return r;
 }
 
 static int hold_slot(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
 {
-	if (atomic_load(&a->recs[slot].state) == L1_STATE_DOOMED)
-		return l1__err(-EALREADY, "object was freed");
-	int r = l1__hold_add(a, slot, a->client_idx);
+	int r = read_obj(a, slot, 0, NULL);     /* under the lock: no race */
+	if (r)
+		return r;
+	r = l1__hold_add(a, slot, a->client_idx);
 	if (r == 0 && out)
 		l1__rec_fill_obj(a, slot, out);
 	return r;
@@ -520,8 +574,14 @@ static int hold_slot(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
 
 static int hold_prologue(struct l1_arena *a)
 {
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (a->readonly)
+		return l1__err(-EPERM, "cannot hold: this handle is read-only, and a hold is "
+			       "written into the pool file; hold through the view instead "
+			       "(l1_open_path on MOUNT/objects/ID or MOUNT/keys/KEY: the view "
+			       "keeps the object while that file is open), or attach read-write");
 	if (a->client_idx == UINT32_MAX)
 		return l1__err(-EINVAL, "this handle has no client slot: holds need one "
 			       "(attach without no_client)");
@@ -557,12 +617,14 @@ int l1_release(struct l1_arena *a, uint64_t id)
 {
 	uint32_t slot, nq = 0;
 	struct l1_zero_extent q[L1_ZQ_MAX];
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (a->readonly)
+		return l1__view_release(a, id);
 	if (a->client_idx == UINT32_MAX)
 		return l1__err(-EINVAL, "this handle has no client slot and holds nothing");
-	int r = l1__lock(a);
-	if (r)
+	if ((r = l1__lock(a)))
 		return r;
 	if ((r = l1__rec_check_id(a, id, 0, &slot)))
 		goto out;
@@ -600,29 +662,36 @@ static void fill_info(struct l1_arena *a, uint32_t slot, struct l1_obj_info *o)
 
 int l1_obj_info(struct l1_arena *a, uint64_t id, struct l1_obj_info *out)
 {
-	if (!a || !out)
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!out)
 		return l1__err(-EINVAL, "NULL argument");
 	uint64_t s = id & 0xffffffffull;
 	if (s >= a->h->max_objects || (id >> 32) == 0)
 		return l1__err(-ENOENT, "no object %llu in this pool", (unsigned long long)id);
-	int r = l1__lock(a);
-	if (r)
+	if ((r = read_lock(a)))
 		return r;
 	struct l1_rec *rec = &a->recs[s];
-	if (rec->gen != (uint32_t)(id >> 32) || atomic_load(&rec->state) == L1_STATE_FREE)
+	uint32_t st = atomic_load(&rec->state);
+	if (rec->gen != (uint32_t)(id >> 32) || st == L1_STATE_FREE)
 		r = l1__err(-ENOENT, "no object %llu in this pool", (unsigned long long)id);
-	else
+	else {
 		fill_info(a, (uint32_t)s, out);
-	l1__unlock(a);
+		r = read_stable(a, (uint32_t)s, (uint32_t)(id >> 32), st);
+	}
+	read_unlock(a);
 	return r;
 }
 
 int l1_obj_list(struct l1_arena *a, uint64_t *cursor, struct l1_obj_info *out, uint32_t max)
 {
-	if (!a || !cursor || (!out && max))
-		return l1__err(-EINVAL, "NULL argument");
-	int r = l1__lock(a);
+	int r = l1__handle_check(a);
 	if (r)
+		return r;
+	if (!cursor || (!out && max))
+		return l1__err(-EINVAL, "NULL argument");
+	if ((r = read_lock(a)))     /* read-only: a listing of the moment, unchecked */
 		return r;
 	uint32_t n = 0;
 	uint64_t s = *cursor;
@@ -630,23 +699,23 @@ int l1_obj_list(struct l1_arena *a, uint64_t *cursor, struct l1_obj_info *out, u
 		if (atomic_load_explicit(&a->recs[s].state, memory_order_relaxed) != L1_STATE_FREE)
 			fill_info(a, (uint32_t)s, &out[n++]);
 	*cursor = s;
-	l1__unlock(a);
+	read_unlock(a);
 	return (int)n;
 }
 
 int l1_obj_chmod(struct l1_arena *a, uint64_t id, uint32_t uid, uint32_t gid, uint32_t mode)
 {
 	uint32_t slot;
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__writable(a, "change an object's owner or mode");
+	if (r)
+		return r;
 	if (mode > 07777)
 		return l1__err(-EINVAL, "mode %o out of range", mode);
-	int r = l1__lock(a);
-	if (r)
+	if ((r = l1__lock(a)))
 		return r;
 	if ((r = l1__rec_check_id(a, id, 0, &slot)) == 0) {
 		struct l1_rec *rec = &a->recs[slot];
-		if (!may_modify(a, rec) || (a->uid != 0 && uid != a->uid))
+		if (!l1__may_modify(a, rec) || (a->uid != 0 && uid != a->uid))
 			r = l1__err(-EPERM, "only the owner or root changes object %llu",
 				    (unsigned long long)id);
 		else {

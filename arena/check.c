@@ -619,11 +619,12 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *out, size_t len)
 	struct report rp = { out, len, 0, 0 };
 	if (out && len)
 		out[0] = 0;
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
-	if (repair && a->readonly)
-		return l1__err(-EROFS, "pool attached read-only: cannot repair");
-	int r = l1__lock(a);
+	int r = l1__writable(a, repair ? "repair the pool" :
+			     "check the pool (memcheck takes the pool lock, which lies in the "
+			     "pool file)");
+	if (r)
+		return r;
+	r = l1__lock(a);
 	if (r)
 		return r;
 	/* under the lock: the header's counters change with every allocation;

@@ -150,15 +150,13 @@ int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *res)
 	struct l1_gc_result r0 = { 0 };
 	struct l1_zero_extent q[L1_ZQ_MAX];
 	uint32_t nq = 0, rel[64], nrel;
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
-	if (a->readonly)
-		return l1__err(-EROFS, "pool attached read-only: gc needs write access");
+	int r = l1__writable(a, "run gc");
+	if (r)
+		return r;
 	struct pid_set *s = calloc(1, sizeof *s);
 	if (!s)
 		return l1__err(-ENOMEM, "out of process memory");
-	int r = l1__lock(a);
-	if (r)
+	if ((r = l1__lock(a)))
 		goto out;
 	collect(a, s);
 	l1__unlock(a);
@@ -250,8 +248,9 @@ void l1__requeue_orphans(struct l1_arena *a)
 
 int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms)
 {
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
 					   : l1__mono_ns() + (uint64_t)timeout_ms * 1000000ull;
 	int gc_done = 0;

@@ -20,10 +20,12 @@
 
 struct l1_zero;
 struct l1_pin;
+struct l1_view_hold;
 
 struct l1_arena {
 	int fd;
-	int readonly;
+	int readonly;                   /* O_RDONLY, PROT_READ: guard.c refuses writes */
+	int moved;                      /* create moved the pool to /dev/shm (shm_path) */
 	uint8_t *base;
 	uint64_t map_size;
 	struct l1_hdr *h;
@@ -40,12 +42,18 @@ struct l1_arena {
 	uint64_t dirty_limit;           /* tests only: entries this handle may fill */
 
 	char path[L1_PATH_MAX];
-	int32_t pid;
+	int32_t pid;                    /* the process that opened the handle */
+	uint32_t fork_gen;              /* l1__fork_gen when opened (see guard.c) */
+	uint32_t pool_gid;              /* the pool file's group at attach: new
+					 * objects' group (as in a setgid dir) */
+	uint32_t ngroups;               /* supplementary groups, for read checks */
+	uint32_t groups[32];
 	uint64_t start;                 /* this process's start time */
 	uint32_t uid, gid;
 	uint32_t client_idx;            /* UINT32_MAX: no slot */
 
 	pthread_mutex_t local;
+	struct l1_view_hold *view_holds;        /* read-only handles (viewpath.c) */
 	struct l1_zero *zero;
 	struct l1_pin *pin;
 	int32_t pin_mode;
@@ -68,6 +76,28 @@ struct l1_arena {
 	/* tests only (l1arena_test.h): called at named points inside the lock */
 	void (*test_hook)(struct l1_arena *a, int where);
 };
+
+/* guard.c: who may call what on this handle.  l1__handle_check: 0, or
+ * -EINVAL (NULL) / -EBADF (inherited across fork) with a sentence. */
+extern _Atomic uint32_t l1__fork_gen;
+void l1__guard_init(struct l1_arena *a);
+int l1__handle_bad(const struct l1_arena *a);
+static inline int l1__handle_check(const struct l1_arena *a)
+{
+	if (a && a->fork_gen == atomic_load_explicit(&l1__fork_gen, memory_order_relaxed))
+		return 0;
+	return l1__handle_bad(a);
+}
+/* The handle check, then -EPERM with a sentence on a read-only handle. */
+int l1__writable(const struct l1_arena *a, const char *what);
+/* Accident checks (not a wall: see README, Trust): may this process free,
+ * publish or change the record / read it (lookup, get, hold)? */
+int l1__may_modify(const struct l1_arena *a, const struct l1_rec *r);
+int l1__may_read(const struct l1_arena *a, const struct l1_rec *r);
+
+/* viewpath.c: the holds of a read-only handle, taken through the view */
+int l1__view_release(struct l1_arena *a, uint64_t id);
+void l1__view_release_all(struct l1_arena *a);
 
 /* util.c */
 int l1__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

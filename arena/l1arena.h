@@ -12,7 +12,13 @@
  * calling thread's sentence about the most recent failure (like dlerror()).
  * Handles are opaque; close/free functions accept NULL.  All calls on one
  * struct l1_arena are thread-safe, and any number of processes may attach the
- * same pool at once.
+ * same pool at once.  A handle belongs to the process that opened it: every
+ * call on a copy inherited across fork() is -EBADF (close it, open another).
+ *
+ * Trust (README, "Trust and liveness"): a process that opens the pool
+ * read-write can change all of it, so a pool is one trust domain; one pool
+ * per tenant.  The owner/mode checks on free, publish, lookup and hold stop
+ * accidents, not such a process.
  *
  * Error codes used throughout:
  *   -ENOMEM   OUT_OF_MEMORY: not enough free (zeroed) space; nothing changed
@@ -23,7 +29,11 @@
  *   -EXDEV    the object belongs to another pool
  *   -ENOENT   no such object / key / pool
  *   -EEXIST   key already published, or pool exists (create without force)
- *   -EPERM    not the owner (publish, write) or not allowed
+ *   -EPERM    not the owner (free, publish, chmod), or a write call on a
+ *             read-only handle
+ *   -EACCES   the object's uid/gid/mode do not let this process read it
+ *             (lookup, get, hold)
+ *   -EBADF    the handle was inherited across fork(): open your own
  *   -EBUSY    the object is held, or the pool is in use
  *   -EPROTO   the pool file has another format version
  *   -EBADMSG  the pool file is not a valid pool (corrupt, truncated)
@@ -141,7 +151,11 @@ struct l1_config {
 	int32_t zero_method;            /* enum l1_zero_method */
 	int32_t pin;                    /* enum l1_pin_mode; default AUTO */
 	int32_t pin_mapped;             /* also cudaHostRegisterMapped */
-	int32_t allow_shm;              /* fall back to /dev/shm without huge pages */
+	int32_t allow_shm;              /* fall back to /dev/shm without huge pages: the
+					 * path's own file system, or /dev/shm/<basename>
+					 * when its directory is missing or hugetlbfs is
+					 * full (never replacing a file; see
+					 * l1_arena_path) */
 	int32_t force;                  /* create over an existing pool */
 	uint32_t mode;                  /* file mode of the pool; default 0600 */
 };
@@ -159,7 +173,9 @@ struct l1_open_opts {
 	int32_t pin;                    /* enum l1_pin_mode */
 	int32_t pin_mapped;
 	int32_t zero_method;            /* enum l1_zero_method */
-	int32_t readonly;               /* map read-only; no allocation */
+	int32_t readonly;               /* O_RDONLY + PROT_READ: look up, get and read
+					 * without the lock; writes and holds -EPERM
+					 * (hold through the view: l1_open_path) */
 	int32_t no_client;              /* do not take a client table slot */
 	int32_t reserved[3];
 };
@@ -168,14 +184,16 @@ void l1_open_opts_init(struct l1_open_opts *o);
 
 /* Formats a new pool file and attaches to it. */
 int l1_arena_create(const struct l1_config *c, struct l1_arena **out);
-/* Attaches to an existing pool (o may be NULL for defaults). */
+/* Attaches to the pool at exactly path (o may be NULL for defaults): -ENOENT
+ * if there is none there; never another file in its place. */
 int l1_arena_open(const char *path, const struct l1_open_opts *o,
 		  struct l1_arena **out);
 /* Detaches: waits for this process's zeroing, drops its holds, unpins.  A
  * handle does not survive fork(): a child opens its own (closing the one it
  * inherited only unmaps it). */
 void l1_arena_close(struct l1_arena *a);
-/* Removes the pool file.  -EBUSY if live clients are attached, unless force. */
+/* Removes the pool file at exactly path.  -EBUSY if live clients are
+ * attached, unless force; -ENOENT if there is none. */
 int l1_arena_destroy(const char *path, int force);
 /* The path of the pool file this handle maps. */
 const char *l1_arena_path(const struct l1_arena *a);
@@ -389,7 +407,8 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *report, size_t len);
 
 /* Given a path inside a mounted l1fs view (objects/ID or keys/KEY), takes a
  * hold on that object and returns it mapped zero-copy from this process's
- * own mapping of the pool.  Release with l1_release(a, obj.id). */
+ * own mapping of the pool.  Release with l1_release(a, obj.id).  On a
+ * read-only handle the hold is the view's: the file stays open until then. */
 int l1_open_path(struct l1_arena *a, const char *view_path, struct l1_obj *out);
 /* The name of a key in a view's keys/ directory ("model/layer 3" ->
  * "model%2Flayer%203"; see arena/viewname.c): its length, or -ENAMETOOLONG

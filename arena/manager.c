@@ -169,15 +169,14 @@ static struct l1_arena *handle_new(const char *path)
 	a->cache_layout_id = UINT32_MAX;
 	snprintf(a->path, sizeof a->path, "%s", path);
 	pthread_mutex_init(&a->local, NULL);
-	a->pid = getpid();
+	l1__guard_init(a);
 	l1__proc_start(a->pid, &a->start);
-	a->uid = geteuid();
-	a->gid = getegid();
 	return a;
 }
 
 static void handle_free(struct l1_arena *a)
 {
+	l1__view_release_all(a);
 	if (a->base)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
@@ -300,7 +299,9 @@ out:
 static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_method,
 		  int no_client)
 {
+	struct stat st;
 	point_regions(a);
+	a->pool_gid = fstat(a->fd, &st) == 0 ? (uint32_t)st.st_gid : a->gid;
 	if (a->readonly)
 		return 0;
 	if (!no_client)
@@ -327,10 +328,14 @@ static int create_file(struct l1_arena *a, const struct l1_config *c)
 {
 	int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
 	a->fd = open(a->path, flags, c->mode ? c->mode : 0600);
-	if (a->fd < 0 && errno == EEXIST && c->force) {
+	if (a->fd < 0 && errno == EEXIST && c->force && !a->moved) {
 		unlink(a->path);
 		a->fd = open(a->path, flags, c->mode ? c->mode : 0600);
 	}
+	if (a->fd < 0 && errno == EEXIST && a->moved)
+		return l1__err(-EEXIST, "the pool was to move to %s (the /dev/shm fallback), but "
+			       "a file is there already: the fallback never replaces a file it "
+			       "was not given; name that path to replace it", a->path);
 	if (a->fd < 0 && errno == EEXIST)
 		return l1__err(-EEXIST, "a pool already exists at %s: attach to it, or destroy "
 			       "it first (`l1ctl destroy`), or create with force", a->path);
@@ -340,7 +345,20 @@ static int create_file(struct l1_arena *a, const struct l1_config *c)
 	return 0;
 }
 
-/* Where the pool goes: hugetlbfs at the path, or the shm fallback. */
+/* The shm fallback: the pool moves to /dev/shm/<basename>, which create
+ * then makes with O_EXCL whatever `force` says (force replaces only the path
+ * it was given), and l1_arena_path() says where it went. */
+static void shm_path(struct l1_arena *a)
+{
+	char base[L1_PATH_MAX];
+	snprintf(base, sizeof base, "%s", a->path);
+	snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
+	a->moved = 1;
+}
+
+/* Where the pool goes: hugetlbfs at the path; with allow_shm only, the same
+ * path on another file system (tmpfs, say) or, when its directory does not
+ * exist, /dev/shm/<basename> (shm_path). */
 static int choose_backing(struct l1_arena *a, const struct l1_config *c, uint64_t *hp,
 			  uint32_t *backing, char *why, size_t whylen)
 {
@@ -363,15 +381,8 @@ static int choose_backing(struct l1_arena *a, const struct l1_config *c, uint64_
 	if (!c->allow_shm)
 		return l1__err(-ENODEV, "%s: mount one with `l1ctl setup` (as root), or allow the "
 			       "/dev/shm fallback (allow_shm / --allow-shm)", why);
-	uint64_t ps2;
-	int huge2;
-	if (r == 0 && l1__backing_statfs(dir, &ps2, &huge2) == 0) {
-		/* a directory on another file system (tmpfs, say): use it as is */
-	} else {
-		char base[L1_PATH_MAX];
-		snprintf(base, sizeof base, "%s", a->path);
-		snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
-	}
+	if (r != 0)     /* no such directory: the pool goes to /dev/shm instead */
+		shm_path(a);
 	*hp = 4096;
 	*backing = L1_BACKING_SHM;
 	return 0;
@@ -443,9 +454,7 @@ int l1_arena_create(const struct l1_config *cin, struct l1_arena **out)
 		goto fail;
 	r = create_once(a, &c, hp, backing);
 	if (r == -ENOSPC && backing == L1_BACKING_HUGETLBFS && c.allow_shm) {
-		char base[L1_PATH_MAX];
-		snprintf(base, sizeof base, "%s", a->path);
-		snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
+		shm_path(a);
 		r = create_once(a, &c, 4096, L1_BACKING_SHM);
 	}
 	if (r)
@@ -459,26 +468,21 @@ fail:
 	return r;
 }
 
+/* Opens exactly the path given: never another file in its place. */
 static int open_file(struct l1_arena *a)
 {
 	a->fd = open(a->path, (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (a->fd < 0 && errno == ENOENT) {
-		char base[L1_PATH_MAX], alt[L1_PATH_MAX];
-		snprintf(base, sizeof base, "%s", a->path);
-		snprintf(alt, sizeof alt, "/dev/shm/%.200s", basename(base));
-		int fd = open(alt, (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd >= 0) {
-			a->fd = fd;
-			snprintf(a->path, sizeof a->path, "%s", alt);
-		}
-	}
 	if (a->fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
 			return l1__err(-ENOENT, "no pool at %s: create one with `l1ctl create`",
 				       a->path);
-		return l1__err(-e, "cannot open %s: %s%s", a->path, strerror(e),
-			       e == EACCES ? " (check the pool file's owner and mode)" : "");
+		return l1__err(-e, "cannot open %s %s: %s%s", a->path,
+			       a->readonly ? "for reading" : "read-write", strerror(e),
+			       e != EACCES ? "" : a->readonly
+				       ? " (reading needs read permission on the pool file)"
+				       : " (read-write needs write permission on the pool file; "
+					 "a member of its group can attach read-only)");
 	}
 	return 0;
 }
@@ -612,7 +616,7 @@ int l1_arena_destroy(const char *path, int force)
 
 void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total)
 {
-	if (!a)
+	if (l1__handle_check(a))       /* void: refused with the sentence only */
 		return;
 	if (used)
 		*used = atomic_load_explicit(&a->h->used_bytes, memory_order_relaxed);
@@ -622,7 +626,10 @@ void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total)
 
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 {
-	if (!a || !u)
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!u)
 		return l1__err(-EINVAL, "NULL argument");
 	struct l1_hdr *h = a->h;
 	memset(u, 0, sizeof *u);
@@ -657,7 +664,10 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 	snprintf(u->zero_method, sizeof u->zero_method, "%s",
 		 !h->zero_on_free ? "off" : a->zero ? l1_zero_method_name(a->zero)
 						    : "none in this process");
-	if (l1__lock(a) == 0) {
+	if (a->readonly) {      /* no lock: the reason as it reads now */
+		memcpy(u->grow_reason, h->grow_reason, sizeof u->grow_reason);
+		u->grow_reason[sizeof u->grow_reason - 1] = 0;
+	} else if (l1__lock(a) == 0) {
 		snprintf(u->grow_reason, sizeof u->grow_reason, "%s", h->grow_reason);
 		u->largest_free_bytes = l1__bm_largest_free(a, u->committed_bytes / h->block_size);
 		l1__unlock(a);
@@ -667,7 +677,10 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 
 int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 {
-	if (!a || !v)
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!v)
 		return l1__err(-EINVAL, "NULL argument");
 	l1__pin_catch_up(a);
 	memset(v, 0, sizeof *v);
@@ -688,8 +701,9 @@ int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 
 int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t max)
 {
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
 	l1__pin_catch_up(a);
 	pthread_mutex_lock(&a->local);
 	int n = a->pin ? l1_pin_ranges(a->pin, a->base, out, max) : 0;
@@ -699,7 +713,10 @@ int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t ma
 
 int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max)
 {
-	if (!a || (!out && max))
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!out && max)
 		return l1__err(-EINVAL, "NULL argument");
 	uint32_t n = 0;
 	for (uint64_t i = 0; i < a->h->max_clients && n < max; i++) {

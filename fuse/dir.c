@@ -101,6 +101,10 @@ static int dir_load(struct l1fs *fs, struct dirh *d)
 
 	if (!batch)
 		return -ENOMEM;
+	if ((r = l1fs_intact(fs)) < 0) {
+		free(batch);
+		return r;
+	}
 	d->n = 0;
 	d->names.len = 0;
 	d->names.oom = 0;

@@ -88,7 +88,8 @@ static void fh_free(struct l1fs *fs, struct fh *h)
 		return;
 	l1fs_handle_del(fs, &h->link);
 	if (h->type == FH_OBJ) {
-		l1_release(fs->arena, h->id);
+		if (!l1fs_intact(fs))   /* a damaged pool's records are not touched */
+			l1_release(fs->arena, h->id);
 		/* the last file closed after a stop signal: now it may stop */
 		if (atomic_fetch_sub(&fs->open_files, 1) == 1 && atomic_load(&fs->stop_signal))
 			kill(getpid(), atomic_load(&fs->stop_signal));
@@ -103,6 +104,10 @@ static int open_text(struct l1fs *fs, fuse_ino_t ino, struct fh *h)
 	int r;
 
 	h->type = FH_TEXT;
+	if (ino == L1FS_INO_STATS && l1fs_intact(fs))
+		return l1fs_intact_render(fs, &h->text);
+	if ((r = l1fs_intact(fs)) < 0)
+		return r;
 	switch (ino) {
 	case L1FS_INO_STATS:
 		return l1fs_render_stats(fs, &h->text);
@@ -202,6 +207,7 @@ void l1fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct l1fs *fs = l1fs_of(req);
 	const void *src;
 	uint64_t len;
 	(void)ino;
@@ -214,6 +220,11 @@ void l1fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		src = h->text.p;
 		len = h->text.len;
 	} else {
+		int r = l1fs_intact(fs);        /* before touching the object's bytes */
+		if (r < 0) {
+			fuse_reply_err(req, EIO);
+			return;
+		}
 		src = h->ptr;
 		len = h->size;
 	}
@@ -258,7 +269,7 @@ void l1fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	else if (off < 0)
 		r = -EINVAL;
 	else if ((r = l1fs_obj_get(fs, h->id, 1, &oi)) < 0)
-		r = -EROFS;             /* freed under the handle */
+		r = r == -EIO ? r : -EROFS;     /* freed under the handle */
 	else if (oi.state != L1_STATE_ALLOCATED)
 		r = -EROFS;
 	else if ((uint64_t)off >= h->size)

@@ -180,6 +180,7 @@ static int attach(struct l1fs *fs, const char *path)
 		return r;
 	}
 	fs->pool_id = vm.pool_id;
+	l1fs_intact_init(fs, vm.fd, vm.size);
 	/* Map the committed data in now, on huge pages (a page-table entry per
 	 * huge page; 4 KiB pages would cost real memory): otherwise the first
 	 * read of each region through the view pays its faults.  Best effort;
@@ -311,6 +312,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&fs.cache_lock, NULL);
 	pthread_mutex_init(&fs.handles_lock, NULL);
 	fs.handles.next = fs.handles.prev = &fs.handles;
+	l1fs_intact_init(&fs, -1, 0);
 	if (fuse_opt_parse(&args, &cli, cli_spec, cli_proc) == -1)
 		goto out_args;
 	if (cli.nnonopt == 2) {         /* POOL MOUNTPOINT */
@@ -400,7 +402,11 @@ out_signals:
 out_session:
 	fuse_session_destroy(fs.se);
 out_arena:
-	l1_arena_close(fs.arena);
+	if (fs.arena && l1fs_intact(&fs))
+		fprintf(stderr, "l1fs: not detaching from the damaged pool (that would touch "
+			"its lost pages); its client slot stays until the pool is recreated\n");
+	else
+		l1_arena_close(fs.arena);
 	pthread_mutex_lock(&fs.cache_lock);
 	l1fs_idset_free(&fs.cached);
 	pthread_mutex_unlock(&fs.cache_lock);

@@ -134,6 +134,8 @@ static void reap_once(struct l1fs *fs)
 	struct timespec now;
 
 	memset(&r, 0, sizeof r);
+	if (l1fs_intact(fs) < 0)        /* periodically, even when nobody asks */
+		return;
 	if (l1_arena_gc(fs->arena, &r) < 0) {
 		atomic_fetch_add(&fs->gc_errors, 1);
 	} else {

@@ -546,6 +546,62 @@ START_TEST(vm_space_and_usage)
 }
 END_TEST
 
+/* A path means that path (issue 11): open and destroy of a missing file
+ * never act on /dev/shm/<basename> instead; create may move a pool whose
+ * directory is missing to /dev/shm only with allow_shm, says where (its
+ * path), and never replaces what is there, even with force. */
+START_TEST(path_is_path)
+{
+	char victim[256], missing[512], elsewhere[256], moved[256];
+	struct l1_config c;
+	struct l1_arena *v, *a;
+	struct l1_vm_space vm;
+	snprintf(victim, sizeof victim, "/dev/shm/l1test-victim-%d", (int)getpid());
+	snprintf(missing, sizeof missing, "%s/l1test-victim-%d", l1t_shm_dir(), (int)getpid());
+	snprintf(elsewhere, sizeof elsewhere, "/no-such-dir-%d/l1test-victim-%d",
+		 (int)getpid(), (int)getpid());
+	l1t_config(&c, "unused", 8 * MiB);
+	c.path = victim;
+	c.allow_shm = 1;
+	ck_assert_int_eq(l1_arena_create(&c, &v), 0);
+	ck_assert_str_eq(l1_arena_path(v), victim);
+	l1_get_vm_space(v, &vm);
+
+	ck_assert_int_eq(l1_arena_open(missing, NULL, &a), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), missing));
+	ck_assert_int_eq(l1_arena_destroy(missing, 0), -ENOENT);
+	ck_assert_int_eq(l1_arena_destroy(missing, 1), -ENOENT);
+	ck_assert_int_eq(l1_arena_destroy(elsewhere, 1), -ENOENT);
+	ck_assert_int_eq(access(victim, F_OK), 0);
+
+	c.path = elsewhere;
+	c.force = 1;
+	ck_assert_int_eq(l1_arena_create(&c, &a), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "never replaces"));
+	struct l1_vm_space vm2;
+	ck_assert_int_eq(l1_arena_open(victim, NULL, &a), 0);
+	l1_get_vm_space(a, &vm2);
+	ck_assert_uint_eq(vm2.pool_id, vm.pool_id);     /* the same pool, untouched */
+	l1_arena_close(a);
+	c.allow_shm = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), -ENODEV);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "does not exist"));
+
+	snprintf(elsewhere, sizeof elsewhere, "/no-such-dir-%d/l1test-moved-%d",
+		 (int)getpid(), (int)getpid());
+	snprintf(moved, sizeof moved, "/dev/shm/l1test-moved-%d", (int)getpid());
+	c.path = elsewhere;
+	c.allow_shm = 1;
+	c.force = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	ck_assert_str_eq(l1_arena_path(a), moved);      /* it says where it went */
+	l1_arena_close(a);
+	ck_assert_int_eq(l1_arena_destroy(moved, 0), 0);
+	l1_arena_close(v);
+	ck_assert_int_eq(l1_arena_destroy(victim, 0), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("arena");
@@ -553,6 +609,7 @@ int main(void)
 	tcase_add_test(t, create_open_destroy);
 	tcase_add_test(t, force_recreate);
 	tcase_add_test(t, refuses_bad_files);
+	tcase_add_test(t, path_is_path);
 	tcase_add_test(t, vm_space_and_usage);
 	suite_add_tcase(s, t);
 	t = tcase_create("alloc");

@@ -771,6 +771,7 @@ START_TEST(nobody_is_refused)
 	const char *pp = P("objects/%s", idstr(open_));
 	const char *stats = P("stats");
 	const char *objs = P("objects");
+	const char *ms = P("meta/%s", idstr(secret)), *mp = P("meta/%s", idstr(open_));
 	pid_t pid = fork();
 	if (pid == 0) {
 		char buf[4096], v[64];
@@ -796,6 +797,11 @@ START_TEST(nobody_is_refused)
 			_exit(8);
 		if (mkdir(P("mine"), 0755) != -1 || errno != EACCES)
 			_exit(9);
+		/* the record needs what the bytes need */
+		if (open(ms, O_RDONLY) != -1 || errno != EACCES)
+			_exit(11);
+		if (slurp(mp, buf, sizeof buf) <= 0 || !strstr(buf, "key:"))
+			_exit(12);
 		_exit(0);
 	}
 	int rc = l1t_wait(pid);
@@ -853,6 +859,51 @@ START_TEST(open_path_zero_copy)
 	r = l1_open_path(b, P("objects/%s", idstr(other)), &o);
 	ck_assert_msg(r == -EXDEV, "foreign pool: %d %s", r, l1_last_error());
 	l1t_destroy(b);
+	l1_arena_close(a);
+}
+END_TEST
+
+
+/* A read-only handle cannot write a hold into the pool: it holds through
+ * the view (l1_open_path keeps the view's file open), zero-copy from its
+ * own PROT_READ mapping; a free meanwhile waits for l1_release, and close
+ * lets go of what it still holds. */
+START_TEST(read_only_holds_through_view)
+{
+	struct l1_arena *a = attach(), *ro;
+	struct l1_open_opts op;
+	struct l1_vm_space vm;
+	struct l1_obj o;
+	const uint64_t size = 1 * MiB;
+	l1_open_opts_init(&op);
+	op.pin = L1_PIN_OFF;
+	op.readonly = 1;
+	ck_assert_int_eq(l1_arena_open(V.pool, &op, &ro), 0);
+	ck_assert_int_eq(l1_get_vm_space(ro, &vm), 0);
+	uint64_t id = publish_elsewhere("ro-held", size, 44, 0);
+	ck_assert_int_eq(l1_hold(ro, id, &o), -EPERM);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "through the view"));
+
+	int r = l1_open_path(ro, P("keys/ro-held"), &o);
+	ck_assert_msg(r == 0, "read-only l1_open_path: %s", l1_last_error());
+	ck_assert_uint_eq(o.id, id);
+	ck_assert_ptr_eq(o.ptr, (char *)vm.base + o.offset);
+	ck_assert(l1t_check(o.ptr, size, 44));
+	ck_assert_int_ge(holds_of(a, id), 1);           /* the view's hold */
+	free_elsewhere(id);
+	ck_assert_int_eq(state_of(a, id), L1_STATE_DOOMED);
+	churn(a, o.offset, o.size);
+	ck_assert(l1t_check(o.ptr, size, 44));
+	ck_assert_int_eq(l1_release(ro, id), 0);
+	ck_assert(WAIT_FOR(state_of(a, id) != L1_STATE_DOOMED, 3000));
+	ck_assert_int_eq(l1_release(ro, id), -EINVAL);  /* holds nothing now */
+
+	uint64_t id2 = publish_elsewhere("ro-kept", 4096, 45, 0);
+	ck_assert_int_eq(l1_open_path(ro, P("objects/%s", idstr(id2)), &o), 0);
+	ck_assert_int_ge(holds_of(a, id2), 1);
+	l1_arena_close(ro);                             /* lets go of it */
+	ck_assert(WAIT_FOR(holds_of(a, id2) == 0, 3000));
+	free_elsewhere(id2);
 	l1_arena_close(a);
 }
 END_TEST
@@ -1410,6 +1461,7 @@ int main(int argc, char **argv)
 	tcase_add_test(t, open_file_holds_its_object);
 	tcase_add_test(t, nobody_is_refused);
 	tcase_add_test(t, open_path_zero_copy);
+	tcase_add_test(t, read_only_holds_through_view);
 	tcase_add_test(t, stats_fresh_each_read);
 	tcase_add_test(t, metrics_format);
 	tcase_add_test(t, shell_errnos);

@@ -294,6 +294,32 @@ def test_attach_by_path(pools):
         ro.close()
 
 
+def test_read_only_attach(pool):
+    """read_only=True: reads work without the pool lock, every write is
+    NOT_PERMITTED with a sentence, and the pool is unchanged."""
+    err, objs = pool.allocate(KV, 2)
+    assert err == L1Error.SUCCESS
+    objs[0].array[...] = 7
+    assert pool.publish(objs[0], "ro-key") == L1Error.SUCCESS
+    used = pool.get_memory_usage()
+    ro = L1MemoryManager.attach(pool.path, read_only=True)
+    try:
+        r = ro.lookup("ro-key")
+        assert r is not None and r.id == objs[0].id and (r.array == 7).all()
+        assert not r.array.flags.writeable
+        err, got = ro.allocate(KV, 1)
+        assert err == L1Error.NOT_PERMITTED and not got
+        assert "read-only" in ro.last_error
+        assert ro.free([objs[1]]) == L1Error.NOT_PERMITTED
+        assert ro.publish(objs[1], "nope") == L1Error.NOT_PERMITTED
+        del r
+    finally:
+        ro.close()
+    assert pool.get_memory_usage() == used
+    assert pool.lookup("nope") is None
+    assert pool.free(objs) == L1Error.SUCCESS
+
+
 def test_publish_lookup_hold(pool):
     err, objs = pool.allocate(KV, 2)
     w = objs[0]

@@ -130,6 +130,16 @@ if command -v setpriv >/dev/null && id nobody >/dev/null 2>&1 && [ "$(id -u)" -e
 	check "nobody cannot rm it" sh -c "! $nob rm -f '$mnt/objects/$A' 2>/dev/null"
 	check "nobody can list" sh -c "$nob ls '$mnt/objects' | grep -qx '$A'"
 	check "nobody can read stats" sh -c "$nob cat '$mnt/stats' >/dev/null"
+	check "nobody cannot read meta/ of a 0600 object" \
+		sh -c "! $nob cat '$mnt/meta/$B' >/dev/null 2>&1"
+	check "... it is Permission denied" sh -c \
+		"$nob cat '$mnt/meta/$B' 2>&1 | grep -q 'Permission denied'"
+	check "nobody can read meta/ of a 0644 object" \
+		sh -c "$nob cat '$mnt/meta/$A' | grep -q '^key: *shell/a\$'"
+	if command -v getfattr >/dev/null; then
+		check "nobody cannot read the xattrs of a 0600 object" \
+			sh -c "! $nob getfattr -n user.l1.key '$mnt/objects/$B' >/dev/null 2>&1"
+	fi
 else
 	say "SKIP nobody checks: needs root, setpriv and a nobody user"
 fi
@@ -208,6 +218,31 @@ check "fusermount3 -u clears the dead mount" fusermount3 -u "$mnt"
 check "a restart then works" "$L1FS" "$mnt" --arena "$pool" -o gc_interval=0
 check "fusermount3 -u" fusermount3 -u "$mnt"
 rmdir "$mnt" && mnt=""
+
+# a pool file truncated under the view: l1fs answers EIO, says why in its
+# log and in stats, and keeps running until it is unmounted
+mnt=$(mktemp -d /tmp/l1fs-sh.XXXXXX)
+E=$($H put "$pool" cut 4096 5 644)
+"$L1FS" -f "$mnt" --arena "$pool" -o gc_interval=0.2 2>"$tmp/l1fs.log" &
+fspid=$!
+for i in $(seq 50); do grep -q " $mnt fuse.l1fs " /proc/mounts && break; sleep 0.1; done
+check "a second view mounts (foreground)" grep -q " $mnt fuse.l1fs " /proc/mounts
+truncate -s 0 "$pool"
+sleep 0.5                       # a gc pass or two find it too
+check "reading an object of the truncated pool is EIO" sh -c \
+	"cat '$mnt/objects/$E' 2>&1 >/dev/null | grep -q 'Input/output error'"
+check "meta/ of it is EIO" sh -c "! cat '$mnt/meta/$E' >/dev/null 2>&1"
+check "ls objects/ is EIO" sh -c "ls '$mnt/objects' 2>&1 | grep -q 'Input/output error'"
+check "stats says the pool is damaged" grep -q "^state *DAMAGED: the pool file is 0 bytes" \
+	"$mnt/stats"
+check "the log says why" grep -q "is 0 bytes but its header says" "$tmp/l1fs.log"
+check "l1fs is still running" kill -0 $fspid
+check "it unmounts" fusermount3 -u "$mnt"
+wait $fspid
+check "and exits cleanly (status 0, no SIGBUS)" test $? -eq 0
+rmdir "$mnt" && mnt=""
+check "attach refuses the truncated file with a sentence" sh -c \
+	"$BUILD/bin/l1ctl info --path '$pool' 2>&1 | grep -q 'is 0 bytes: not an l1arena pool'"
 
 [ $fail -eq 0 ] && say "test_fuse.sh: all passed"
 exit $fail

@@ -28,7 +28,8 @@ cleanup() {
 	"$L1CTL" destroy --force --path "$pool" >/dev/null 2>&1
 	[ -n "$tmp" ] && rm -rf "$tmp"
 	rm -f "/dev/shm/l1ctl-v9-$$" "/dev/shm/l1ctl-bad-$$" "/dev/shm/l1ctl-shm-$$" \
-		"/dev/shm/l1ctl-zero-$$"
+		"/dev/shm/l1ctl-zero-$$" "/dev/shm/l1ctl-victim-$$" "/dev/shm/l1ctl-trap-$$" \
+		"/dev/shm/l1ctl-victim2-$$" "/dev/shm/l1ctl-moved-$$" "/dev/shm/l1ctl-group-$$"
 	[ -n "$made_dir" ] && rmdir "$dir" 2>/dev/null
 }
 trap cleanup EXIT
@@ -316,6 +317,10 @@ else
 	expect 1 "Permission denied.*|owner or as root" "info as nobody on a 0600 pool" -- \
 		as_nobody "$L1CTL" info --path "$pool"
 	has "run as the pool's owner or as root" "the permission message says what to do"
+	has "one trust domain: give each tenant its own pool" "it says a pool is one trust domain"
+	if printf '%s\n' "$OUT" | grep -q 0666; then
+		say "FAIL the permission message still suggests --mode 0666"; fail=1
+	fi
 	expect 1 "Permission denied" "put as nobody on a 0600 pool" -- \
 		as_nobody "$L1CTL" put --path "$pool" --bytes 4K --file "$tmp/small"
 	expect 1 "Permission denied" "destroy as nobody" -- \
@@ -333,10 +338,70 @@ else
 	expect 0 "" "get of root's object as nobody (published objects are readable)" -- \
 		as_nobody "$L1CTL" get --path "$open" --key mine --out /dev/null
 	"$L1CTL" destroy --force --path "$open" >/dev/null
+	# the pool's group reads it (mode 0640): read-only attach, no writes
+	grp=/dev/shm/l1ctl-group-$$
+	"$L1CTL" create --path "$grp" --size 16M --allow-shm --mode 0640 >/dev/null
+	chgrp nogroup "$grp"
+	printf 'group data' >"$tmp/g"
+	gid=$("$L1CTL" put --path "$grp" --file "$tmp/g" --key g --publish | cut -d' ' -f1)
+	expect 1 "can attach read-only" "ls read-write by the group says read-only works" -- \
+		as_nobody "$L1CTL" ls --path "$grp"
+	expect 0 "$gid .* g\$" "ls --read-only by the group" -- \
+		as_nobody "$L1CTL" ls --read-only --path "$grp"
+	expect 0 "^group data\$" "get --read-only --key by the group" -- \
+		as_nobody "$L1CTL" get --read-only --path "$grp" --key g
+	expect 0 "" "info --read-only by the group" -- \
+		as_nobody "$L1CTL" info --read-only --path "$grp"
+	expect 2 "takes no option --read-only" "rm takes no --read-only" -- \
+		as_nobody "$L1CTL" rm --read-only --path "$grp" "$gid"
+	"$L1CTL" destroy --force --path "$grp" >/dev/null
 	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 	expect 1 "needs root|run as root" "setup as nobody says it needs root" -- \
 		as_nobody "$L1CTL" setup --hugepages $((free + 1)) --mount "$tmp/hp"
 fi
+
+# ---- a path means that path ---------------------------------------------------
+# Open and destroy act on exactly the path given, never on /dev/shm/<basename>
+# (issue 11, item 4: the three cases as they were seen); only create moves a
+# pool, when --allow-shm lets it, and then it says so and replaces nothing.
+
+as_other() { if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	as_nobody "$@"; else "$@"; fi; }
+"$L1CTL" create --path "/dev/shm/l1ctl-victim-$$" --size 16M --allow-shm >/dev/null
+expect 1 "no pool at $dir/l1ctl-victim-$$" "destroy of a missing path leaves /dev/shm/NAME alone" -- \
+	"$L1CTL" destroy --path "$dir/l1ctl-victim-$$"
+test -e "/dev/shm/l1ctl-victim-$$" || { say "FAIL destroy removed /dev/shm/l1ctl-victim-$$"; fail=1; }
+expect 1 "no pool at $dir/l1ctl-victim-$$" "destroy --force of a missing path, the same" -- \
+	"$L1CTL" destroy --force --path "$dir/l1ctl-victim-$$"
+test -e "/dev/shm/l1ctl-victim-$$" || { say "FAIL destroy --force removed /dev/shm/l1ctl-victim-$$"; fail=1; }
+# another user's trap in /dev/shm is not the pool root named
+trap_pool=/dev/shm/l1ctl-trap-$$
+as_other "$L1CTL" create --path "$trap_pool" --size 16M --mode 0666 --allow-shm >/dev/null
+chmod 0666 "$trap_pool" 2>/dev/null
+printf 'TOP SECRET KV DATA' >"$tmp/secret"
+expect 1 "no pool at $dir/l1ctl-trap-$$" "put to a missing path does not land in /dev/shm/NAME" -- \
+	"$L1CTL" put --path "$dir/l1ctl-trap-$$" --file "$tmp/secret" --key secret --publish
+expect 1 "no object is published under key 'secret'" "nothing reached the trap" -- \
+	as_other "$L1CTL" get --path "$trap_pool" --key secret
+expect 1 "no pool at $dir/l1ctl-trap-$$" "info of a missing path, not of /dev/shm/NAME" -- \
+	"$L1CTL" info --path "$dir/l1ctl-trap-$$"
+# create with --force through the fallback never replaces what is there
+live=/dev/shm/l1ctl-victim2-$$
+"$L1CTL" create --path "$live" --size 16M --allow-shm >/dev/null
+lid=$("$L1CTL" put --path "$live" --bytes 4K --file "$tmp/secret" --key kept --publish | cut -d' ' -f1)
+expect 1 "a file is there already" "create --force via the fallback refuses to replace $live" -- \
+	"$L1CTL" create --path "/no-such-dir-$$/l1ctl-victim2-$$" --size 16M --allow-shm --force
+expect 0 "TOP SECRET" "the live pool at $live is intact" -- \
+	"$L1CTL" get --path "$live" --key kept
+# the fallback, when asked, says where the pool went
+expect 0 "created /dev/shm/l1ctl-moved-$$" "create of a missing directory with --allow-shm" -- \
+	"$L1CTL" create --path "/no-such-dir-$$/l1ctl-moved-$$" --size 16M --allow-shm
+has "not at /no-such-dir-$$/l1ctl-moved-$$" "it says the pool is not where it was asked for"
+expect 1 "not on hugetlbfs .its directory does not exist" "without --allow-shm it refuses" -- \
+	"$L1CTL" create --path "/no-such-dir-$$/l1ctl-moved2-$$" --size 16M
+for f in "/dev/shm/l1ctl-victim-$$" "$trap_pool" "$live" "/dev/shm/l1ctl-moved-$$"; do
+	"$L1CTL" destroy --force --path "$f" >/dev/null
+done
 
 # ---- setup ---------------------------------------------------------------------
 

@@ -185,6 +185,28 @@ out:
 	return rc;
 }
 
+/* A read-only handle cannot hold: copy the bytes, then ask for the object
+ * again; if the same id still answers, the copy is its bytes (a freed
+ * object no longer answers, a reused slot has a new generation). */
+static char *get_unheld(struct l1_arena *a, const struct l1_obj *o, uint64_t size)
+{
+	struct l1_obj again;
+	char *copy = malloc(size ? size : 1);
+	if (!copy) {
+		fprintf(stderr, "l1ctl: out of memory for a copy of %llu bytes\n",
+			(unsigned long long)size);
+		return NULL;
+	}
+	memcpy(copy, o->ptr, size);
+	int r = l1_get(a, o->id, &again);
+	if (r) {
+		ctl_fail("the object went away while it was read (nothing written)", r);
+		free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 int cmd_get(struct ctl *c)
 {
 	struct l1_arena *a;
@@ -198,9 +220,13 @@ int cmd_get(struct ctl *c)
 		return ctl_usage("'%s' is not an object id", c->args[0]);
 	l1_open_opts_init(&op);
 	op.pin = L1_PIN_OFF;            /* holds need a client slot */
+	op.readonly = c->read_only;
 	if ((r = l1_arena_open(c->path, &op, &a)))
 		return ctl_fail_attach("cannot attach to the pool", c->path, r);
-	r = c->key ? l1_hold_key(a, c->key, &o) : l1_hold(a, id, &o);
+	if (c->read_only)               /* no hold: copy, then check (get_unheld) */
+		r = c->key ? l1_lookup(a, c->key, &o) : l1_get(a, id, &o);
+	else
+		r = c->key ? l1_hold_key(a, c->key, &o) : l1_hold(a, id, &o);
 	if (r) {
 		l1_arena_close(a);
 		ctl_fail("cannot read the object", r);
@@ -214,6 +240,12 @@ int cmd_get(struct ctl *c)
 	if (l1_arena_layout(a, o.layout_id, &l) == 0 && l1_layout_bytes(&l, &lb) == 0 &&
 	    lb < size)
 		size = lb;
+	const char *src = o.ptr;
+	char *copy = NULL;
+	if (c->read_only && !(src = copy = get_unheld(a, &o, size))) {
+		l1_arena_close(a);
+		return EXIT_FAILED;
+	}
 	int fd = c->out ? open(c->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : 1;
 	int rc = 0;
 	if (fd < 0) {
@@ -221,7 +253,7 @@ int cmd_get(struct ctl *c)
 		rc = EXIT_FAILED;
 	}
 	for (uint64_t off = 0; fd >= 0 && off < size;) {
-		ssize_t w = write(fd, (char *)o.ptr + off, size - off);
+		ssize_t w = write(fd, src + off, size - off);
 		if (w <= 0) {
 			fprintf(stderr, "l1ctl: write failed: %s\n", strerror(errno));
 			rc = EXIT_FAILED;
@@ -231,7 +263,9 @@ int cmd_get(struct ctl *c)
 	}
 	if (c->out && fd >= 0)
 		close(fd);
-	l1_release(a, o.id);
+	if (!c->read_only)
+		l1_release(a, o.id);
+	free(copy);
 	l1_arena_close(a);
 	return rc;
 }

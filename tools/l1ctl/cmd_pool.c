@@ -32,8 +32,10 @@ int ctl_fail_attach(const char *what, const char *path, int err)
 	switch (err) {
 	case -EACCES:
 	case -EPERM:
-		fprintf(stderr, "l1ctl: run as the pool's owner or as root; a pool created with "
-			"--mode 0666 lets every user attach.\n");
+		fprintf(stderr, "l1ctl: run as the pool's owner or as root. Whoever can open a "
+			"pool read-write can read and change all of it, so a pool is one trust "
+			"domain: give each tenant its own pool; members of the pool's group can "
+			"read through a read-only attach when it has --mode 0640.\n");
 		break;
 	case -EPROTO:
 		fprintf(stderr, "l1ctl: this l1ctl reads pool format %d.x only: use the tools built "
@@ -56,7 +58,7 @@ struct l1_arena *ctl_open(const struct ctl *c, int readonly)
 	l1_open_opts_init(&o);
 	o.pin = L1_PIN_OFF;
 	o.no_client = 1;
-	o.readonly = readonly;
+	o.readonly = readonly || c->read_only;
 	int r = l1_arena_open(c->path, &o, &a);
 	if (r) {
 		ctl_fail_attach("cannot attach to the pool", c->path, r);
@@ -150,6 +152,11 @@ int cmd_create(struct ctl *c)
 	printf("created %s: %s %s pool on %s (%s committed), %llu objects max\n",
 	       l1_arena_path(a), tot, u.lazy ? "lazy" : "eager", u.backing, com,
 	       (unsigned long long)u.max_objects);
+	if (c->path && strcmp(l1_arena_path(a), c->path))
+		printf("note: the pool is at %s, not at %s: that directory does not exist or "
+		       "has no huge pages left, and --allow-shm lets the pool move to /dev/shm; "
+		       "name %s with --path from now on\n", l1_arena_path(a), c->path,
+		       l1_arena_path(a));
 	if (!strcmp(u.backing, "shm"))
 		printf("note: no huge pages were used (shm fallback); run `l1ctl setup` as "
 		       "root for hugetlbfs\n");

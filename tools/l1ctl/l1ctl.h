@@ -21,7 +21,7 @@ struct ctl {
 	uint64_t hugepages, bytes;
 	const char *mount;
 	const char *layout, *file, *key, *out, *mode_str, *textfile;
-	int lazy, allow_shm, force, zero_on_free, publish, repair, json, exact;
+	int lazy, allow_shm, force, zero_on_free, publish, repair, json, exact, read_only;
 	int nargs;
 	char **args;
 };

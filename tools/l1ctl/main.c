@@ -22,7 +22,7 @@
 enum {
 	O_SIZE = 256, O_INIT, O_GROW, O_ALIGN, O_MAXOBJ, O_HPSIZE, O_HUGEPAGES, O_MOUNT,
 	O_LAZY, O_EAGER, O_SHM, O_FORCE, O_NOZERO, O_ZERO, O_MODE, O_LAYOUT,
-	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_TEXTFILE, O_LAST
+	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_TEXTFILE, O_RO, O_LAST
 };
 #define B(o) (1u << ((o) - O_SIZE))
 #define CREATE_OPTS (B(O_SIZE) | B(O_INIT) | B(O_GROW) | B(O_ALIGN) | B(O_MAXOBJ) | \
@@ -56,6 +56,7 @@ static const struct option opts[] = {
 	{ "repair", no_argument, 0, O_REPAIR },
 	{ "json", no_argument, 0, O_JSON },
 	{ "textfile", required_argument, 0, O_TEXTFILE },
+	{ "read-only", no_argument, 0, O_RO },
 	{ "help", no_argument, 0, 'h' },
 	{ 0, 0, 0, 0 }
 };
@@ -102,27 +103,33 @@ static const struct cmd cmds[] = {
 	  "  --align N         block size, a power of two (default 4096)\n"
 	  "  --max-objects N   object records (default size / 64 KiB, at least 1024)\n"
 	  "  --page-size SIZE  huge page size, 2M or 1G (default: the mount's)\n"
-	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable\n"
+	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable (a path\n"
+	  "                    whose directory is missing becomes /dev/shm/NAME: said so)\n"
 	  "  --no-zero         do not zero freed memory (also --zero off)\n"
 	  "  --mode MODE       file mode of the pool, octal (default 0600: only its\n"
-	  "                    owner attaches; 0666 lets every user in)\n"
+	  "                    owner attaches; 0640: its group may attach read-only).\n"
+	  "                    Whoever opens a pool read-write can change all of it:\n"
+	  "                    one pool per tenant, never 0666 (README, Trust)\n"
 	  "  --force           replace a pool that is already there\n" COMMON "\n" EXITS },
-	{ "info", cmd_info, B(O_JSON), "usage and state of the pool (--json)",
-	  "usage: l1ctl info [--json] [--path P]\n\n"
+	{ "info", cmd_info, B(O_JSON) | B(O_RO), "usage and state of the pool (--json)",
+	  "usage: l1ctl info [--json] [--read-only] [--path P]\n\n"
 	  "Usage, growth, dirty bytes, objects by state, counters, and every attached\n"
 	  "process with its pinning and zeroing method.  Also `l1ctl stats`.\n\n"
-	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
-	{ "stats", cmd_info, B(O_JSON), NULL,
-	  "usage: l1ctl stats [--json] [--path P]\n\nThe same as `l1ctl info`.\n\n"
-	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
-	{ "ls", cmd_ls, B(O_JSON) | B(O_BYTES),
+	  "  --json       one JSON object instead of text\n"
+	  "  --read-only  attach read-only (for the pool's group, mode 0640)\n" COMMON "\n" EXITS },
+	{ "stats", cmd_info, B(O_JSON) | B(O_RO), NULL,
+	  "usage: l1ctl stats [--json] [--read-only] [--path P]\n\nThe same as `l1ctl info`.\n\n"
+	  "  --json       one JSON object instead of text\n"
+	  "  --read-only  attach read-only (for the pool's group, mode 0640)\n" COMMON "\n" EXITS },
+	{ "ls", cmd_ls, B(O_JSON) | B(O_BYTES) | B(O_RO),
 	  "list objects: id, state, size, owner, uid, mode, holds, layout, key",
-	  "usage: l1ctl ls [--json] [--bytes] [--path P]\n\n"
+	  "usage: l1ctl ls [--json] [--bytes] [--read-only] [--path P]\n\n"
 	  "Lists every live object: id, state (allocated, published, doomed), size,\n"
 	  "owner pid, uid, mode, holds, layout and key; the count goes to stderr.\n"
 	  "Keys are escaped: bytes outside printable ASCII, and '\\' as \\xHH.\n\n"
-	  "  --bytes    sizes in bytes (default: KiB, MiB, GiB)\n"
-	  "  --json     one JSON object per line, exact figures, the key as a string\n"
+	  "  --bytes      sizes in bytes (default: KiB, MiB, GiB)\n"
+	  "  --json       one JSON object per line, exact figures, the key as a string\n"
+	  "  --read-only  attach read-only (for the pool's group, mode 0640)\n"
 	  COMMON "\n" EXITS },
 	{ "metrics", cmd_metrics, B(O_TEXTFILE),
 	  "the pool's figures for Prometheus [--textfile DIR]",
@@ -148,12 +155,15 @@ static const struct cmd cmds[] = {
 	  "  --file F       read F (default: stdin)\n"
 	  "  --key K        the key to publish under (up to 127 bytes)\n"
 	  "  --publish      publish the object under --key\n" COMMON "\n" EXITS },
-	{ "get", cmd_get, B(O_KEY) | B(O_OUT), "write an object to stdout (ID or --key K)",
-	  "usage: l1ctl get (ID | --key K) [--out F] [--path P]\n\n"
+	{ "get", cmd_get, B(O_KEY) | B(O_OUT) | B(O_RO), "write an object to stdout (ID or --key K)",
+	  "usage: l1ctl get (ID | --key K) [--out F] [--read-only] [--path P]\n\n"
 	  "Holds the object (so its bytes cannot change) and writes its layout's bytes\n"
 	  "to stdout or F.\n\n"
-	  "  --key K    the object published under K, instead of an ID\n"
-	  "  --out F    write to F instead of stdout\n" COMMON "\n" EXITS },
+	  "  --key K      the object published under K, instead of an ID\n"
+	  "  --out F      write to F instead of stdout\n"
+	  "  --read-only  attach read-only (the pool's group, mode 0640): no hold; the\n"
+	  "               bytes are copied, then kept only if the object is still there\n"
+	  COMMON "\n" EXITS },
 	{ "rm", cmd_rm, 0, "free objects: ID...",
 	  "usage: l1ctl rm ID... [--path P]\n\n"
 	  "Frees 1 to 256 objects, all or none: if any id is wrong (unknown, freed\n"
@@ -290,6 +300,7 @@ static int parse_one(struct ctl *c, int o)
 	case O_OUT: c->out = optarg; break;
 	case O_REPAIR: c->repair = 1; break;
 	case O_JSON: c->json = 1; break;
+	case O_RO: c->read_only = 1; break;
 	}
 	return 0;
 }

@@ -526,10 +526,17 @@ class L1MemoryManager:
         self._setup(out.value, readonly=False)
 
     @classmethod
-    def attach(cls, path=None, *, readonly=False, pin=None, pin_mapped=None,
-               zero_method=None, no_client=False):
+    def attach(cls, path=None, *, readonly=False, read_only=None, pin=None,
+               pin_mapped=None, zero_method=None, no_client=False):
         """Attaches to an existing pool (path None: $L1ARENA_PATH or the
-        default path).  pin/zero_method None: the C defaults."""
+        default path).  pin/zero_method None: the C defaults.
+
+        read_only (or readonly): the file is opened O_RDONLY and mapped
+        PROT_READ, for readers in the pool's group (pool mode 0640): lookup,
+        get, info and reading work; allocate, free, publish and hold return
+        L1Error.NOT_PERMITTED (a hold goes through the view: open_path)."""
+        if read_only is not None:
+            readonly = read_only
         o = _ffi.L1OpenOpts()
         _ffi.l1_open_opts_init(ctypes.addressof(o))
         if pin is not None:
