@@ -132,6 +132,25 @@ static void sample(struct l1fs_buf *b, const char *name, const char *type,
 	l1fs_buf_printf(b, "%s %.17g\n", name, v);
 }
 
+/* The data sizes of the live objects added up (used_bytes counts whole
+ * blocks): one pass over the records, like a listing of objects/. */
+static int data_bytes(struct l1fs *fs, uint64_t *out)
+{
+	enum { BATCH = 256 };
+	struct l1_obj_info *oi = malloc(BATCH * sizeof *oi);
+	uint64_t cursor = 0, sum = 0;
+	int n;
+	if (!oi)
+		return -ENOMEM;
+	while ((n = l1_obj_list(fs->arena, &cursor, oi, BATCH)) > 0)
+		for (int i = 0; i < n; i++)
+			if (oi[i].state != L1_STATE_DIRTY)
+				sum += oi[i].obj.data_size;
+	free(oi);
+	*out = sum;
+	return n < 0 ? n : 0;
+}
+
 int l1fs_render_metrics(struct l1fs *fs, struct l1fs_buf *b)
 {
 	struct l1_usage u;
@@ -153,7 +172,13 @@ int l1fs_render_metrics(struct l1fs *fs, struct l1fs_buf *b)
 	l1fs_buf_printf(b, "\",pool_id=\"%" PRIu64 "\",version=\"%d.%d\"} 1\n",
 			fs->pool_id, L1_VERSION_MAJOR, L1_VERSION_MINOR);
 	sample(b, "l1arena_used_bytes", "gauge", "Bytes in live objects (allocated, published, doomed).", (double)u.used_bytes);
-	sample(b, "l1arena_size_bytes", "gauge", "Configured size of the data region.", (double)u.total_bytes);
+	uint64_t data = 0;
+	if ((r = data_bytes(fs, &data)) < 0) {
+		free(cl);
+		return r;
+	}
+	sample(b, "l1arena_data_bytes", "gauge", "Data sizes of the live objects added up (used_bytes counts whole blocks).", (double)data);
+	sample(b, "l1arena_size_bytes", "gauge", "Configured size of the pool (size_bytes as asked for).", (double)u.total_bytes);
 	sample(b, "l1arena_committed_bytes", "gauge", "Bytes of the data region backed by pages now.", (double)u.committed_bytes);
 	sample(b, "l1arena_free_bytes", "gauge", "Bytes neither used nor dirty.", (double)u.free_bytes);
 	sample(b, "l1arena_dirty_bytes", "gauge", "Bytes freed and awaiting zeroing.", (double)u.dirty_bytes);
@@ -266,7 +291,8 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 	l1fs_buf_printf(b, "key:         ");
 	key_text(b, oi->key);
 	l1fs_buf_printf(b, "\nlayout:      %s\n", lay);
-	l1fs_buf_printf(b, "size:        %" PRIu64 "\n", oi->obj.size);
+	l1fs_buf_printf(b, "size:        %" PRIu64 "\n", oi->obj.data_size);
+	l1fs_buf_printf(b, "phys_size:   %" PRIu64 "\n", oi->obj.size);
 	l1fs_buf_printf(b, "offset:      %" PRIu64 "\n", oi->obj.offset);
 	l1fs_buf_printf(b, "pool:        %" PRIu64 "\n", oi->obj.pool_id);
 	l1fs_buf_printf(b, "owner_pid:   %d\n", oi->owner_pid);
@@ -283,7 +309,8 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 /* The user.l1.* names, in the order getfattr -d shows them. */
 static const char *xattr_list[] = {
 	"user.l1.id", "user.l1.pool", "user.l1.state", "user.l1.key",
-	"user.l1.layout", "user.l1.size", "user.l1.offset", "user.l1.owner_pid",
+	"user.l1.layout", "user.l1.size", "user.l1.phys_size", "user.l1.offset",
+	"user.l1.owner_pid",
 	"user.l1.holds", "user.l1.ctime", "user.l1.publish_time",
 };
 
@@ -326,6 +353,8 @@ int l1fs_xattr_get(struct l1fs *fs, const struct l1_obj_info *oi,
 		layout_text(fs, oi, tmp, sizeof tmp);
 		l1fs_buf_printf(b, "%s", tmp);
 	} else if (!strcmp(n, "size"))
+		l1fs_buf_printf(b, "%" PRIu64, oi->obj.data_size);
+	else if (!strcmp(n, "phys_size"))
 		l1fs_buf_printf(b, "%" PRIu64, oi->obj.size);
 	else if (!strcmp(n, "offset"))
 		l1fs_buf_printf(b, "%" PRIu64, oi->obj.offset);

@@ -143,7 +143,7 @@ expect 1 "cannot read $tmp/nope" "put from a missing file" -- \
 expect 1 "out of memory|do not fit|larger than" "put larger than the pool" -- \
 	"$L1CTL" put --path "$pool" --bytes 40M --file "$tmp/in"
 
-expect 0 "published +102400 .*shell/kv one" "ls shows the object, its state and key" -- \
+expect 0 "published +100000 +102400 .*shell/kv one" "ls shows the object, its state and key" -- \
 	"$L1CTL" ls --path "$pool"
 expect 0 "" "get --key writes the bytes" -- "$L1CTL" get --path "$pool" --key "shell/kv one" \
 	--out "$tmp/out1"
@@ -155,6 +155,13 @@ else
 	say "FAIL get ID to stdout: bytes differ"
 	fail=1
 fi
+head -c 5 "$tmp/in" >"$tmp/five"
+expect 0 "keys/five$" "put of 5 bytes" -- \
+	"$L1CTL" put --path "$pool" --file "$tmp/five" --key five --publish
+expect 0 "published +5 +4096 .*five" "ls: data size 5, physical 4096" -- "$L1CTL" ls --path "$pool"
+"$L1CTL" get --path "$pool" --key five --out "$tmp/five.out" 2>/dev/null
+cmp -s "$tmp/five" "$tmp/five.out" && say "ok   get of a 5-byte object: 5 bytes back" ||
+	{ say "FAIL get of a 5-byte object: bytes differ"; fail=1; }
 expect 1 "no object is published under key 'nope'" "get of a missing key" -- \
 	"$L1CTL" get --path "$pool" --key nope
 has "l1ctl ls. lists the objects" "it says how to find the objects"

@@ -21,16 +21,17 @@ int cmd_ls(struct ctl *c)
 	int n, total = 0;
 	if (!a)
 		return EXIT_FAILED;
-	printf("%-20s %-9s %12s %8s %6s %-24s %s\n", "ID", "STATE", "SIZE", "OWNER", "HOLDS",
-	       "LAYOUT", "KEY");
+	printf("%-20s %-9s %12s %12s %8s %6s %-24s %s\n", "ID", "STATE", "SIZE", "PHYS", "OWNER",
+	       "HOLDS", "LAYOUT", "KEY");
 	while ((n = l1_obj_list(a, &cursor, info, 512)) > 0) {
 		for (int i = 0; i < n; i++) {
 			struct l1_layout l;
 			char lay[96] = "?";
 			if (l1_arena_layout(a, info[i].obj.layout_id, &l) == 0)
 				l1_layout_format(&l, lay, sizeof lay);
-			printf("%-20llu %-9s %12llu %8d %6u %-24s %s\n",
+			printf("%-20llu %-9s %12llu %12llu %8d %6u %-24s %s\n",
 			       (unsigned long long)info[i].obj.id, l1_state_name(info[i].state),
+			       (unsigned long long)info[i].obj.data_size,
 			       (unsigned long long)info[i].obj.size, info[i].owner_pid,
 			       info[i].holds, lay, info[i].key);
 		}
@@ -171,12 +172,8 @@ int cmd_get(struct ctl *c)
 			fprintf(stderr, "l1ctl: `l1ctl ls` lists the objects there are.\n");
 		return EXIT_FAILED;
 	}
-	/* the layout's bytes, not the padding up to the block size */
-	struct l1_layout l;
-	uint64_t size = o.size, lb;
-	if (l1_arena_layout(a, o.layout_id, &l) == 0 && l1_layout_bytes(&l, &lb) == 0 &&
-	    lb < size)
-		size = lb;
+	/* the data size, not the padding up to the block size */
+	uint64_t size = o.data_size;
 	int fd = c->out ? open(c->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : 1;
 	int rc = 0;
 	if (fd < 0) {
