@@ -33,7 +33,7 @@ IMPORTS = ("from l1arena import L1MemoryManagerConfig, L1MemoryManager, "
 
 REPORT = '''
 print(repr((error.name, len(mem_objs), used, total,
-            sorted({o.get_shape() for o in mem_objs}),
+            sorted({tuple(o.get_shape()) for o in mem_objs}),
             mem_objs[0].layout.format(), manager.closed)))
 '''
 
