@@ -1021,8 +1021,9 @@ class L1MemoryManager:
         long, from the first object's address; a torch tensor where torch
         is importable, else a NumPy array.  Zero-copy; register it once
         with an RDMA / transfer engine.  An object is at byte
-        ``obj.metadata.address`` of it.  get_vm_space_info() has the
-        mapping's details."""
+        ``obj.metadata.address`` of it.  In lazy mode only the committed
+        part is backed (touching beyond is a SIGBUS).  get_vm_space_info()
+        has the mapping's details."""
         root = self._root
         if root is None:
             self._closed_error()
