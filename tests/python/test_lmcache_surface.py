@@ -17,7 +17,7 @@ import pytest
 import l1arena
 from l1arena import (L1Error, L1Exception, L1MemoryManager, MemoryLayoutDesc,
                      MemoryFormat, create_memory_allocator)
-from conftest import MiB, HAVE_TORCH, child_env, config, needs_torch, pool_path
+from conftest import MiB, HAVE_TORCH, child_env, config, needs_torch, on_hugetlbfs
 
 if HAVE_TORCH:
     import torch
@@ -203,7 +203,7 @@ m.free([o]); m.destroy(force=True)
 
 def test_item8_vm_space_is_a_numpy_array_without_torch(pools):
     p = pools.path()
-    code = NUMPY_ONLY % (8 * MiB, p, not bool(os.environ.get("L1_TEST_HUGETLBFS") == "1"))
+    code = NUMPY_ONLY % (8 * MiB, p, not on_hugetlbfs())
     r = subprocess.run([sys.executable, "-c", code], env=child_env(),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

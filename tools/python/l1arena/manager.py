@@ -51,6 +51,7 @@ import array
 import atexit
 import ctypes
 import dataclasses
+import enum
 import gc as _gc
 import os
 import sys
@@ -67,7 +68,6 @@ import numpy as np
 from . import _ffi
 from .dtypes import torch_view, get_torch
 from .errors import L1Error, L1Exception, L1ViewsAliveError
-import enum
 from .layout import MemoryLayoutDesc
 
 __all__ = ["L1MemoryManagerConfig", "L1MemoryManager", "MemoryObj", "VmSpace",
