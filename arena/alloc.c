@@ -74,8 +74,7 @@ static int layout_id_of(struct l1_arena *a, const struct l1_layout *l, uint32_t 
 static int claim_runs(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts)
 {
 	struct l1_hdr *h = a->h;
-	uint64_t limit = atomic_load_explicit(&h->committed, memory_order_relaxed) /
-			 h->block_size;
+	uint64_t limit = l1__blocks_usable(h);
 	uint64_t pos = l1__bm_next_zero(a, h->search_hint < limit ? h->search_hint : 0, limit);
 	h->search_hint = pos;
 	for (uint32_t i = 0; i < count; i++) {
@@ -95,7 +94,8 @@ static int claim_runs(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_
 }
 
 static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
-			  uint32_t count, const uint64_t *starts, struct l1_obj *objs)
+			  uint64_t data_size, uint32_t count, const uint64_t *starts,
+			  struct l1_obj *objs)
 {
 	struct l1_hdr *h = a->h;
 	uint64_t now = l1__now_ns();
@@ -106,6 +106,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->gen = r->gen + 1 ? r->gen + 1 : 1;
 		r->offset = h->data_off + starts[i] * h->block_size;
 		r->size = size;
+		r->data_size = data_size;
 		r->layout_id = layout_id;
 		r->holds = 0;
 		r->hold_head = 0;
@@ -124,7 +125,8 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->flags = 0;
 		l1__rec_set_state(a, r, L1_STATE_ALLOCATED);
 		objs[i] = (struct l1_obj){ ((uint64_t)r->gen << 32) | slot, r->offset, size,
-					   a->base + r->offset, h->pool_id, layout_id, 0 };
+					   a->base + r->offset, h->pool_id, layout_id, 0,
+					   data_size };
 	}
 	l1__ctr_add(&h->allocs, count);
 }
@@ -145,7 +147,8 @@ static int wait_dirty_progress(struct l1_arena *a, uint64_t seen)
 }
 
 static int alloc_check_args(struct l1_arena *a, const struct l1_layout *l,
-			    uint32_t count, struct l1_obj *objs, uint64_t *size)
+			    uint32_t count, struct l1_obj *objs, uint64_t *size,
+			    uint64_t *data_size)
 {
 	int r = l1__writable(a, "allocate");
 	if (r)
@@ -162,20 +165,26 @@ static int alloc_check_args(struct l1_arena *a, const struct l1_layout *l,
 	if (r)
 		return r;
 	uint64_t bs = a->h->block_size;
+	if (bytes > a->h->nblocks * bs)
+		return l1__err(-ENOMEM, "out of memory: an object of %llu bytes is larger than "
+			       "the pool (%llu bytes usable); it can never fit",
+			       (unsigned long long)bytes,
+			       (unsigned long long)(a->h->nblocks * bs));
 	if (bytes > a->h->grow_step)
 		return l1__err(-EINVAL, "an object of %llu bytes is larger than the pool's grow "
 			       "step (%llu bytes); objects must fit inside one step: create the "
 			       "pool with a larger grow step", (unsigned long long)bytes,
 			       (unsigned long long)a->h->grow_step);
 	*size = (bytes + bs - 1) / bs * bs;
+	*data_size = bytes;
 	return 0;
 }
 
 int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	     struct l1_obj *objs)
 {
-	uint64_t size = 0, local[256], *starts = local;
-	int r = alloc_check_args(a, l, count, objs, &size);
+	uint64_t size = 0, data_size = 0, local[256], *starts = local;
+	int r = alloc_check_args(a, l, count, objs, &size, &data_size);
 	if (r)
 		return r;
 	l1__pin_catch_up(a);
@@ -197,12 +206,12 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		if (r == 0) {
 			if (a->test_hook)
 				a->test_hook(a, L1_HOOK_ALLOC_CLAIMED);
-			write_records(a, layout_id, size, count, starts, objs);
+			write_records(a, layout_id, size, data_size, count, starts, objs);
 			l1__unlock(a);
 			break;
 		}
 		if (r == -ENOMEM && !tried_grow &&
-		    atomic_load(&h->committed) < h->data_size) {
+		    l1__blocks_usable(h) < h->nblocks) {
 			int g = l1__grow(a, count * size);
 			l1__unlock(a);
 			if (g == 0) {
@@ -313,8 +322,9 @@ static int free_check(struct l1_arena *a, const uint64_t *ids, const uint64_t *p
 	for (uint32_t i = 0; i < count; i++)
 		a->recs[slots[i]].flags &= ~L1_REC_F_MARK;
 	if (dup >= 0)
-		return l1__err(-EALREADY, "entry %d of the batch frees object %llu a second time; "
-			       "nothing was freed", dup, (unsigned long long)ids[dup]);
+		return l1__err(-EINVAL, "entry %d of the batch names object %llu a second time "
+			       "(a batch lists each object once); nothing was freed", dup,
+			       (unsigned long long)ids[dup]);
 	return 0;
 }
 
@@ -723,6 +733,34 @@ int l1_obj_chmod(struct l1_arena *a, uint64_t id, uint32_t uid, uint32_t gid, ui
 			rec->gid = gid;
 			rec->mode = mode;
 		}
+	}
+	l1__unlock(a);
+	return r;
+}
+
+int l1_obj_set_data_size(struct l1_arena *a, uint64_t id, uint64_t bytes)
+{
+	uint32_t slot;
+	int r = l1__writable(a, "change an object's data size");
+	if (r)
+		return r;
+	if ((r = l1__lock(a)))
+		return r;
+	if ((r = l1__rec_check_id(a, id, 0, &slot)) == 0) {
+		struct l1_rec *rec = &a->recs[slot];
+		if (!l1__may_modify(a, rec))
+			r = l1__err(-EPERM, "only the owner or root changes object %llu",
+				    (unsigned long long)id);
+		else if (atomic_load(&rec->state) != L1_STATE_ALLOCATED)
+			r = l1__err(-EBUSY, "object %llu is %s: only an unpublished object's "
+				    "data size can change", (unsigned long long)id,
+				    l1_state_name(atomic_load(&rec->state)));
+		else if (bytes == 0 || bytes > rec->size)
+			r = l1__err(-EINVAL, "data size %llu for object %llu: it must be 1 to "
+				    "%llu (its physical size)", (unsigned long long)bytes,
+				    (unsigned long long)id, (unsigned long long)rec->size);
+		else
+			rec->data_size = bytes;
 	}
 	l1__unlock(a);
 	return r;

@@ -56,8 +56,9 @@ static int validate_geometry(const struct l1_hdr *h, uint64_t file_size)
 	if (h->data_off % h->hugepage_size || h->data_off % h->block_size ||
 	    h->data_off > file_size || h->data_size > file_size - h->data_off)
 		return l1__err(-EBADMSG, "data region lies outside the file");
-	if (h->nblocks != h->data_size / h->block_size || h->nblocks == 0)
-		return l1__err(-EBADMSG, "block count disagrees with the data size");
+	if (h->pool_size > h->data_size || h->nblocks != l1__pool_size(h) / h->block_size ||
+	    h->nblocks == 0)
+		return l1__err(-EBADMSG, "block count disagrees with the pool size");
 	/* the creator caps the step at the data size; a larger one makes lazy
 	 * growth's round-up wrap, and grow "succeed" without growing, forever */
 	if (!h->grow_step || h->grow_step % h->block_size || h->grow_step > h->data_size)
@@ -137,6 +138,9 @@ int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size)
 	    ((offset - h->data_off) & mask))
 		return 0;
 	uint64_t rel = offset - h->data_off;
+	uint64_t usable = h->nblocks * h->block_size;   /* the bitmap's extent */
+	if (committed > usable)
+		committed = usable;
 	if (rel > committed || size > committed - rel)
 		return 0;
 	return size <= h->grow_step - rel % h->grow_step;       /* inside one step */

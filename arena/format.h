@@ -52,7 +52,8 @@ struct l1_hdr {
 	uint32_t rec_size;
 	uint64_t file_size;             /* bytes mapped */
 	uint64_t data_off;              /* multiple of the huge page */
-	uint64_t data_size;             /* configured pool size, rounded */
+	uint64_t data_size;             /* data region: the pool size rounded up to the
+					 * huge page (what is backed and mapped) */
 	uint64_t block_size;            /* = align_bytes */
 	uint64_t nblocks;
 	uint64_t grow_step;             /* lazy step = pin chunk; objects stay inside one */
@@ -81,7 +82,10 @@ struct l1_hdr {
 	uint64_t dirty_off;             /* dirty-extent table */
 	uint64_t max_dirty;             /* its entries (0: zero-on-free off) */
 	uint64_t dirty_stack_off;       /* its free stack: max_dirty x u32 */
-	uint64_t reserved_geom[8];      /* to 320 */
+	uint64_t pool_size;             /* the size asked for (reserved_geom[0] before):
+					 * the usable data, total of usage; nblocks =
+					 * pool_size / block_size; <= data_size */
+	uint64_t reserved_geom[7];      /* to 320 */
 
 	/* under the lock */
 	uint8_t lock[64];               /* pthread_mutex_t, robust + pshared */
@@ -123,6 +127,7 @@ struct l1_hdr {
 
 static_assert(sizeof(struct l1_hdr) == L1_HDR_SIZE, "header size");
 static_assert(offsetof(struct l1_hdr, lock) == 320, "lock offset");
+static_assert(offsetof(struct l1_hdr, pool_size) == 256, "pool_size offset");
 static_assert(offsetof(struct l1_hdr, committed) == 512, "atomics offset");
 static_assert(offsetof(struct l1_hdr, grow_reason) == 768, "reason offset");
 static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
@@ -135,7 +140,7 @@ struct l1_rec {
 	_Atomic uint32_t state;         /* enum l1_obj_state; written last */
 	uint32_t gen;                   /* bumped on each allocation; never 0 when live */
 	uint64_t offset;                /* from file start */
-	uint64_t size;
+	uint64_t size;                  /* physical: data_size rounded to the block */
 	uint32_t layout_id;
 	uint32_t holds;                 /* sum of this record's hold entries */
 	int32_t owner_pid;
@@ -153,12 +158,16 @@ struct l1_rec {
 	uint64_t key_hash;
 	uint32_t flags;
 	uint32_t reserved0;
-	uint64_t reserved[2];
+	uint64_t reserved[1];
+	uint64_t data_size;             /* bytes asked for (layout bytes), <= size; the
+					 * rest of the block is padding (reserved[1]
+					 * before) */
 	char key[L1_KEY_MAX + 1];
 };
 
 static_assert(sizeof(struct l1_rec) == L1_REC_SIZE, "record size");
 static_assert(offsetof(struct l1_rec, key) == 128, "key offset");
+static_assert(offsetof(struct l1_rec, data_size) == 120, "data_size offset");
 
 /* A slot is reused for another layout once no live object uses it (refs 0
  * and the table full); gen tells a process's cached id that it happened. */

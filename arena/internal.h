@@ -180,6 +180,23 @@ void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_
 /* gc.c */
 void l1__requeue_orphans(struct l1_arena *a);
 
+/* The pool's size as asked for: usage's total; its blocks are the ones the
+ * allocator hands out (a pool whose header predates the field: the whole
+ * data region). */
+static inline uint64_t l1__pool_size(const struct l1_hdr *h)
+{
+	return h->pool_size ? h->pool_size : h->data_size;
+}
+
+/* Blocks an allocation may use now: the committed ones, but never past
+ * nblocks (the backing's last huge page may reach beyond the pool). */
+static inline uint64_t l1__blocks_usable(const struct l1_hdr *h)
+{
+	uint64_t c = atomic_load_explicit(&((struct l1_hdr *)h)->committed,
+					  memory_order_relaxed) / h->block_size;
+	return c < h->nblocks ? c : h->nblocks;
+}
+
 /* check.c */
 void l1__rebuild(struct l1_arena *a);
 int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r);

@@ -139,7 +139,9 @@ enum l1_zero_method {
 struct l1_config {
 	uint32_t version;               /* set by l1_config_init */
 	uint32_t reserved0;
-	uint64_t size_bytes;            /* pool data size (required) */
+	uint64_t size_bytes;            /* pool data size (required); exact: the
+					 * backing is rounded up to the huge page,
+					 * the usable data is not */
 	uint64_t init_size_bytes;       /* lazy: committed at create; 0 = min(20 GiB, size) */
 	uint64_t grow_step_bytes;       /* lazy growth / pin chunk; 0 = 1 GiB (capped to size) */
 	uint64_t align_bytes;           /* block size; power of two, 0 = 4096 */
@@ -209,27 +211,36 @@ enum l1_obj_state {
 };
 const char *l1_state_name(uint32_t state);
 
-/* A MemoryObj as this process sees it. */
+/* A MemoryObj as this process sees it.  An object has two sizes: its data
+ * size, the bytes asked for (the layout's exact bytes, or the byte count of
+ * l1_alloc_bytes), and its physical size, the block it occupies (the data
+ * size rounded up to align).  `size` stays the physical size, the bytes a
+ * caller may touch through ptr and what counts in used_bytes; `data_size`
+ * is what the object holds: the view's st_size, what l1ctl get writes,
+ * LMCache's get_size(). */
 struct l1_obj {
 	uint64_t id;                    /* generation << 32 | slot */
 	uint64_t offset;                /* from the start of the pool file / vm space */
-	uint64_t size;                  /* bytes (layout bytes rounded up to align) */
+	uint64_t size;                  /* physical bytes (data_size rounded up to align) */
 	void *ptr;                      /* base + offset in this process */
 	uint64_t pool_id;               /* which pool it came from */
 	uint32_t layout_id;             /* see l1_arena_layout() */
 	uint32_t reserved;
+	uint64_t data_size;             /* bytes of data (<= size) */
 };
 
 /* Allocates count objects of the layout: 0 with objs[0..count) filled, or
- * -ENOMEM / -ENOSPC with nothing allocated (all or nothing). */
+ * -ENOMEM / -ENOSPC with nothing allocated (all or nothing).  An object
+ * larger than the pool is -ENOMEM too (it never fits); one larger than the
+ * pool's grow step (but not the pool) is -EINVAL (a configuration limit). */
 int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	     struct l1_obj *objs);
 /* Allocates by byte size (a one-tensor uint8 layout). */
 int l1_alloc_bytes(struct l1_arena *a, uint64_t bytes, uint32_t count,
 		   struct l1_obj *objs);
 /* Frees a batch.  Checks the whole batch first: on any bad entry (double
- * free, stale, foreign, duplicate, not allowed) nothing is freed and the
- * error says which index.  Held objects become DOOMED and are freed when
+ * free -EALREADY, stale, foreign, not allowed, or one object named twice in
+ * the batch -EINVAL) nothing is freed and the error says which index.  Held objects become DOOMED and are freed when
  * their last hold goes. */
 int l1_free(struct l1_arena *a, const struct l1_obj *objs, uint32_t count);
 /* Frees by id (same checks). */
@@ -266,6 +277,11 @@ int l1_obj_info(struct l1_arena *a, uint64_t id, struct l1_obj_info *out);
  * *cursor for the next call.  Returns the number written (0 at the end). */
 int l1_obj_list(struct l1_arena *a, uint64_t *cursor, struct l1_obj_info *out,
 		uint32_t max);
+/* Sets the data size of an ALLOCATED object (LMCache's set_used_size: a
+ * writer that used fewer bytes than it allocated): 1 <= bytes <= its
+ * physical size.  Owner (or root) only; -EBUSY once published, since a
+ * published object is immutable. */
+int l1_obj_set_data_size(struct l1_arena *a, uint64_t id, uint64_t bytes);
 /* Sets the owner uid/gid/mode of an object this process owns. */
 int l1_obj_chmod(struct l1_arena *a, uint64_t id, uint32_t uid, uint32_t gid,
 		 uint32_t mode);
@@ -274,13 +290,14 @@ int l1_arena_layout(struct l1_arena *a, uint32_t layout_id, struct l1_layout *ou
 
 /* ---- usage, stats, vm space -------------------------------------------- */
 
-/* Lock-free: used and total bytes (total = the configured size, also in lazy
- * mode; see committed in l1_usage). */
+/* Lock-free: used and total bytes.  total is the configured size exactly
+ * (config.size_bytes, not rounded to the huge page, also in lazy mode; see
+ * committed in l1_usage); used counts physical sizes (whole blocks). */
 void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total);
 
 struct l1_usage {
 	uint64_t used_bytes;            /* in live objects (allocated+published+doomed) */
-	uint64_t total_bytes;           /* configured data size */
+	uint64_t total_bytes;           /* configured size (config.size_bytes) */
 	uint64_t committed_bytes;       /* backed by pages now (lazy) */
 	uint64_t dirty_bytes;           /* freed, awaiting zeroing */
 	uint64_t free_bytes;            /* total - used - dirty */
@@ -325,7 +342,8 @@ struct l1_vm_space {
 	uint32_t pinned;                /* ranges registered with CUDA in this process */
 	uint64_t page_size;             /* huge page size (or 4096 on shm) */
 	uint64_t data_offset;           /* where objects start */
-	uint64_t data_size;
+	uint64_t data_size;             /* the usable data: config.size_bytes (the
+					 * mapping may hold more, unused) */
 	uint64_t committed;             /* bytes of data region backed now */
 	uint64_t pool_id;
 	char path[L1_PATH_MAX];

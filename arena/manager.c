@@ -55,11 +55,14 @@ static void plan_layout(struct l1_hdr *h, const struct l1_config *c, uint64_t hp
 	h->hugepage_size = hp;
 	h->block_size = c->align_bytes ? c->align_bytes : L1_DEFAULT_ALIGN;
 	uint64_t unit = hp > h->block_size ? hp : h->block_size;
+	/* the backing is whole huge pages; the usable data (nblocks) is
+	 * exactly what was asked for, rounded down to whole blocks */
+	h->pool_size = c->size_bytes;
 	h->data_size = round_up(c->size_bytes, unit);
 	uint64_t step = c->grow_step_bytes ? c->grow_step_bytes : L1_DEFAULT_GROW_STEP;
 	step = round_up(step, unit);
 	h->grow_step = step < h->data_size ? step : h->data_size;
-	h->nblocks = h->data_size / h->block_size;
+	h->nblocks = h->pool_size / h->block_size;
 	h->max_objects = c->max_objects ? c->max_objects : h->data_size / (64ull << 10);
 	if (h->max_objects < 1024)
 		h->max_objects = 1024;
@@ -186,14 +189,45 @@ static void handle_free(struct l1_arena *a)
 	free(a);
 }
 
-static int map_file(struct l1_arena *a, uint64_t size, int populate)
+/* Maps the file at an address that is a multiple of align (the block
+ * size), so that objects (at block multiples from the file start) are
+ * aligned in memory too.  The kernel aligns a hugetlbfs mapping to its page
+ * only, a /dev/shm one to 4 KiB: for a larger block, reserve align bytes
+ * more of address space, place the file inside at an aligned address, and
+ * give back the rest. */
+static int map_file(struct l1_arena *a, uint64_t size, int populate, uint64_t align,
+		    uint32_t backing, uint64_t hugepage_size)
 {
 	int prot = PROT_READ | (a->readonly ? 0 : PROT_WRITE);
 	int flags = MAP_SHARED | MAP_NORESERVE | (populate ? MAP_POPULATE : 0);
-	void *p = mmap(NULL, size, prot, flags, a->fd, 0);
+	uint64_t page = backing == L1_BACKING_HUGETLBFS ? hugepage_size
+							: (uint64_t)sysconf(_SC_PAGESIZE);
+	char *hint = NULL, *res = MAP_FAILED;
+	if (align > page) {             /* both powers of two: align is a multiple */
+		res = mmap(NULL, size + align, PROT_NONE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (res == MAP_FAILED)
+			return l1__err(-errno, "cannot reserve %llu bytes of address space for "
+				       "%s: %s", (unsigned long long)(size + align), a->path,
+				       strerror(errno));
+		hint = (char *)(((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1));
+		flags |= MAP_FIXED;
+	}
+	void *p = mmap(hint, size, prot, flags, a->fd, 0);
+	int err = errno;
+	if (res != MAP_FAILED) {
+		if (p == MAP_FAILED) {
+			munmap(res, size + align);
+		} else {
+			if (hint > res)
+				munmap(res, (size_t)(hint - res));
+			if (res + size + align > hint + size)
+				munmap(hint + size, (size_t)(res + size + align - (hint + size)));
+		}
+	}
 	if (p == MAP_FAILED)
-		return l1__err(-errno, "cannot map %s (%llu bytes): %s", a->path,
-			       (unsigned long long)size, strerror(errno));
+		return l1__err(-err, "cannot map %s (%llu bytes): %s", a->path,
+			       (unsigned long long)size, strerror(err));
 	a->base = p;
 	a->map_size = size;
 	a->h = p;
@@ -418,7 +452,8 @@ static int create_once(struct l1_arena *a, const struct l1_config *c, uint64_t h
 				    : "");
 		goto fail;
 	}
-	if ((r = map_file(a, plan.file_size, !c->lazy)))
+	if ((r = map_file(a, plan.file_size, !c->lazy, plan.block_size, backing,
+			    plan.hugepage_size)))
 		goto fail;
 	if ((r = format_pool(a, &plan, committed)))
 		goto fail;
@@ -533,7 +568,8 @@ int l1_arena_open(const char *path, const struct l1_open_opts *oin,
 	}
 	if ((r = l1__validate_header(&hdr, (uint64_t)st.st_size)))
 		goto fail_msg;
-	if ((r = map_file(a, hdr.file_size, !hdr.lazy)))
+	if ((r = map_file(a, hdr.file_size, !hdr.lazy, hdr.block_size, hdr.backing,
+			    hdr.hugepage_size)))
 		goto fail;
 	if ((r = l1__validate_header(a->h, (uint64_t)st.st_size)))
 		goto fail_msg;
@@ -621,7 +657,7 @@ void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total)
 	if (used)
 		*used = atomic_load_explicit(&a->h->used_bytes, memory_order_relaxed);
 	if (total)
-		*total = a->h->data_size;
+		*total = l1__pool_size(a->h);
 }
 
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
@@ -634,7 +670,7 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 	struct l1_hdr *h = a->h;
 	memset(u, 0, sizeof *u);
 	u->used_bytes = atomic_load(&h->used_bytes);
-	u->total_bytes = h->data_size;
+	u->total_bytes = l1__pool_size(h);
 	u->committed_bytes = atomic_load(&h->committed);
 	u->dirty_bytes = atomic_load(&h->dirty_bytes);
 	u->free_bytes = u->total_bytes > u->used_bytes + u->dirty_bytes
@@ -669,7 +705,7 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 		u->grow_reason[sizeof u->grow_reason - 1] = 0;
 	} else if (l1__lock(a) == 0) {
 		snprintf(u->grow_reason, sizeof u->grow_reason, "%s", h->grow_reason);
-		u->largest_free_bytes = l1__bm_largest_free(a, u->committed_bytes / h->block_size);
+		u->largest_free_bytes = l1__bm_largest_free(a, l1__blocks_usable(h));
 		l1__unlock(a);
 	}
 	return 0;
@@ -689,7 +725,7 @@ int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 	v->fd = a->fd;
 	v->page_size = a->h->backing == L1_BACKING_SHM ? 4096 : a->h->hugepage_size;
 	v->data_offset = a->h->data_off;
-	v->data_size = a->h->data_size;
+	v->data_size = l1__pool_size(a->h);
 	v->committed = atomic_load(&a->h->committed);
 	v->pool_id = a->h->pool_id;
 	pthread_mutex_lock(&a->local);

@@ -156,6 +156,8 @@ void l1__rec_fill_obj(const struct l1_arena *a, uint32_t slot, struct l1_obj *o)
 	o->pool_id = a->h->pool_id;
 	o->layout_id = r->layout_id;
 	o->reserved = 0;
+	/* records made before data_size existed, or damaged ones: the block */
+	o->data_size = r->data_size && r->data_size <= r->size ? r->data_size : r->size;
 }
 
 /* ---- key index --------------------------------------------------------- */

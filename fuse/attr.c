@@ -1,6 +1,7 @@
 /*
  * attr.c - what `stat` says about each node of the view.  Objects take
- * size, owner, group and mode from their record; a published (or freed but
+ * size (the data size; st_blocks counts the whole block), owner, group and
+ * mode from their record; a published (or freed but
  * still open) object loses its write bits, since its bytes are immutable;
  * mtime is the publish time (the allocation time before that), ctime the
  * allocation time.  An object freed while open (DOOMED) keeps answering
@@ -101,7 +102,9 @@ void l1fs_obj_stat(const struct l1fs *fs, unsigned kind,
 			st->st_mode &= ~(mode_t)0222;
 		if (oi->state == L1_STATE_DOOMED)
 			st->st_nlink = 0;
-		st->st_size = (off_t)oi->obj.size;
+		/* the data size; the block behind it shows in st_blocks, like
+		 * the allocated blocks of a file */
+		st->st_size = (off_t)oi->obj.data_size;
 		st->st_blksize = OBJ_BLKSIZE;
 		st->st_blocks = (blkcnt_t)((oi->obj.size + 511) / 512);
 		break;

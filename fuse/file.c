@@ -146,7 +146,7 @@ static int open_object(fuse_req_t req, struct l1fs *fs, fuse_ino_t ino,
 	h->type = FH_OBJ;
 	h->id = id;
 	h->ptr = obj.ptr;
-	h->size = obj.size;
+	h->size = obj.data_size;        /* reads end there: st_size */
 	h->writable = acc != O_RDONLY;
 	atomic_fetch_add(&fs->open_files, 1);
 

@@ -285,7 +285,8 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 	l1fs_buf_printf(b, "key:         ");
 	key_text(b, oi->key);
 	l1fs_buf_printf(b, "\nlayout:      %s\n", lay);
-	l1fs_buf_printf(b, "size:        %" PRIu64 "\n", oi->obj.size);
+	l1fs_buf_printf(b, "size:        %" PRIu64 "\n", oi->obj.data_size);
+	l1fs_buf_printf(b, "phys_size:   %" PRIu64 "\n", oi->obj.size);
 	l1fs_buf_printf(b, "offset:      %" PRIu64 "\n", oi->obj.offset);
 	l1fs_buf_printf(b, "pool:        %" PRIu64 "\n", oi->obj.pool_id);
 	l1fs_buf_printf(b, "owner_pid:   %d\n", oi->owner_pid);
@@ -302,7 +303,8 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 /* The user.l1.* names, in the order getfattr -d shows them. */
 static const char *xattr_list[] = {
 	"user.l1.id", "user.l1.pool", "user.l1.state", "user.l1.key",
-	"user.l1.layout", "user.l1.size", "user.l1.offset", "user.l1.owner_pid",
+	"user.l1.layout", "user.l1.size", "user.l1.phys_size", "user.l1.offset",
+	"user.l1.owner_pid",
 	"user.l1.holds", "user.l1.ctime", "user.l1.publish_time",
 };
 
@@ -345,6 +347,8 @@ int l1fs_xattr_get(struct l1fs *fs, const struct l1_obj_info *oi,
 		layout_text(fs, oi, tmp, sizeof tmp);
 		l1fs_buf_printf(b, "%s", tmp);
 	} else if (!strcmp(n, "size"))
+		l1fs_buf_printf(b, "%" PRIu64, oi->obj.data_size);
+	else if (!strcmp(n, "phys_size"))
 		l1fs_buf_printf(b, "%" PRIu64, oi->obj.size);
 	else if (!strcmp(n, "offset"))
 		l1fs_buf_printf(b, "%" PRIu64, oi->obj.offset);

@@ -395,7 +395,10 @@ START_TEST(listing_and_attributes)
 
 	ck_assert_int_eq(stat(P("objects/%s", idstr(ida)), &st), 0);
 	ck_assert(S_ISREG(st.st_mode));
-	ck_assert_int_eq((uint64_t)st.st_size, ia.obj.size);
+	/* st_size is the data size (10000), st_blocks the whole block */
+	ck_assert_int_eq(ia.obj.data_size, 10000);
+	ck_assert_int_eq((uint64_t)st.st_size, ia.obj.data_size);
+	ck_assert_int_eq((uint64_t)st.st_blocks, ia.obj.size / 512);
 	ck_assert_int_eq(st.st_mode & 07777, 0400);        /* published: read-only */
 	ck_assert_int_eq(st.st_uid, ia.uid);
 	ck_assert_int_eq(st.st_gid, ia.gid);
@@ -1413,7 +1416,7 @@ static int helper(int argc, char **argv)
 		v = strtoull(argv[3], NULL, 10);
 		r = 1;
 		if (l1_hold(a, v, &o) == 0) {
-			r = fwrite(o.ptr, 1, o.size, stdout) == o.size ? 0 : 1;
+			r = fwrite(o.ptr, 1, o.data_size, stdout) == o.data_size ? 0 : 1;
 			l1_release(a, v);
 		}
 	} else if (!strcmp(cmd, "state") && argc == 4) {

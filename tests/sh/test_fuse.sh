@@ -44,7 +44,7 @@ tmp=$(mktemp -d /tmp/l1fs-sh-tmp.XXXXXX)
 mnt=$(mktemp -d /tmp/l1fs-sh.XXXXXX)
 chmod 755 "$mnt"
 $H create "$pool" 64 || { say "FAIL cannot create a pool in $dir"; exit 1; }
-A=$($H put "$pool" shell/a 100000 1 644)
+A=$($H put "$pool" shell/a 100000 1 644)        # data 100000, block 102400
 B=$($H put "$pool" b 4096 2 600)
 C=$($H put "$pool" - 8192 3 644)
 
@@ -58,11 +58,13 @@ check "it is a fuse.l1fs mount" grep -q " $mnt fuse.l1fs " /proc/mounts
 # listing and attributes
 ls -l "$mnt/objects" >"$tmp/ls" 2>&1
 check "ls -l objects/ lists 3 objects" test "$(grep -c '^-' "$tmp/ls")" -eq 3
-check "ls -l shows A read-only, 102400 bytes, owned by root" \
-	grep -Eq "^-r--r--r-- 1 root root +102400 .* $A\$" "$tmp/ls"
+check "ls -l shows A read-only, 100000 bytes (its data size), owned by root" \
+	grep -Eq "^-r--r--r-- 1 root root +100000 .* $A\$" "$tmp/ls"
 check "ls -l shows B as mode 0400" grep -Eq "^-r-------- 1 root root +4096 .* $B\$" "$tmp/ls"
 check "stat: size, owner, mode" test "$(stat -c '%s %U %a %F' "$mnt/objects/$A")" = \
-	"102400 root 444 regular file"
+	"100000 root 444 regular file"
+check "stat: blocks count the whole block (102400 bytes)" \
+	test "$(stat -c '%b %B' "$mnt/objects/$A")" = "200 512"
 ls -l "$mnt/keys" >"$tmp/keys" 2>&1
 check "ls -l keys/ shows the encoded key as a symlink" \
 	grep -q "shell%2Fa -> ../objects/$A\$" "$tmp/keys"
@@ -76,6 +78,31 @@ cat "$mnt/keys/shell%2Fa" >"$tmp/a.key"
 check "cat keys/KEY = the same bytes" cmp -s "$tmp/a.key" "$tmp/a.lib"
 check "dd with an offset" sh -c "dd if='$mnt/objects/$A' bs=4096 skip=3 count=2 status=none |
 	cmp -s -i 0:12288 -n 8192 - '$tmp/a.lib'"
+
+# what l1ctl put stores, the view and l1ctl get give back byte for byte,
+# whatever its size against the block (5 bytes, 5 000 000 bytes)
+L1CTL="$BUILD/bin/l1ctl"
+head -c 5 /dev/urandom >"$tmp/five"
+head -c 5000000 /dev/urandom >"$tmp/big"
+for f in five big; do
+	"$L1CTL" put --path "$pool" --file "$tmp/$f" --key "put-$f" --publish >/dev/null 2>&1
+	check "l1ctl put $f: keys/put-$f has st_size $(wc -c <"$tmp/$f")" \
+		test "$(stat -L -c %s "$mnt/keys/put-$f")" = "$(wc -c <"$tmp/$f" | tr -d ' ')"
+	check "l1ctl put $f: cmp keys/put-$f with the source" cmp -s "$mnt/keys/put-$f" "$tmp/$f"
+	check "l1ctl put $f: sha256sum of keys/put-$f is the source's" test \
+		"$(sha256sum <"$mnt/keys/put-$f")" = "$(sha256sum <"$tmp/$f")"
+	"$L1CTL" get --path "$pool" --key "put-$f" --out "$tmp/$f.got" 2>/dev/null
+	check "l1ctl get $f: the same bytes" cmp -s "$tmp/$f.got" "$tmp/$f"
+done
+check "meta/ID of the 5-byte object: size 5, phys_size 4096" sh -c \
+	"id=\$(readlink '$mnt/keys/put-five'); id=\${id##*/};
+	 grep -q '^size: *5\$' '$mnt/meta/'\$id && grep -q '^phys_size: *4096\$' '$mnt/meta/'\$id"
+check "metrics: l1arena_data_bytes adds up the data sizes" sh -c \
+	"grep -q '^l1arena_data_bytes{pool=[^}]*} 5112293\$' '$mnt/metrics'"
+for f in five big; do
+	id=$(readlink "$mnt/keys/put-$f"); id=${id##*/}
+	"$L1CTL" rm --path "$pool" "$id" >/dev/null || { say "FAIL l1ctl rm $id"; fail=1; }
+done
 
 # metadata: meta/ID and extended attributes
 cat "$mnt/meta/$A" >"$tmp/meta"

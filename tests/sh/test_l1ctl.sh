@@ -144,13 +144,13 @@ expect 1 "cannot read $tmp/nope" "put from a missing file" -- \
 expect 1 "out of memory|do not fit|larger than" "put larger than the pool" -- \
 	"$L1CTL" put --path "$pool" --bytes 40M --file "$tmp/in"
 
-expect 0 "published +100.00 KiB .*shell/kv one" "ls shows the object, its state and key" -- \
+expect 0 "published +97.66 KiB +100.00 KiB .*shell/kv one" "ls shows the object, its state and key" -- \
 	"$L1CTL" ls --path "$pool"
-expect 0 "published +102400 .*shell/kv one" "ls --bytes shows exact sizes" -- \
+expect 0 "published +100000 +102400 .*shell/kv one" "ls --bytes shows exact sizes" -- \
 	"$L1CTL" ls --path "$pool" --bytes
-expect 0 "^ID +STATE +SIZE +OWNER +UID +MODE +HOLDS" "ls has uid and mode columns" -- \
+expect 0 "^ID +STATE +SIZE +PHYS +OWNER +UID +MODE +HOLDS" "ls has uid and mode columns" -- \
 	"$L1CTL" ls --path "$pool"
-has "published +100.00 KiB +[0-9]+ +$(id -u) +0600 " "ls shows the uid and mode"
+has "published +97.66 KiB +100.00 KiB +[0-9]+ +$(id -u) +0600 " "ls shows the uid and mode"
 # a key with a newline and an escape sequence neither forges a row nor reaches
 # the terminal; --json gives it back exactly
 evil=$(printf 'evil\n4242 published 1 B 1 0 0600 0 [1]:uint8 forged\033[31m')
@@ -169,7 +169,7 @@ keys = sorted(r["key"] for r in rows)
 assert len(rows) == 3, rows
 assert sys.argv[1] in keys and "shell/kv one" in keys, keys
 r = [r for r in rows if r["key"] == "shell/kv one"][0]
-assert r["size"] == 102400 and r["state"] == "published" and r["mode"] == "0600", r
+assert r["size"] == 100000 and r["physical_size"] == 102400 and r["state"] == "published" and r["mode"] == "0600", r
 assert r["uid"] == int(sys.argv[2]) and r["published"].endswith("Z"), r
 ' "$evil" "$(id -u)"; then
 	say "ok   ls --json: one object per line, exact figures, keys as they are"
@@ -229,6 +229,13 @@ else
 	say "FAIL get ID to stdout: bytes differ"
 	fail=1
 fi
+head -c 5 "$tmp/in" >"$tmp/five"
+expect 0 "keys/five$" "put of 5 bytes" -- \
+	"$L1CTL" put --path "$pool" --file "$tmp/five" --key five --publish
+expect 0 "published +5 +4096 .*five" "ls: data size 5, physical 4096" -- "$L1CTL" ls --bytes --path "$pool"
+"$L1CTL" get --path "$pool" --key five --out "$tmp/five.out" 2>/dev/null
+cmp -s "$tmp/five" "$tmp/five.out" && say "ok   get of a 5-byte object: 5 bytes back" ||
+	{ say "FAIL get of a 5-byte object: bytes differ"; fail=1; }
 expect 1 "no object is published under key 'nope'" "get of a missing key" -- \
 	"$L1CTL" get --path "$pool" --key nope
 has "l1ctl ls. lists the objects" "it says how to find the objects"

@@ -141,6 +141,25 @@ struct proc {
 	char comm[16];
 };
 
+/* The data sizes of the live objects added up (used_bytes counts whole
+ * blocks): one pass over the records, like a listing of objects/. */
+static int data_bytes(struct l1_arena *a, uint64_t *out)
+{
+	enum { BATCH = 256 };
+	struct l1_obj_info *oi = malloc(BATCH * sizeof *oi);
+	uint64_t cursor = 0, sum = 0;
+	int n;
+	if (!oi)
+		return -ENOMEM;
+	while ((n = l1_obj_list(a, &cursor, oi, BATCH)) > 0)
+		for (int i = 0; i < n; i++)
+			if (oi[i].state != L1_STATE_DIRTY)
+				sum += oi[i].obj.data_size;
+	free(oi);
+	*out = sum;
+	return n < 0 ? n : 0;
+}
+
 static int proc_cmp(const void *x, const void *y)
 {
 	const struct proc *a = x, *b = y;
@@ -219,8 +238,9 @@ int l1t_metrics(FILE *f, struct l1_arena *a)
 	struct l1_vm_space vm;
 	struct proc *p = NULL;
 	int r, n;
+	uint64_t data;
 	if ((r = l1_arena_usage(a, &u)) < 0 || (r = l1_arena_stats(a, &s)) < 0 ||
-	    (r = l1_get_vm_space(a, &vm)) < 0)
+	    (r = l1_get_vm_space(a, &vm)) < 0 || (r = data_bytes(a, &data)) < 0)
 		return r;
 	if ((n = procs_get(a, u.clients, &p)) < 0)
 		return n;
@@ -233,6 +253,7 @@ int l1t_metrics(FILE *f, struct l1_arena *a)
 		L1_VERSION_MAJOR, L1_VERSION_MINOR);
 	l1t_sample(f, a, "l1arena_size_bytes", "gauge", "Configured size of the data region.", (double)u.total_bytes);
 	l1t_sample(f, a, "l1arena_used_bytes", "gauge", "Bytes in live objects (allocated, published, freed but held).", (double)u.used_bytes);
+	l1t_sample(f, a, "l1arena_data_bytes", "gauge", "Data sizes of the live objects added up (used_bytes counts whole blocks).", (double)data);
 	l1t_sample(f, a, "l1arena_committed_bytes", "gauge", "Bytes of the data region backed by pages now.", (double)u.committed_bytes);
 	l1t_sample(f, a, "l1arena_free_bytes", "gauge", "Bytes neither used nor dirty, committed or not.", (double)u.free_bytes);
 	l1t_sample(f, a, "l1arena_free_committed_bytes", "gauge", "Free bytes in the committed part (compare with the largest free extent).",

@@ -21,11 +21,12 @@ static void ls_json(struct l1_arena *a, const struct l1_obj_info *o)
 	char ts[2][48];
 	if (l1_arena_layout(a, o->obj.layout_id, &l) == 0)
 		l1_layout_format(&l, lay, sizeof lay);
-	printf("{\"id\":%llu,\"state\":\"%s\",\"size\":%llu,\"offset\":%llu,"
+	printf("{\"id\":%llu,\"state\":\"%s\",\"size\":%llu,\"physical_size\":%llu,\"offset\":%llu,"
 	       "\"owner_pid\":%d,\"uid\":%u,\"gid\":%u,\"mode\":\"%04o\",\"holds\":%u,"
 	       "\"ctime\":\"%s\",\"published\":%s%s%s,\"layout\":",
 	       (unsigned long long)o->obj.id, l1_state_name(o->state),
-	       (unsigned long long)o->obj.size, (unsigned long long)o->obj.offset, o->owner_pid,
+	       (unsigned long long)o->obj.data_size, (unsigned long long)o->obj.size,
+	       (unsigned long long)o->obj.offset, o->owner_pid,
 	       o->uid, o->gid, o->mode & 07777, o->holds, l1t_time(o->ctime_ns, ts[0], sizeof ts[0]),
 	       o->publish_ns ? "\"" : "", o->publish_ns ? l1t_time(o->publish_ns, ts[1], sizeof ts[1]) :
 	       "null", o->publish_ns ? "\"" : "");
@@ -41,15 +42,18 @@ static void ls_json(struct l1_arena *a, const struct l1_obj_info *o)
 static void ls_text(struct l1_arena *a, const struct l1_obj_info *o, int exact)
 {
 	struct l1_layout l;
-	char lay[96] = "?", size[32];
+	char lay[96] = "?", size[2][32];
+	const uint64_t sz[2] = { o->obj.data_size, o->obj.size };
 	if (l1_arena_layout(a, o->obj.layout_id, &l) == 0)
 		l1_layout_format(&l, lay, sizeof lay);
-	if (exact)
-		snprintf(size, sizeof size, "%llu", (unsigned long long)o->obj.size);
-	else
-		l1t_size(o->obj.size, size, sizeof size);
-	printf("%-20llu %-9s %12s %8d %6u %04o %5u %-24s ", (unsigned long long)o->obj.id,
-	       l1_state_name(o->state), size, o->owner_pid, o->uid, o->mode & 07777, o->holds, lay);
+	for (int i = 0; i < 2; i++)
+		if (exact)
+			snprintf(size[i], sizeof size[i], "%llu", (unsigned long long)sz[i]);
+		else
+			l1t_size(sz[i], size[i], sizeof size[i]);
+	printf("%-20llu %-9s %12s %12s %8d %6u %04o %5u %-24s ", (unsigned long long)o->obj.id,
+	       l1_state_name(o->state), size[0], size[1], o->owner_pid, o->uid, o->mode & 07777,
+	       o->holds, lay);
 	l1t_key(stdout, o->key);        /* a key can never forge a row */
 	putchar('\n');
 }
@@ -63,8 +67,8 @@ int cmd_ls(struct ctl *c)
 	if (!a)
 		return EXIT_FAILED;
 	if (!c->json)
-		printf("%-20s %-9s %12s %8s %6s %4s %5s %-24s %s\n", "ID", "STATE", "SIZE", "OWNER",
-		       "UID", "MODE", "HOLDS", "LAYOUT", "KEY");
+		printf("%-20s %-9s %12s %12s %8s %6s %4s %5s %-24s %s\n", "ID", "STATE", "SIZE",
+		       "PHYS", "OWNER", "UID", "MODE", "HOLDS", "LAYOUT", "KEY");
 	while ((n = l1_obj_list(a, &cursor, info, 512)) > 0) {
 		for (int i = 0; i < n; i++)
 			if (c->json)
@@ -234,12 +238,8 @@ int cmd_get(struct ctl *c)
 			fprintf(stderr, "l1ctl: `l1ctl ls` lists the objects there are.\n");
 		return EXIT_FAILED;
 	}
-	/* the layout's bytes, not the padding up to the block size */
-	struct l1_layout l;
-	uint64_t size = o.size, lb;
-	if (l1_arena_layout(a, o.layout_id, &l) == 0 && l1_layout_bytes(&l, &lb) == 0 &&
-	    lb < size)
-		size = lb;
+	/* the data size, not the padding up to the block size */
+	uint64_t size = o.data_size;
 	const char *src = o.ptr;
 	char *copy = NULL;
 	if (c->read_only && !(src = copy = get_unheld(a, &o, size))) {

@@ -157,13 +157,14 @@ class L1Obj(ctypes.Structure):
         ("pool_id", u64),
         ("layout_id", u32),
         ("reserved", u32),
+        ("data_size", u64),
     ]
 
 
 # struct l1_obj viewed as 64-bit words (the allocation fast path reads the
 # array filled by l1_alloc as uint64 words): id, offset, size, ptr, pool_id,
-# layout_id | reserved << 32.
-OBJ_WORDS = 6
+# layout_id | reserved << 32, data_size.
+OBJ_WORDS = 7
 
 
 class L1ObjInfo(ctypes.Structure):
@@ -298,7 +299,7 @@ STRUCTS = [L1Tensor, L1Layout, L1Config, L1OpenOpts, L1Obj, L1ObjInfo,
 # sizeof(struct ...) from the header on an LP64 platform (x86_64, aarch64).
 EXPECTED_SIZES = {
     "l1_tensor": 72, "l1_layout": 296, "l1_config": 96, "l1_open_opts": 32,
-    "l1_obj": 48, "l1_obj_info": 224, "l1_usage": 400, "l1_range": 16,
+    "l1_obj": 56, "l1_obj_info": 232, "l1_usage": 400, "l1_range": 16,
     "l1_vm_space": 320, "l1_client_info": 216, "l1_gc_result": 40,
     "l1_client_owner": 32, "l1_stats": 128,
 }
@@ -418,6 +419,7 @@ _PROTOS = {
     "l1_obj_info": (c_int, [P, u64, P]),
     "l1_obj_list": (c_int, [P, P, P, u32]),
     "l1_obj_chmod": (c_int, [P, u64, u32, u32, u32]),
+    "l1_obj_set_data_size": (c_int, [P, u64, u64]),
     "l1_arena_layout": (c_int, [P, u32, P]),
     "l1_get_memory_usage": (None, [P, P, P]),
     "l1_arena_usage": (c_int, [P, P]),
