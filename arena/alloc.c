@@ -111,6 +111,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->hold_head = 0;
 		r->owner_pid = a->pid;
 		r->owner_start = a->start;
+		r->owner_client = l1__client_tag(a);
 		r->uid = a->uid;
 		r->gid = a->gid;
 		r->mode = mode;
@@ -118,6 +119,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->publish_ns = 0;
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
+		r->zeroer_client = 0;
 		r->key_len = 0;
 		r->key[0] = 0;
 		r->key_next = 0;
@@ -505,7 +507,7 @@ static int hold_slot(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
 {
 	if (atomic_load(&a->recs[slot].state) == L1_STATE_DOOMED)
 		return l1__err(-EALREADY, "object was freed");
-	int r = l1__hold_add(a, slot, a->client_idx);
+	int r = l1__hold_add(a, slot, a->client_tag);
 	if (r == 0 && out)
 		l1__rec_fill_obj(a, slot, out);
 	return r;
@@ -515,7 +517,7 @@ static int hold_prologue(struct l1_arena *a)
 {
 	if (!a)
 		return l1__err(-EINVAL, "NULL pool");
-	if (a->client_idx == UINT32_MAX)
+	if (a->client_idx == UINT32_MAX || a->client_anon)
 		return l1__err(-EINVAL, "this handle has no client slot: holds need one "
 			       "(attach without no_client)");
 	l1__pin_catch_up(a);
@@ -552,14 +554,14 @@ int l1_release(struct l1_arena *a, uint64_t id)
 	struct l1_zero_extent q[L1_ZQ_MAX];
 	if (!a)
 		return l1__err(-EINVAL, "NULL pool");
-	if (a->client_idx == UINT32_MAX)
+	if (a->client_idx == UINT32_MAX || a->client_anon)
 		return l1__err(-EINVAL, "this handle has no client slot and holds nothing");
 	int r = l1__lock(a);
 	if (r)
 		return r;
 	if ((r = l1__rec_check_id(a, id, 0, &slot)))
 		goto out;
-	if ((r = l1__hold_drop(a, slot, a->client_idx, 1)))
+	if ((r = l1__hold_drop(a, slot, a->client_tag, 1)))
 		goto out;
 	struct l1_rec *rec = &a->recs[slot];
 	if (rec->holds == 0 && atomic_load(&rec->state) == L1_STATE_DOOMED)

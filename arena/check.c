@@ -42,8 +42,10 @@ static int validate_geometry(const struct l1_hdr *h, uint64_t file_size)
 	if (h->magic != L1_MAGIC)
 		return l1__err(-EBADMSG, "not an l1arena pool (bad magic)");
 	if (h->major != L1_FMT_MAJOR)
-		return l1__err(-EPROTO, "pool format version %u.%u; this library reads %d.x",
-			       h->major, h->minor, L1_FMT_MAJOR);
+		return l1__err(-EPROTO, "pool format version %u.%u; this library reads %d.x "
+			       "(pools older than 3 judged liveness by /proc, which is not "
+			       "safe): remove it with `l1ctl destroy --force` and create it "
+			       "again", h->major, h->minor, L1_FMT_MAJOR);
 	if (h->hdr_size != L1_HDR_SIZE || h->rec_size != L1_REC_SIZE)
 		return l1__err(-EBADMSG, "header or record size differs from this library's");
 	if (h->file_size != file_size)
@@ -224,6 +226,7 @@ void l1__rebuild(struct l1_arena *a)
 				r->key[0] = 0;
 				r->zeroer_pid = 0;
 				r->zeroer_start = 0;
+				r->zeroer_client = 0;
 				st = L1_STATE_DIRTY;
 				if (!h->zero_on_free) {
 					uint64_t b, n;
@@ -258,27 +261,31 @@ void l1__rebuild(struct l1_arena *a)
 		}
 	}
 	l1__bm_rebuild_summary(a);
-	/* holds: keep entries that name a live record and a live client slot */
-	uint64_t nholds = 0, nclients = 0;
+	/* holds: keep entries that name a live record and the current use of
+	 * a listed client slot (client tag); the clients counter is derived */
+	uint64_t nholds = 0;
+	uint32_t cs = 0;
 	for (uint64_t c = 0; c < h->max_clients; c++) {
 		a->clients[c].holds = 0;
-		nclients += a->clients[c].state == L1_CLIENT_LIVE;
+		if (a->clients[c].state > L1_CLIENT_ANON)
+			a->clients[c].state = L1_CLIENT_FREE;   /* damage: not a client */
 	}
+	l1__clients_recount(a);
 	h->hold_free = 0;
 	for (uint64_t i = h->max_holds; i-- > 0;) {
 		struct l1_hold_ent *e = &a->holds[i];
-		if (e->count && e->slot < h->max_objects && e->client < h->max_clients &&
-		    a->clients[e->client].state == L1_CLIENT_LIVE &&
+		if (e->count && e->slot < h->max_objects && l1__tag_current(a, e->client, &cs) &&
+		    a->clients[cs].state == L1_CLIENT_LIVE &&
 		    live_or_dirty(atomic_load(&a->recs[e->slot].state)) &&
 		    atomic_load(&a->recs[e->slot].state) != L1_STATE_DIRTY &&
 		    /* the 32-bit sums must not wrap (a damaged count) */
 		    (uint64_t)a->recs[e->slot].holds + e->count <= UINT32_MAX &&
-		    (uint64_t)a->clients[e->client].holds + e->count <= UINT32_MAX) {
+		    (uint64_t)a->clients[cs].holds + e->count <= UINT32_MAX) {
 			struct l1_rec *r = &a->recs[e->slot];
 			e->next = r->hold_head;
 			r->hold_head = (uint32_t)i + 1;
 			r->holds += e->count;
-			a->clients[e->client].holds += e->count;
+			a->clients[cs].holds += e->count;
 			nholds += e->count;
 		} else {
 			e->count = 0;
@@ -287,7 +294,6 @@ void l1__rebuild(struct l1_arena *a)
 		}
 	}
 	atomic_store(&h->nholds, nholds);
-	atomic_store(&h->nclients, nclients);
 	/* doomed records whose holders are gone: dirty, for gc to zero */
 	for (uint64_t s = 0; s < h->max_objects; s++) {
 		struct l1_rec *r = &a->recs[s];
@@ -296,6 +302,7 @@ void l1__rebuild(struct l1_arena *a)
 		if (h->zero_on_free) {
 			r->zeroer_pid = 0;
 			r->zeroer_start = 0;
+			r->zeroer_client = 0;
 			l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		} else {
 			uint64_t b, n;
@@ -598,6 +605,21 @@ static void check_slots_keys_holds(struct l1_arena *a, struct report *rp)
 	free(seen);
 }
 
+/* The client table: known states, and the clients counter (derived: the
+ * listed clients; it must never drift, let alone wrap). */
+static void check_clients(struct l1_arena *a, struct report *rp)
+{
+	struct l1_hdr *h = a->h;
+	for (uint64_t i = 0; i < h->max_clients; i++)
+		if (a->clients[i].state > L1_CLIENT_ANON)
+			problem(rp, "client %llu: unknown state %u", (unsigned long long)i,
+				a->clients[i].state);
+	uint64_t n = l1__clients_live(a);
+	if (atomic_load(&h->nclients) != n)
+		problem(rp, "clients counter says %llu, the client table lists %llu",
+			(unsigned long long)atomic_load(&h->nclients), (unsigned long long)n);
+}
+
 static int run_checks(struct l1_arena *a, struct report *rp)
 {
 	int before = rp->problems;
@@ -610,6 +632,7 @@ static int run_checks(struct l1_arena *a, struct report *rp)
 	check_records(a, rp, expect, table_dirty);
 	check_bitmap(a, rp, expect);
 	check_slots_keys_holds(a, rp);
+	check_clients(a, rp);
 	free(expect);
 	return rp->problems - before;
 }

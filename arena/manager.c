@@ -172,11 +172,13 @@ static struct l1_arena *handle_new(const char *path)
 	l1__proc_start(a->pid, &a->start);
 	a->uid = geteuid();
 	a->gid = getegid();
+	l1__handle_register(a);
 	return a;
 }
 
 static void handle_free(struct l1_arena *a)
 {
+	l1__handle_unregister(a);
 	if (a->base)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
@@ -202,28 +204,9 @@ static int map_file(struct l1_arena *a, uint64_t size, int populate)
 
 /* ---- client slot, zeroing, pinning ------------------------------------- */
 
-static void client_take(struct l1_arena *a)
-{
-	struct l1_hdr *h = a->h;
-	if (l1__lock(a))
-		return;
-	for (uint64_t i = 0; i < h->max_clients; i++) {
-		struct l1_client *c = &a->clients[i];
-		if (c->state != L1_CLIENT_FREE)
-			continue;
-		memset(c, 0, sizeof *c);
-		c->pid = a->pid;
-		c->start = a->start;
-		c->attach_ns = l1__now_ns();
-		c->pin_status = L1_PIN_NONE;
-		c->state = L1_CLIENT_LIVE;
-		a->client_idx = (uint32_t)i;
-		atomic_fetch_add(&h->nclients, 1);
-		break;
-	}
-	l1__unlock(a);
-}
-
+/* Drops the handle's holds (retiring what they kept); the slot itself is
+ * freed only after the engine stopped (l1_arena_close), so that nobody
+ * takes over extents this process may still be writing. */
 static void client_drop(struct l1_arena *a)
 {
 	uint32_t rel[64], nrel, nq = 0;
@@ -237,9 +220,6 @@ static void client_drop(struct l1_arena *a)
 				l1__rec_retire(a, rel[i], q, &nq);
 	} while (nrel == 64);
 	l1__zero_queue(a, q, nq);
-	a->clients[a->client_idx].state = L1_CLIENT_FREE;
-	atomic_fetch_sub(&a->h->nclients, 1);
-	a->client_idx = UINT32_MAX;
 	l1__unlock(a);
 }
 
@@ -296,13 +276,15 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 	point_regions(a);
 	if (a->readonly)
 		return 0;
-	if (!no_client)
-		client_take(a);
+	int r = l1__client_take(a, no_client);
+	if (r)
+		return r;
 	a->fin = calloc(L1_FIN_CAP, sizeof *a->fin);
 	if (!a->fin)
 		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
-	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle };
-	int r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
+	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle,
+				   .still_mine = l1__zero_still_mine };
+	r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
 	if (r)
 		return l1__err(r, "cannot start the zeroing engine: %s", strerror(-r));
 	a->pin_mode = pin;
@@ -555,6 +537,10 @@ void l1_arena_close(struct l1_arena *a)
 		l1_zero_stop(a->zero);  /* everything queued reaches the ring ... */
 		a->zero = NULL;
 		l1__fin_release_now(a); /* ... and is released here */
+		if (a->client_idx != UINT32_MAX && l1__lock(a) == 0) {
+			l1__client_release(a);  /* now nothing of ours writes */
+			l1__unlock(a);
+		}
 		l1_pin_close(a->pin);
 		a->pin = NULL;
 	}
@@ -587,7 +573,7 @@ int l1_arena_destroy(const char *path, int force)
 	int32_t first = 0;
 	for (uint64_t i = 0; i < a->h->max_clients; i++) {
 		struct l1_client *c = &a->clients[i];
-		if (c->state == L1_CLIENT_LIVE && l1__proc_alive(c->pid, c->start)) {
+		if (l1__live_slot(a, NULL, (uint32_t)i)) {
 			if (!live++)
 				first = c->pid;
 		}
@@ -707,7 +693,7 @@ int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t ma
 		o->attach_ns = c.attach_ns;
 		o->pinned_bytes = c.pinned_bytes;
 		o->holds = c.holds;
-		o->alive = (uint32_t)l1__proc_alive(c.pid, c.start);
+		o->alive = (uint32_t)l1__live_slot(a, NULL, (uint32_t)i);
 		memcpy(o->pin_reason, c.pin_reason, sizeof o->pin_reason);
 		o->pin_reason[sizeof o->pin_reason - 1] = 0;
 		memcpy(o->zero_method, c.zero_method, sizeof o->zero_method);

@@ -73,7 +73,8 @@ enum { ZS_AWAKE = 0, ZS_NAP = 1, ZS_SLEEP = 2 };
 struct zjob {
 	struct l1_zero_extent e;
 	uint64_t issued;                /* bytes handed to a read or memset */
-	uint64_t completed;             /* bytes known to be zero */
+	uint64_t completed;             /* bytes known to be zero, or given up */
+	int lost;                       /* still_mine said no: never written again */
 };
 
 /* A read in flight.  It may span several jobs whose extents lie back to
@@ -92,6 +93,7 @@ struct l1_zero {
 	/* set before the thread runs (or by it before `started`), then fixed */
 	l1_zero_done_fn done;
 	l1_zero_idle_fn idle;
+	l1_zero_mine_fn still_mine;
 	void *ctx;
 	uint64_t piece;
 	uint32_t depth;                 /* SQ entries */
@@ -364,12 +366,32 @@ static void intake_locked(struct l1_zero *z)
 		j->e = z->q[z->qhead];
 		j->issued = 0;
 		j->completed = 0;
+		j->lost = 0;
 		z->qhead = (z->qhead + 1) % z->qcap;
 		z->qlen--;
 		z->queued_bytes -= j->e.len;
 		if (j->e.len == 0)
 			job_finish_bytes(z, seq, 0);
 	}
+}
+
+/* May the engine still write this job's extent?  Once not, never again. */
+static int job_mine(struct l1_zero *z, struct zjob *j)
+{
+	if (!j->lost && z->still_mine && !z->still_mine(z->ctx, &j->e))
+		j->lost = 1;
+	return !j->lost;
+}
+
+/* A job taken over by another engine: what is not issued yet is given up
+ * (passed to done() unwritten; its cookie no longer releases anything). */
+static void job_give_up(struct l1_zero *z, uint64_t seq)
+{
+	struct zjob *j = job_at(z, seq);
+	uint64_t n = j->e.len - j->issued;
+
+	j->issued = j->e.len;
+	job_finish_bytes(z, seq, n);
 }
 
 /* Skips jobs with nothing left to issue; returns the next one, or NULL. */
@@ -440,6 +462,45 @@ static void piece_credit(struct l1_zero *z, struct zpiece *p, uint64_t n)
 	}
 }
 
+/* Finishes the rest of a piece here: memset for the jobs still ours,
+ * nothing for those taken over. */
+static void piece_settle(struct l1_zero *z, struct zpiece *p)
+{
+	while (p->len) {
+		struct zjob *j = job_at(z, p->seq);
+		uint64_t k = j->e.len - p->off;
+
+		if (k > p->len)
+			k = p->len;
+		if (job_mine(z, j))
+			memset(p->ptr, 0, k);
+		piece_credit(z, p, k);
+	}
+}
+
+/* Before a piece goes again: 1 if every job it spans is still ours, else
+ * the piece is settled (piece_settle) and 0. */
+static int piece_still_mine(struct l1_zero *z, struct zpiece *p)
+{
+	uint64_t seq = p->seq, off = p->off, left = p->len;
+	int all = 1;
+
+	while (left && z->still_mine) {
+		struct zjob *j = job_at(z, seq);
+		uint64_t k = j->e.len - off;
+
+		if (k > left)
+			k = left;
+		all &= job_mine(z, j);
+		left -= k;
+		seq++;
+		off = 0;
+	}
+	if (!all)
+		piece_settle(z, p);
+	return all;
+}
+
 static void piece_memset(struct l1_zero *z, struct zpiece *p, int err)
 {
 	if (!z->warned) {
@@ -447,8 +508,7 @@ static void piece_memset(struct l1_zero *z, struct zpiece *p, int err)
 			"failed (%s); clearing with memset instead\n", err_name(err));
 		z->warned = 1;
 	}
-	memset(p->ptr, 0, p->len);
-	piece_credit(z, p, p->len);
+	piece_settle(z, p);
 }
 
 static struct io_uring_sqe *get_sqe(struct l1_zero *z)
@@ -501,6 +561,10 @@ static void uring_issue(struct l1_zero *z)
 		uint32_t idx = z->free_piece;
 		struct zpiece *p = &z->pieces[idx];
 
+		if (!job_mine(z, j)) {
+			job_give_up(z, z->issue_seq);
+			continue;
+		}
 		z->free_piece = p->next_free;
 		z->inflight++;
 		p->ptr = (char *)j->e.ptr + j->issued;
@@ -519,7 +583,8 @@ static void uring_issue(struct l1_zero *z)
 			if (p->len == z->piece || z->issue_seq == z->taken_seq)
 				break;
 			nj = job_at(z, z->issue_seq + 1);
-			if (!nj->e.len || nj->e.ptr != (char *)j->e.ptr + j->e.len)
+			if (!nj->e.len || nj->e.ptr != (char *)j->e.ptr + j->e.len ||
+			    !job_mine(z, nj))
 				break;
 			z->issue_seq++;         /* j is all issued: go on in nj */
 			j = nj;
@@ -559,6 +624,8 @@ static void uring_complete(struct l1_zero *z, uint64_t tag, int res)
 		piece_memset(z, p, res < 0 ? -res : EIO);
 		goto out_put;
 	}
+	if (!piece_still_mine(z, p))
+		goto out_put;
 	if (piece_queue(z, idx) == 0)
 		return;
 	piece_memset(z, p, EBUSY);
@@ -602,6 +669,10 @@ static void memset_step(struct l1_zero *z)
 		uint64_t n = j->e.len - j->issued;
 		uint64_t seq = z->issue_seq;
 
+		if (!job_mine(z, j)) {
+			job_give_up(z, seq);
+			continue;
+		}
 		if (n > z->piece)
 			n = z->piece;
 		memset((char *)j->e.ptr + j->issued, 0, n);
@@ -758,6 +829,7 @@ int l1_zero_start(const struct l1_zero_opts *o, l1_zero_done_fn done, void *ctx,
 		return -ENOMEM;
 	z->done = done;
 	z->idle = o ? o->idle : NULL;
+	z->still_mine = o ? o->still_mine : NULL;
 	z->ctx = ctx;
 	z->zfd = -1;
 	z->head_seq = 1;

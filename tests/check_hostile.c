@@ -511,9 +511,11 @@ START_TEST(records_dirty_outside)
 	 * must not zero it (that would wipe the records) */
 	m.recs[5].offset = m.h->records_off;
 	m.recs[5].zeroer_pid = 0;
+	m.recs[5].zeroer_client = 0;
 	atomic_store(&m.recs[5].state, L1_STATE_DIRTY);
 	m.recs[6].offset = m.h->file_size + 8 * MiB;
 	m.recs[6].zeroer_pid = 0;
+	m.recs[6].zeroer_client = 0;
 	atomic_store(&m.recs[6].state, L1_STATE_DIRTY);
 	damaged_then_repaired(&m, "outside", 0);
 	img_drop(&m);
@@ -530,8 +532,8 @@ START_TEST(dirty_table_lies)
 	/* dirty extents whose zeroer is gone: one on the records (zeroing it
 	 * would wipe them), one on published key2's bytes (gc must leave it:
 	 * the record wins), the counter and the free stack wrong */
-	e[0] = (struct l1_dirty_ent){ m.h->records_off, 4096, 0, 0, 1 };
-	e[1] = (struct l1_dirty_ent){ m.recs[2].offset, m.recs[2].size, 0, 0, 1 };
+	e[0] = (struct l1_dirty_ent){ m.h->records_off, 4096, 0, 0, 0, 1 };
+	e[1] = (struct l1_dirty_ent){ m.recs[2].offset, m.recs[2].size, 0, 0, 0, 1 };
 	atomic_store(&m.h->dirty_extents, 0);
 	stack[m.h->dirty_top - 1] = 1;
 	damaged_then_repaired(&m, "dirty extent", 0);
