@@ -266,9 +266,13 @@ void l1__rebuild(struct l1_arena *a)
 	uint64_t nholds = 0;
 	uint32_t cs = 0;
 	for (uint64_t c = 0; c < h->max_clients; c++) {
-		a->clients[c].holds = 0;
-		if (a->clients[c].state > L1_CLIENT_ANON)
-			a->clients[c].state = L1_CLIENT_FREE;   /* damage: not a client */
+		struct l1_client *cl = &a->clients[c];
+		cl->holds = 0;
+		/* damage (an unknown state, generation 0), or nobody holds its
+		 * lock byte (the kernel says it is gone): not a client */
+		if (cl->state != L1_CLIENT_FREE &&
+		    (cl->state > L1_CLIENT_ANON || !cl->gen || !l1__live_slot(a, NULL, (uint32_t)c)))
+			cl->state = L1_CLIENT_FREE;
 	}
 	l1__clients_recount(a);
 	h->hold_free = 0;

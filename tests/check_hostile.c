@@ -627,7 +627,7 @@ START_TEST(hold_count_at_limit)
 	ck_assert_int_eq(cl[0].pid, getpid());
 	ck_assert_uint_eq(m.h->hold_free, 1);
 	m.h->hold_free = he[0].next;
-	he[0] = (struct l1_hold_ent){ 0, 0, UINT32_MAX, 0 };
+	he[0] = (struct l1_hold_ent){ 0, cl[0].gen << L1_CLIENT_BITS, UINT32_MAX, 0 };
 	m.recs[0].hold_head = 1;
 	m.recs[0].holds = UINT32_MAX;
 	cl[0].holds = UINT32_MAX;
@@ -719,11 +719,13 @@ START_TEST(counters_and_clients)
 	struct l1_arena *a;
 	char rep[8192];
 	ck_assert_int_eq(l1_arena_open(m.path, NULL, &a), 0);
+	atomic_store(&m.h->nclients, UINT64_MAX);   /* as after a wrap (attach recounts) */
 	int n = l1_arena_memcheck(a, 0, rep, sizeof rep);
 	ck_assert_int_ge(n, 4);
 	ck_assert_ptr_nonnull(strstr(rep, "used_bytes"));
 	ck_assert_ptr_nonnull(strstr(rep, "unknown layout"));
 	ck_assert_ptr_nonnull(strstr(rep, "generation 0"));
+	ck_assert_ptr_nonnull(strstr(rep, "clients counter says 18446744073709551615"));
 	api_battery(&m, a);
 	/* a record with an unknown layout or generation 0 is not derived state:
 	 * repair rebuilds what it can and says what is left */
@@ -734,6 +736,9 @@ START_TEST(counters_and_clients)
 	struct l1_client_info ci[8];
 	ck_assert_int_eq(l1_arena_clients(a, ci, 8), 1);     /* the ghosts are gone */
 	ck_assert_int_eq(ci[0].pid, getpid());
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.clients, 1);                     /* recounted, not wrapped */
 	expect_intact(a, 0);
 	l1_arena_close(a);
 	img_drop(&m);

@@ -1,0 +1,24 @@
+/*
+ * nsutil.h - running a test's function in other namespaces, as a container
+ * would: a new PID namespace (the function runs as its PID 1) and/or a
+ * private mount namespace with its own /proc (mounted with given options,
+ * e.g. "hidepid=2"), the way `unshare --pid --fork --mount-proc` does.
+ */
+#ifndef L1_NSUTIL_H
+#define L1_NSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define L1T_NS_PID 1                    /* a new PID namespace */
+#define L1T_NS_MOUNT_PROC 2             /* a private mount namespace, /proc anew */
+
+/* Runs fn(arg) in a grandchild inside the namespaces asked for.  Returns
+ * the pid of the child in between, which exits with fn's return value
+ * (l1t_wait) and whose death kills the grandchild; or -1 when the kernel
+ * refuses a namespace, with the reason in why (the test then skips and
+ * says so). */
+pid_t l1t_ns_spawn(int flags, const char *proc_opts, int (*fn)(void *), void *arg, char *why,
+		   size_t len);
+
+#endif
