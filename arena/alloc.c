@@ -4,7 +4,8 @@
  * record views for tools.  Each call takes the pool lock once per batch.
  * When allocate finds no room it tries, in order: growing a lazy pool,
  * reclaiming what dead processes left (gc), and waiting (bounded) for
- * zeroing in flight; only then does it report OUT_OF_MEMORY, with nothing
+ * zeroing in flight, with gc again every half lease while nothing moves
+ * (the extents of a stopped zeroer are then taken over); only then does it report OUT_OF_MEMORY, with nothing
  * changed.
  */
 #include <errno.h>
@@ -184,7 +185,8 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	struct l1_hdr *h = a->h;
 	uint64_t nblk = size / h->block_size, deadline = 0, give_up = 0, last_dirty = 0;
-	int tried_grow = 0, tried_gc = 0;
+	uint64_t gc_ns = 0;
+	int tried_grow = 0;
 	uint32_t layout_id;
 	for (;;) {
 		if ((r = l1__lock(a)))
@@ -216,8 +218,11 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		 * the time we look again, that is progress worth a retry */
 		uint64_t dirty = atomic_load(&h->dirty_bytes);
 		l1__unlock(a);
-		if (!tried_gc) {
-			tried_gc = 1;
+		/* gc at once, and again while the dirty bytes do not move for half
+		 * a lease: a stopped process's extents become ours to zero */
+		if (!gc_ns || (dirty >= last_dirty &&
+			       l1__mono_ns() - gc_ns >= L1_LEASE_MS * 500000ull)) {
+			gc_ns = l1__mono_ns();
 			struct l1_gc_result gr;
 			if (l1_arena_gc(a, &gr) == 0 &&
 			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped))
