@@ -268,10 +268,9 @@ void l1__rebuild(struct l1_arena *a)
 	for (uint64_t c = 0; c < h->max_clients; c++) {
 		struct l1_client *cl = &a->clients[c];
 		cl->holds = 0;
-		/* damage (an unknown state, generation 0), or nobody holds its
-		 * lock byte (the kernel says it is gone): not a client */
-		if (cl->state != L1_CLIENT_FREE &&
-		    (cl->state > L1_CLIENT_ANON || !cl->gen || !l1__live_slot(a, NULL, (uint32_t)c)))
+		/* damage (an unknown state, generation 0): not a client.  A dead
+		 * one stays for gc, which drops its holds and counts it */
+		if (cl->state > L1_CLIENT_ANON || (cl->state != L1_CLIENT_FREE && !cl->gen))
 			cl->state = L1_CLIENT_FREE;
 	}
 	l1__clients_recount(a);
