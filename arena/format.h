@@ -16,6 +16,21 @@
  * --repair).  Everything below "under the lock" is written only with the
  * header's robust mutex held; the atomics may be read without it.  The
  * creator writes everything, then stores the magic with release semantics.
+ *
+ * Liveness (format 3): every attached read-write handle holds an
+ * open-file-description lock (F_OFD_SETLK) on the first byte of its client
+ * table entry in this file (clients_off + slot * L1_CLIENT_SIZE); a client
+ * is alive exactly while someone holds that byte (F_OFD_GETLK, the same
+ * answer in every namespace; the kernel drops the lock when the handle
+ * closes or its process is entirely gone).  Owners are named by a client
+ * tag, slot | generation << L1_CLIENT_BITS (the slot's gen, bumped when it
+ * is taken): records (owner_client; zeroer_client while DIRTY), hold
+ * entries (client) and dirty extents (zeroer_client).  pid and start time
+ * are for display only.  A live client's zeroing may be taken over once its
+ * beat_ms is older than the lease (L1_LEASE_MS, internal.h); a takeover bumps
+ * the extent's gen, the zeroing engine's cookie.  nclients is derived (the
+ * LIVE entries).  Pools of format 2 and older judged liveness by /proc and
+ * are refused.
  */
 #ifndef L1_FORMAT_H
 #define L1_FORMAT_H
