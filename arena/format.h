@@ -12,7 +12,7 @@
  * not yet zeroed whose record was already reused) are the truth.  The
  * bitmap, its summary, the free stacks, the key index, the hold chains and
  * the counters are derived and can always be rebuilt from the records, the
- * dirty extents and the hold entries (check.c does that after a lock owner died, and for memcheck
+ * dirty extents and the hold entries (repair.c does that after a lock owner died, and for memcheck
  * --repair).  Everything below "under the lock" is written only with the
  * header's robust mutex held; the atomics may be read without it.  The
  * creator writes everything, then stores the magic with release semantics.

@@ -174,13 +174,17 @@ void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_
 /* gc.c */
 void l1__requeue_orphans(struct l1_arena *a);
 
-/* check.c */
-void l1__rebuild(struct l1_arena *a);
+/* extent.c */
 int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r);
 int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size);
 int l1__extent_claim(struct l1_arena *a, uint64_t offset, uint64_t size);
 void l1__extent_blocks(const struct l1_arena *a, uint64_t offset, uint64_t size, uint64_t *b,
 		       uint64_t *n);
+
+/* repair.c */
+void l1__rebuild(struct l1_arena *a);
+
+/* check.c */
 int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 
 /* backing.c */

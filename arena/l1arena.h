@@ -333,17 +333,20 @@ struct l1_client_info {
 	uint64_t attach_ns;
 	uint64_t pinned_bytes;
 	uint32_t holds;
-	uint32_t alive;
+	uint32_t alive;                 /* holds its lock byte (the kernel's word) */
 	char pin_reason[L1_REASON_MAX];
 	char zero_method[48];
 };
+/* The attached clients (pid and start time for display; liveness is the
+ * lock each holds on the pool file, see README "Liveness"). */
 int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max);
 
 /* ---- maintenance ------------------------------------------------------- */
 
 struct l1_gc_result {
 	uint64_t objects_reclaimed;     /* unpublished objects of dead writers */
-	uint64_t dirty_requeued;        /* dirty extents a dead process was zeroing */
+	uint64_t dirty_requeued;        /* dirty extents a dead or stopped process
+					 * was zeroing */
 	uint64_t holds_dropped;         /* holds of dead processes */
 	uint64_t clients_dropped;
 	uint64_t bytes_reclaimed;
