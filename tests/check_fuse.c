@@ -764,37 +764,6 @@ END_TEST
 
 /* ---- liveness across namespaces ------------------------------------------ */
 
-struct ns_fuse_writer {
-	int ready[2];                   /* writer -> test: its object's id */
-	int go[2];                      /* test -> writer: check and die */
-};
-
-/* In its own PID namespace: an unpublished object of its own and a hold
- * on "nsheld"; when told, checks both and dies attached. */
-static int ns_fuse_writer_main(void *arg)
-{
-	struct ns_fuse_writer *w = arg;
-	struct l1_arena *b;
-	struct l1_obj mine, held;
-	char go;
-	close(w->ready[0]);
-	close(w->go[1]);
-	if (l1_arena_open(V.pool, NULL, &b) || l1_alloc_bytes(b, 65536, 1, &mine))
-		return 10;
-	l1t_fill(mine.ptr, mine.size, 41);
-	if (l1_hold_key(b, "nsheld", &held))
-		return 11;
-	if (write(w->ready[1], &mine.id, sizeof mine.id) != sizeof mine.id)
-		return 12;
-	if (read(w->go[0], &go, 1) != 1)
-		return 13;
-	if (!l1t_check(mine.ptr, mine.size, 41))
-		return 14;
-	if (!l1t_check(held.ptr, held.size, 12))
-		return 15;
-	_exit(0);
-}
-
 /* The view collects every 0.3 s here: a writer and a holder in their own
  * PID namespace keep their object and hold through many passes (the view's
  * /proc says PID 1 is init), and once dead the view reclaims them. */
@@ -805,20 +774,15 @@ START_TEST(namespaced_writer_survives_view_gc)
 	uint64_t hid = publish_elsewhere("nsheld", 65536, 12, 0);
 	struct l1_obj_info hi;
 	ck_assert_int_eq(l1_obj_info(a, hid, &hi), 0);
-	struct ns_fuse_writer w = { { -1, -1 }, { -1, -1 } };
-	ck_assert_int_eq(pipe(w.ready), 0);
-	ck_assert_int_eq(pipe(w.go), 0);
-	pid_t k = l1t_ns_spawn(L1T_NS_PID | L1T_NS_MOUNT_PROC, NULL, ns_fuse_writer_main, &w, why,
-			       sizeof why);
+	struct l1t_ns_writer w = { .path = V.pool, .held_key = "nsheld", .held_seed = 12,
+				   .own_seed = 41 };
+	pid_t k = l1t_ns_writer_start(&w, why, sizeof why);
 	if (k < 0) {
 		printf("SKIP namespaced_writer_survives_view_gc: %s\n", why);
 		l1_arena_close(a);
 		return;
 	}
-	close(w.ready[1]);
-	close(w.go[0]);
-	uint64_t id;
-	ck_assert_int_eq(read(w.ready[0], &id, sizeof id), sizeof id);
+	uint64_t id = w.id;
 	usleep(1500000);        /* five passes of the view's gc */
 	ck_assert_int_eq(state_of(a, id), L1_STATE_ALLOCATED);
 	ck_assert_uint_eq(holds_of(a, hid), 1);
@@ -828,13 +792,10 @@ START_TEST(namespaced_writer_survives_view_gc)
 	usleep(1000000);
 	ck_assert_int_eq(state_of(a, hid), L1_STATE_DOOMED);
 	ck_assert_int_eq(state_of(a, id), L1_STATE_ALLOCATED);
-	ck_assert_int_eq(write(w.go[1], "k", 1), 1);
-	ck_assert_int_eq(l1t_wait(k), 0);
+	ck_assert_int_eq(l1t_ns_writer_finish(&w, k), 0);
 	/* dead now: the view's next passes take its object and its hold */
 	ck_assert(WAIT_FOR(state_of(a, id) != L1_STATE_ALLOCATED, 5000));
 	ck_assert(WAIT_FOR(state_of(a, hid) != L1_STATE_DOOMED, 5000));
-	close(w.ready[0]);
-	close(w.go[1]);
 	l1_arena_close(a);
 }
 END_TEST

@@ -280,41 +280,6 @@ END_TEST
 
 /* ---- namespaces ---------------------------------------------------------- */
 
-struct ns_writer {
-	const char *path;
-	int ready[2];                   /* writer -> test: its object id */
-	int go[2];                      /* test -> writer: 'k' check and die */
-};
-
-/* In its own PID namespace (it is PID 1 there): an unpublished object of
- * its own and a hold on the test's "shared"; when told, checks both are
- * still its bytes and dies without detaching. */
-static int ns_writer_main(void *arg)
-{
-	struct ns_writer *w = arg;
-	struct l1_arena *b;
-	struct l1_obj mine, held;
-	char go;
-	close(w->ready[0]);
-	close(w->go[1]);
-	if (l1_arena_open(w->path, NULL, &b))
-		return 10;
-	if (l1_alloc_bytes(b, 65536, 1, &mine))
-		return 11;
-	l1t_fill(mine.ptr, mine.size, 21);
-	if (l1_hold_key(b, "shared", &held))
-		return 12;
-	if (write(w->ready[1], &mine.id, sizeof mine.id) != sizeof mine.id)
-		return 13;
-	if (read(w->go[0], &go, 1) != 1)
-		return 14;
-	if (!l1t_check(mine.ptr, mine.size, 21))
-		return 15;      /* its own unpublished object was taken */
-	if (!l1t_check(held.ptr, held.size, 11))
-		return 16;      /* its held object was handed to someone else */
-	_exit(0);               /* dies attached: gc must take it now */
-}
-
 struct ns_gc {
 	const char *path;
 	int out[2];
@@ -374,20 +339,14 @@ START_TEST(pid_namespace_writer_survives_gc)
 	ck_assert_int_eq(l1_alloc_bytes(a, 65536, 1, &sh), 0);
 	l1t_fill(sh.ptr, sh.size, 11);
 	ck_assert_int_eq(l1_publish(a, sh.id, "shared"), 0);
-	struct ns_writer w = { path, { -1, -1 }, { -1, -1 } };
-	ck_assert_int_eq(pipe(w.ready), 0);
-	ck_assert_int_eq(pipe(w.go), 0);
-	pid_t k = l1t_ns_spawn(L1T_NS_PID | L1T_NS_MOUNT_PROC, NULL, ns_writer_main, &w, why,
-			       sizeof why);
+	struct l1t_ns_writer w = { .path = path, .held_key = "shared", .held_seed = 11,
+				   .own_seed = 21 };
+	pid_t k = l1t_ns_writer_start(&w, why, sizeof why);
 	if (k < 0) {
 		printf("SKIP pid_namespace_writer_survives_gc: %s\n", why);
 		l1t_destroy(a);
 		return;
 	}
-	close(w.ready[1]);
-	close(w.go[0]);
-	uint64_t id;
-	ck_assert_int_eq(read(w.ready[0], &id, sizeof id), sizeof id);
 	/* gc from the host: the writer is PID 1 of its namespace, which /proc
 	 * here says is init, with another start time */
 	struct l1_gc_result g;
@@ -417,8 +376,7 @@ START_TEST(pid_namespace_writer_survives_gc)
 	for (int i = 0; i < got; i++)
 		ck_assert(rest[i].offset != sh.offset);
 	/* now it checks its bytes and dies attached */
-	ck_assert_int_eq(write(w.go[1], "k", 1), 1);
-	ck_assert_int_eq(l1t_wait(k), 0);
+	ck_assert_int_eq(l1t_ns_writer_finish(&w, k), 0);
 	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
 	ck_assert_uint_eq(g.objects_reclaimed, 1);
 	ck_assert_uint_eq(g.bytes_reclaimed, 65536);
@@ -431,8 +389,6 @@ START_TEST(pid_namespace_writer_survives_gc)
 	ck_assert_uint_eq(u.used_bytes, 0);
 	ck_assert_uint_eq(u.clients, 1);
 	l1t_memcheck_clean(a);
-	close(w.ready[0]);
-	close(w.go[1]);
 	l1t_destroy(a);
 }
 END_TEST

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "l1arena.h"
 #include "nsutil.h"
 #include "testutil.h"
 
@@ -91,4 +92,53 @@ pid_t l1t_ns_spawn(int flags, const char *proc_opts, int (*fn)(void *), void *ar
 		return -1;
 	}
 	return c;
+}
+
+static int ns_writer_main(void *arg)
+{
+	struct l1t_ns_writer *w = arg;
+	struct l1_arena *b;
+	struct l1_obj mine, held;
+	char go;
+	close(w->ready[0]);
+	close(w->go[1]);
+	if (l1_arena_open(w->path, NULL, &b) || l1_alloc_bytes(b, 65536, 1, &mine))
+		return 10;
+	l1t_fill(mine.ptr, mine.size, w->own_seed);
+	if (l1_hold_key(b, w->held_key, &held))
+		return 11;
+	if (write(w->ready[1], &mine.id, sizeof mine.id) != sizeof mine.id)
+		return 12;
+	if (read(w->go[0], &go, 1) != 1)
+		return 13;
+	if (!l1t_check(mine.ptr, mine.size, w->own_seed))
+		return 14;      /* its own unpublished object was taken */
+	if (!l1t_check(held.ptr, held.size, w->held_seed))
+		return 15;      /* its held object was handed to someone else */
+	_exit(0);               /* dies attached */
+}
+
+pid_t l1t_ns_writer_start(struct l1t_ns_writer *w, char *why, size_t len)
+{
+	ck_assert_int_eq(pipe(w->ready), 0);
+	ck_assert_int_eq(pipe(w->go), 0);
+	pid_t k = l1t_ns_spawn(L1T_NS_PID | L1T_NS_MOUNT_PROC, NULL, ns_writer_main, w, why, len);
+	close(w->ready[1]);
+	close(w->go[0]);
+	if (k < 0) {
+		close(w->ready[0]);
+		close(w->go[1]);
+		return -1;
+	}
+	ck_assert_int_eq(read(w->ready[0], &w->id, sizeof w->id), sizeof w->id);
+	return k;
+}
+
+int l1t_ns_writer_finish(struct l1t_ns_writer *w, pid_t k)
+{
+	ck_assert_int_eq(write(w->go[1], "k", 1), 1);
+	int st = l1t_wait(k);
+	close(w->ready[0]);
+	close(w->go[1]);
+	return st;
 }

@@ -8,6 +8,7 @@
 #define L1_NSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define L1T_NS_PID 1                    /* a new PID namespace */
@@ -20,5 +21,22 @@
  * says so). */
 pid_t l1t_ns_spawn(int flags, const char *proc_opts, int (*fn)(void *), void *arg, char *why,
 		   size_t len);
+
+/* A writer and holder in its own PID namespace (with its own /proc): it
+ * attaches to path, allocates one 64 KiB object filled from own_seed
+ * (unpublished), holds the object published as held_key, whose bytes are
+ * from held_seed, and reports its object's id.  l1t_ns_writer_start
+ * returns the handle of l1t_ns_spawn (or -1: refused, why says so) once the
+ * writer is ready; l1t_ns_writer_finish tells it to check both objects'
+ * bytes and die attached, and returns its exit status (0: both intact). */
+struct l1t_ns_writer {
+	const char *path;
+	const char *held_key;
+	uint64_t held_seed, own_seed;
+	uint64_t id;                    /* its object, once started */
+	int ready[2], go[2];
+};
+pid_t l1t_ns_writer_start(struct l1t_ns_writer *w, char *why, size_t len);
+int l1t_ns_writer_finish(struct l1t_ns_writer *w, pid_t k);
 
 #endif
