@@ -214,7 +214,7 @@ static void client_drop(struct l1_arena *a)
 	if (a->client_idx == UINT32_MAX || l1__lock(a))
 		return;
 	do {
-		l1__holds_drop_client(a, a->client_idx, rel, &nrel, 64);
+		l1__holds_drop_client(a, a->client_tag, rel, &nrel, 64);
 		for (uint32_t i = 0; i < nrel; i++)
 			if (atomic_load(&a->recs[rel[i]].state) == L1_STATE_DOOMED)
 				l1__rec_retire(a, rel[i], q, &nq);

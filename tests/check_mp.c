@@ -521,6 +521,44 @@ START_TEST(fork_child_is_not_the_owner)
 }
 END_TEST
 
+/* Two handles in one process are two clients (each its own open of the
+ * file, its own lock): gc from one leaves the other's hold alone, and the
+ * other's close drops its holds, retiring what only they kept. */
+START_TEST(two_handles_two_clients)
+{
+	struct l1_arena *a = l1t_create("twoh", 16 * MiB), *b;
+	struct l1_obj o, h;
+	struct l1_gc_result g;
+	struct l1_usage u;
+	ck_assert_int_eq(l1_arena_open(l1_arena_path(a), NULL, &b), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 65536, 1, &o), 0);
+	ck_assert_int_eq(l1_publish(a, o.id, "both"), 0);
+	ck_assert_int_eq(l1_hold_key(b, "both", &h), 0);
+	ck_assert_int_eq(l1_alloc_bytes(b, 65536, 1, &h), 0);     /* b's own, unpublished */
+	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	ck_assert_uint_eq(g.objects_reclaimed, 0);
+	ck_assert_uint_eq(g.holds_dropped, 0);
+	ck_assert_uint_eq(g.clients_dropped, 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.clients, 2);
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.objects[L1_STATE_DOOMED], 1);
+	l1_arena_close(b);      /* its hold goes, and with it the doomed object */
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.holds, 0);
+	ck_assert_uint_eq(u.objects[L1_STATE_DOOMED], 0);
+	ck_assert_uint_eq(u.clients, 1);
+	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	ck_assert_uint_eq(g.objects_reclaimed, 1);              /* b's unpublished one */
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.used_bytes, 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("multiprocess");
@@ -545,6 +583,7 @@ int main(void)
 	tcase_add_test(t, hidepid_gc_reclaims_nothing_live);
 	tcase_add_test(t, clients_counter_follows_table);
 	tcase_add_test(t, fork_child_is_not_the_owner);
+	tcase_add_test(t, two_handles_two_clients);
 	suite_add_tcase(s, t);
 	return l1t_run_suite(s);
 }
