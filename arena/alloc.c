@@ -5,8 +5,8 @@
  * When allocate finds no room it tries, in order: growing a lazy pool,
  * reclaiming what dead processes left (gc), and waiting (bounded) for
  * zeroing in flight, with gc again every half lease while nothing moves
- * (the extents of a stopped zeroer are then taken over); only then does it report OUT_OF_MEMORY, with nothing
- * changed.
+ * (the extents of a stopped zeroer are then taken over); only then does it
+ * report OUT_OF_MEMORY, with nothing changed.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -3,8 +3,10 @@
  * last with a release store of the magic), open (check magic, version and
  * geometry before trusting anything), attach (client slot, zeroing engine,
  * pinning) and detach, destroy, and the lock-free usage and vm-space views.
- * The client table slot of this process is written under the pool lock when
- * taken or dropped, and by this process alone (pin status) in between.
+ * The handle's client table slot (client.c: taken at attach with its lock
+ * byte, freed at close only after the zeroing engine stopped) is written
+ * under the pool lock when taken or dropped, and by this process alone (pin
+ * status, beat) in between.
  */
 #include <errno.h>
 #include <fcntl.h>
