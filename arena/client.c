@@ -38,6 +38,15 @@
 
 #include "internal.h"
 
+/* This process's pid, kept here (set at the first handle, again in each
+ * fork child) so that the hot paths need no getpid() system call. */
+static _Atomic pid_t self_pid;
+
+static int own_handle(const struct l1_arena *a)
+{
+	return a->pid == atomic_load_explicit(&self_pid, memory_order_relaxed);
+}
+
 static off_t lock_byte(const struct l1_arena *a, uint32_t slot)
 {
 	return (off_t)(a->h->clients_off + (uint64_t)slot * L1_CLIENT_SIZE);
@@ -69,7 +78,7 @@ uint32_t l1__client_tag(const struct l1_arena *a)
 static int slot_locked(struct l1_arena *a, uint32_t slot)
 {
 	struct flock fl;
-	if (a->client_idx == slot && a->pid == getpid())
+	if (a->client_idx == slot && own_handle(a))
 		return 1;       /* our own lock: GETLK through our own open says free */
 	if (ofd_lock(a->fd, lock_byte(a, slot), F_WRLCK, F_OFD_GETLK, &fl) < 0)
 		return 1;
@@ -123,7 +132,7 @@ int l1__tag_stalled(struct l1_arena *a, uint32_t tag)
 
 void l1__client_beat(struct l1_arena *a)
 {
-	if (a->client_idx != UINT32_MAX && a->pid == getpid())
+	if (a->client_idx != UINT32_MAX && own_handle(a))
 		atomic_store_explicit(&a->clients[a->client_idx].beat_ms, l1__now_ms32(),
 				      memory_order_relaxed);
 }
@@ -252,6 +261,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	atomic_store(&self_pid, getpid());
 	for (struct l1_arena *a = reg_head; a; a = a->reg_next)
 		if (a->client_idx != UINT32_MAX)
 			reopen_in_child(a);
@@ -260,6 +270,7 @@ static void atfork_child(void)
 
 static void reg_init(void)
 {
+	atomic_store(&self_pid, getpid());
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
