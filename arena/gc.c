@@ -196,17 +196,26 @@ int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms)
 		return l1__err(-EINVAL, "NULL pool");
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX
 					   : l1__mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-	int gc_done = 0;
+	uint64_t gc_ns = 0, seen = UINT64_MAX;
 	while (atomic_load(&a->h->dirty_bytes)) {
 		if (a->zero)
 			l1_zero_flush(a->zero, 20);
 		l1__fin_release_now(a); /* what the engine finished */
-		if (!atomic_load(&a->h->dirty_bytes))
+		uint64_t dirty = atomic_load(&a->h->dirty_bytes);
+		if (!dirty)
 			break;
-		if (!gc_done && !a->readonly) {
-			l1_arena_gc(a, NULL);   /* extents whose zeroer died */
-			gc_done = 1;
+		/* extents whose zeroer died: at once; of a stopped one: again every
+		 * half lease while nothing moves */
+		if (!a->readonly && (!gc_ns || (dirty >= seen && l1__mono_ns() - gc_ns >=
+							   L1_LEASE_MS * 500000ull))) {
+			l1_arena_gc(a, NULL);
+			gc_ns = l1__mono_ns();
+			seen = dirty;
 			continue;
+		}
+		if (dirty < seen) {
+			seen = dirty;
+			gc_ns = l1__mono_ns();
 		}
 		if (l1__mono_ns() >= deadline)
 			return l1__err(-ETIMEDOUT, "%llu bytes still dirty after %lld ms",

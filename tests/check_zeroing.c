@@ -306,12 +306,12 @@ static void stop_before_write(struct l1_arena *a, int where)
  * writes a byte: its dirty extents belong to a live process.  Another
  * process's allocate of 16 MiB must still succeed (once the lease ran out,
  * its gc takes the extents over under new generations and zeroes them),
- * and flush too; when the stopped one goes on, its engine must neither
+ * and flush too (alone, too: _i 2); when the stopped one goes on, its engine must neither
  * write those extents (they are someone's objects now) nor release them
  * again. */
 START_TEST(stopped_zeroer_taken_over)
 {
-	int method = _i ? L1_ZERO_MEMSET : L1_ZERO_AUTO;
+	int method = _i == 1 ? L1_ZERO_MEMSET : L1_ZERO_AUTO;
 	struct l1_arena *a = create_zeroing("zstop", 32 * MiB, method);
 	const char *path = l1_arena_path(a);
 	int sp[2], go[2];
@@ -360,6 +360,9 @@ START_TEST(stopped_zeroer_taken_over)
 	struct l1_usage u;
 	l1_arena_usage(a, &u);
 	ck_assert_uint_eq(u.dirty_bytes, 24 * MiB);
+	if (_i == 2)    /* flush alone must get there too (gc again past the lease) */
+		ck_assert_msg(l1_arena_flush(a, 20000) == 0, "flush with a stopped zeroer: %s",
+			      l1_last_error());
 	static struct l1_obj p[16];
 	ck_assert_msg(l1_alloc_bytes(a, MiB, 16, p) == 0, "allocate with a stopped zeroer: %s",
 		      l1_last_error());
@@ -415,7 +418,7 @@ int main(void)
 	suite_add_tcase(s, t);
 	t = tcase_create("stopped");
 	tcase_set_timeout(t, 60);
-	tcase_add_loop_test(t, stopped_zeroer_taken_over, 0, 2);
+	tcase_add_loop_test(t, stopped_zeroer_taken_over, 0, 3);
 	suite_add_tcase(s, t);
 	return l1t_run_suite(s);
 }
