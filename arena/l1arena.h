@@ -353,7 +353,9 @@ struct l1_gc_result {
 };
 int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *r);
 /* Waits until nothing is dirty (zeroing done), at most timeout_ms (-1: no
- * limit).  -ETIMEDOUT if dirty bytes remain. */
+ * limit), running gc when it starts and again while nothing moves (so the
+ * extents of a dead or stopped zeroer are taken over).  -ETIMEDOUT if dirty
+ * bytes remain. */
 int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms);
 /* Verifies every invariant of the shared state.  Returns the number of
  * problems (0 = clean) and describes them in report; with repair, rebuilds
