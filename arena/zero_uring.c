@@ -372,4 +372,3 @@ void l1__zero_uring_step(struct l1_zero *z, int nap)
 	}
 	io_uring_cq_advance(&z->ring, seen);
 }
-
