@@ -4,8 +4,9 @@
  * record views for tools.  Each call takes the pool lock once per batch.
  * When allocate finds no room it tries, in order: growing a lazy pool,
  * reclaiming what dead processes left (gc), and waiting (bounded) for
- * zeroing in flight; only then does it report OUT_OF_MEMORY, with nothing
- * changed.
+ * zeroing in flight, with gc again every half lease while nothing moves
+ * (the extents of a stopped zeroer are then taken over); only then does it
+ * report OUT_OF_MEMORY, with nothing changed.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -112,6 +113,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->hold_head = 0;
 		r->owner_pid = a->pid;
 		r->owner_start = a->start;
+		r->owner_client = l1__client_tag(a);
 		r->uid = a->uid;
 		r->gid = a->pool_gid;       /* the pool's group: its readers */
 		r->mode = mode;
@@ -119,6 +121,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->publish_ns = 0;
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
+		r->zeroer_client = 0;
 		r->key_len = 0;
 		r->key[0] = 0;
 		r->key_next = 0;
@@ -193,7 +196,8 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	struct l1_hdr *h = a->h;
 	uint64_t nblk = size / h->block_size, deadline = 0, give_up = 0, last_dirty = 0;
 	uint64_t wait_from = 0;           /* when this call first waited for zeroing */
-	int tried_grow = 0, tried_gc = 0;
+	uint64_t gc_ns = 0;
+	int tried_grow = 0;
 	uint32_t layout_id;
 	for (;;) {
 		if ((r = l1__lock(a)))
@@ -225,8 +229,11 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		 * the time we look again, that is progress worth a retry */
 		uint64_t dirty = atomic_load(&h->dirty_bytes);
 		l1__unlock(a);
-		if (!tried_gc) {
-			tried_gc = 1;
+		/* gc at once, and again while the dirty bytes do not move for half
+		 * a lease: a stopped process's extents become ours to zero */
+		if (!gc_ns || (dirty >= last_dirty &&
+			       l1__mono_ns() - gc_ns >= L1_LEASE_MS * 500000ull)) {
+			gc_ns = l1__mono_ns();
 			struct l1_gc_result gr;
 			if (l1_arena_gc(a, &gr) == 0 &&
 			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped))
@@ -576,7 +583,7 @@ static int hold_slot(struct l1_arena *a, uint32_t slot, struct l1_obj *out)
 	int r = read_obj(a, slot, 0, NULL);     /* under the lock: no race */
 	if (r)
 		return r;
-	r = l1__hold_add(a, slot, a->client_idx);
+	r = l1__hold_add(a, slot, a->client_tag);
 	if (r == 0 && out)
 		l1__rec_fill_obj(a, slot, out);
 	return r;
@@ -592,7 +599,7 @@ static int hold_prologue(struct l1_arena *a)
 			       "written into the pool file; hold through the view instead "
 			       "(l1_open_path on MOUNT/objects/ID or MOUNT/keys/KEY: the view "
 			       "keeps the object while that file is open), or attach read-write");
-	if (a->client_idx == UINT32_MAX)
+	if (a->client_idx == UINT32_MAX || a->client_anon)
 		return l1__err(-EINVAL, "this handle has no client slot: holds need one "
 			       "(attach without no_client)");
 	l1__pin_catch_up(a);
@@ -632,13 +639,13 @@ int l1_release(struct l1_arena *a, uint64_t id)
 		return r;
 	if (a->readonly)
 		return l1__view_release(a, id);
-	if (a->client_idx == UINT32_MAX)
+	if (a->client_idx == UINT32_MAX || a->client_anon)
 		return l1__err(-EINVAL, "this handle has no client slot and holds nothing");
 	if ((r = l1__lock(a)))
 		return r;
 	if ((r = l1__rec_check_id(a, id, 0, &slot)))
 		goto out;
-	if ((r = l1__hold_drop(a, slot, a->client_idx, 1)))
+	if ((r = l1__hold_drop(a, slot, a->client_tag, 1)))
 		goto out;
 	struct l1_rec *rec = &a->recs[slot];
 	if (rec->holds == 0 && atomic_load(&rec->state) == L1_STATE_DOOMED)

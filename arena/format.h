@@ -12,10 +12,25 @@
  * not yet zeroed whose record was already reused) are the truth.  The
  * bitmap, its summary, the free stacks, the key index, the hold chains and
  * the counters are derived and can always be rebuilt from the records, the
- * dirty extents and the hold entries (check.c does that after a lock owner died, and for memcheck
+ * dirty extents and the hold entries (repair.c does that after a lock owner died, and for memcheck
  * --repair).  Everything below "under the lock" is written only with the
  * header's robust mutex held; the atomics may be read without it.  The
  * creator writes everything, then stores the magic with release semantics.
+ *
+ * Liveness (format 3): every attached read-write handle holds an
+ * open-file-description lock (F_OFD_SETLK) on the first byte of its client
+ * table entry in this file (clients_off + slot * L1_CLIENT_SIZE); a client
+ * is alive exactly while someone holds that byte (F_OFD_GETLK, the same
+ * answer in every namespace; the kernel drops the lock when the handle
+ * closes or its process is entirely gone).  Owners are named by a client
+ * tag, slot | generation << L1_CLIENT_BITS (the slot's gen, bumped when it
+ * is taken): records (owner_client; zeroer_client while DIRTY), hold
+ * entries (client) and dirty extents (zeroer_client).  pid and start time
+ * are for display only.  A live client's zeroing may be taken over once its
+ * beat_ms is older than the lease (L1_LEASE_MS, internal.h); a takeover bumps
+ * the extent's gen, the zeroing engine's cookie.  nclients is derived (the
+ * LIVE entries).  Pools of format 2 and older judged liveness by /proc and
+ * are refused.
  */
 #ifndef L1_FORMAT_H
 #define L1_FORMAT_H
@@ -29,7 +44,7 @@
 #include "l1arena.h"
 
 #define L1_MAGIC 0x31414e455241314cull   /* "L1ARENA1" little-endian */
-#define L1_FMT_MAJOR 2
+#define L1_FMT_MAJOR 3
 #define L1_FMT_MINOR 0
 #define L1_HDR_SIZE 4096u
 #define L1_REC_SIZE 256u
@@ -95,7 +110,7 @@ struct l1_hdr {
 	uint32_t nlayouts;
 	uint32_t reserved_l0;
 	uint64_t dirty_top;             /* entries in the dirty free stack */
-	uint64_t reserved_locked[11];   /* to 512 */
+	uint64_t reserved_locked[11];   /* to 512; [0..3] liveness, [4..7] robust */
 
 	/* atomics, readable without the lock (written under it) */
 	_Atomic uint64_t committed;     /* data bytes backed by pages */
@@ -157,11 +172,11 @@ struct l1_rec {
 	uint32_t hold_head;             /* hold entries: index+1 */
 	uint64_t key_hash;
 	uint32_t flags;
-	uint32_t reserved0;
-	uint64_t reserved[1];
+	uint32_t owner_client;          /* client tag of the writer (liveness) */
+	uint32_t zeroer_client;         /* DIRTY: client tag of its zeroer; 0 = nobody */
+	uint32_t reserved1;
 	uint64_t data_size;             /* bytes asked for (layout bytes), <= size; the
-					 * rest of the block is padding (reserved[1]
-					 * before) */
+					 * rest of the block is padding */
 	char key[L1_KEY_MAX + 1];
 };
 
@@ -184,7 +199,7 @@ static_assert(sizeof(struct l1_layout_slot) == L1_LAYOUT_SLOT_SIZE, "layout slot
 
 struct l1_hold_ent {
 	uint32_t slot;                  /* record held */
-	uint32_t client;                /* client table index */
+	uint32_t client;                /* client tag of the holder */
 	uint32_t count;                 /* 0 = entry free */
 	uint32_t next;                  /* index+1: record chain or free list */
 };
@@ -194,32 +209,49 @@ static_assert(sizeof(struct l1_hold_ent) == L1_HOLD_SIZE, "hold entry");
 /* A freed extent waiting to be zeroed, once its record has gone back to
  * the free stack (so the next allocation reuses a record still in cache).
  * Its blocks stay taken in the bitmap until the zeroing engine of the
- * process named here has cleared them; gc takes over the extents of a
- * dead zeroer.  When the table is full, the record itself stays DIRTY
- * instead (the older way, still valid). */
+ * client named here has cleared them; gc takes over the extents of a dead
+ * zeroer, and of a live one whose lease ran out (see the liveness rule
+ * above).  gen is bumped on each use and on each takeover: it is the
+ * engine's cookie, so only the last taker can release the entry.  When the
+ * table is full, the record itself stays DIRTY instead (the older way,
+ * still valid; its gen plays the same part). */
 struct l1_dirty_ent {
 	uint64_t offset;                /* from file start; 0 = entry free */
 	uint64_t size;
-	uint64_t zeroer_start;
-	int32_t zeroer_pid;             /* 0: nobody (gc takes it over) */
-	uint32_t gen;                   /* bumped on each use: the engine's cookie */
+	uint32_t zeroer_client;         /* client tag; 0: nobody (gc takes it over) */
+	uint32_t reserved;
+	int32_t zeroer_pid;             /* for display only */
+	uint32_t gen;                   /* bumped on each use and takeover: the cookie */
 };
 
 static_assert(sizeof(struct l1_dirty_ent) == L1_DIRTY_SIZE, "dirty entry");
 
-enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1 };
+/* LIVE: an attached handle, listed and counted in nclients; ANON: a handle
+ * attached with no_client (tools), which owns objects and zeroing like any
+ * other but is neither listed nor counted and takes no holds. */
+enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1, L1_CLIENT_ANON = 2 };
+
+/* A client tag names one use of a client slot: slot | gen << L1_CLIENT_BITS
+ * (gen never 0, so no tag is 0).  gen wraps after 4 million uses of one
+ * slot; gc drops a dead client's holds and objects long before (a stale tag
+ * taken for alive would keep memory, never free it early). */
+#define L1_CLIENT_BITS 10u
+#define L1_CLIENT_GEN_MAX ((1u << (32 - L1_CLIENT_BITS)) - 1)
+static_assert(L1_MAX_CLIENTS <= 1u << L1_CLIENT_BITS, "client slots fit a tag");
 
 struct l1_client {
-	int32_t pid;
+	int32_t pid;                    /* for display only */
 	uint32_t state;                 /* L1_CLIENT_* */
-	uint64_t start;
+	uint64_t start;                 /* for display only */
 	uint64_t attach_ns;
 	uint64_t pinned_bytes;
 	uint32_t pin_status;            /* enum l1_pin_status */
 	uint32_t holds;
 	char pin_reason[L1_REASON_MAX];
 	char zero_method[48];
-	uint8_t reserved_c0[8];
+	uint32_t gen;                   /* bumped each time the slot is taken */
+	_Atomic uint32_t beat_ms;       /* its zeroing engine's last sign of life
+					 * (CLOCK_BOOTTIME, ms, wrapping) */
 	uint32_t uid;                   /* effective uid at attach, for display */
 	char comm[16];                  /* command name at attach (PR_GET_NAME) */
 	uint32_t reserved_c1;
@@ -227,6 +259,7 @@ struct l1_client {
 };
 
 static_assert(sizeof(struct l1_client) == L1_CLIENT_SIZE, "client size");
+static_assert(offsetof(struct l1_client, gen) == 216, "client gen offset");
 static_assert(offsetof(struct l1_client, uid) == 224, "client uid offset");
 
 #endif

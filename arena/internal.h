@@ -51,6 +51,9 @@ struct l1_arena {
 	uint64_t start;                 /* this process's start time */
 	uint32_t uid, gid;
 	uint32_t client_idx;            /* UINT32_MAX: no slot */
+	uint32_t client_tag;            /* slot | gen << L1_CLIENT_BITS; 0: none */
+	int client_anon;                /* attached with no_client: no holds */
+	struct l1_arena *reg_next;      /* client.c: the handles of this process */
 
 	pthread_mutex_t local;
 	struct l1_view_hold *view_holds;        /* read-only handles (viewpath.c) */
@@ -103,10 +106,30 @@ void l1__view_release_all(struct l1_arena *a);
 int l1__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t l1__now_ns(void);
 uint64_t l1__mono_ns(void);
-int l1__proc_start(int32_t pid, uint64_t *start);
-int l1__proc_alive(int32_t pid, uint64_t start);
+int l1__proc_start(int32_t pid, uint64_t *start);     /* for display only */
 uint64_t l1__hash(const void *p, uint64_t n);
 uint64_t l1__random64(void);
+
+/* client.c: the client table and liveness (see there).  A live-set caches
+ * one pass's answers per slot; pass NULL to ask afresh. */
+#define L1_LEASE_MS 2000u               /* a stalled zeroer keeps its extents this long */
+struct l1_live {
+	uint8_t known[L1_MAX_CLIENTS];  /* 0 not asked, 1 alive, 2 dead */
+};
+uint32_t l1__now_ms32(void);
+uint32_t l1__client_tag(const struct l1_arena *a);
+void l1__live_init(struct l1_live *lv);
+int l1__live_slot(struct l1_arena *a, struct l1_live *lv, uint32_t slot);
+int l1__tag_current(const struct l1_arena *a, uint32_t tag, uint32_t *slot);
+int l1__live_tag(struct l1_arena *a, struct l1_live *lv, uint32_t tag);
+int l1__tag_stalled(struct l1_arena *a, uint32_t tag);
+void l1__client_beat(struct l1_arena *a);
+uint64_t l1__clients_live(const struct l1_arena *a);
+void l1__clients_recount(struct l1_arena *a);
+int l1__client_take(struct l1_arena *a, int anon);
+void l1__client_release(struct l1_arena *a);
+void l1__handle_register(struct l1_arena *a);
+void l1__handle_unregister(struct l1_arena *a);
 
 /* lock.c: 0, or -EIO if the lock cannot be had.  Repairs after EOWNERDEAD. */
 int l1__lock_init(struct l1_hdr *h);
@@ -163,12 +186,13 @@ void l1__fin_release_now(struct l1_arena *a);   /* takes the lock if needed */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n);
 void l1__zero_push(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
 		   struct l1_zero_extent x);
+int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *e);
 
 /* dirty.c: the dirty-extent table (under the lock).  Engine cookies of
  * its entries are (index | L1_ZX_TABLE, gen); of DIRTY records (slot, gen). */
 #define L1_ZX_TABLE 0x80000000u
-int l1__dirty_add(struct l1_arena *a, uint64_t offset, uint64_t size, int32_t zeroer_pid,
-		  uint64_t zeroer_start, struct l1_zero_extent *x);
+int l1__dirty_add(struct l1_arena *a, uint64_t offset, uint64_t size,
+		  struct l1_zero_extent *x);
 int l1__dirty_extend(struct l1_arena *a, struct l1_zero_extent *x, uint64_t offset,
 		     uint64_t size);
 struct l1_dirty_ent *l1__dirty_of(struct l1_arena *a, uint32_t slot, uint32_t gen);
@@ -197,13 +221,17 @@ static inline uint64_t l1__blocks_usable(const struct l1_hdr *h)
 	return c < h->nblocks ? c : h->nblocks;
 }
 
-/* check.c */
-void l1__rebuild(struct l1_arena *a);
+/* extent.c */
 int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r);
 int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size);
 int l1__extent_claim(struct l1_arena *a, uint64_t offset, uint64_t size);
 void l1__extent_blocks(const struct l1_arena *a, uint64_t offset, uint64_t size, uint64_t *b,
 		       uint64_t *n);
+
+/* repair.c */
+void l1__rebuild(struct l1_arena *a);
+
+/* check.c */
 int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 
 /* backing.c */

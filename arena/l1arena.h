@@ -369,10 +369,12 @@ struct l1_client_info {
 	uint64_t attach_ns;
 	uint64_t pinned_bytes;
 	uint32_t holds;
-	uint32_t alive;
+	uint32_t alive;                 /* holds its lock byte (the kernel's word) */
 	char pin_reason[L1_REASON_MAX];
 	char zero_method[48];
 };
+/* The attached clients (pid and start time for display; liveness is the
+ * lock each holds on the pool file, see README "Liveness"). */
 int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max);
 
 /* Who an attached process is, for people and monitoring: the same clients
@@ -406,14 +408,17 @@ int l1_arena_stats(struct l1_arena *a, struct l1_stats *s);
 
 struct l1_gc_result {
 	uint64_t objects_reclaimed;     /* unpublished objects of dead writers */
-	uint64_t dirty_requeued;        /* dirty extents a dead process was zeroing */
+	uint64_t dirty_requeued;        /* dirty extents a dead or stopped process
+					 * was zeroing */
 	uint64_t holds_dropped;         /* holds of dead processes */
 	uint64_t clients_dropped;
 	uint64_t bytes_reclaimed;
 };
 int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *r);
 /* Waits until nothing is dirty (zeroing done), at most timeout_ms (-1: no
- * limit).  -ETIMEDOUT if dirty bytes remain. */
+ * limit), running gc when it starts and again while nothing moves (so the
+ * extents of a dead or stopped zeroer are taken over).  -ETIMEDOUT if dirty
+ * bytes remain. */
 int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms);
 /* Verifies every invariant of the shared state.  Returns the number of
  * problems (0 = clean) and describes them in report; with repair, rebuilds

@@ -6,9 +6,10 @@
  * the finished ring, which every locker of this process empties first
  * (release.c).  Recovery story: a process killed while holding it leaves
  * EOWNERDEAD to the next locker, which rebuilds all derived state from the
- * records and dirty extents (check.c), takes over the dirty extents no live
- * process is zeroing, counts a repair, marks the mutex consistent and goes
- * on; the dead process's unpublished objects are then reclaimed by gc.  No
+ * records and dirty extents (repair.c), takes over the dirty extents whose
+ * zeroer is dead or stalled (gc.c; liveness is client.c's), counts a
+ * repair, marks the mutex consistent and goes on; the dead process's
+ * unpublished objects are then reclaimed by gc.  No
  * locker ever waits on a dead process (not even after a lost wake-up: see
  * lock_wait).
  */

@@ -3,8 +3,10 @@
  * last with a release store of the magic), open (check magic, version and
  * geometry before trusting anything), attach (client slot, zeroing engine,
  * pinning) and detach, destroy, and the lock-free usage and vm-space views.
- * The client table slot of this process is written under the pool lock when
- * taken or dropped, and by this process alone (pin status) in between.
+ * The handle's client table slot (client.c: taken at attach with its lock
+ * byte, freed at close only after the zeroing engine stopped) is written
+ * under the pool lock when taken or dropped, and by this process alone (pin
+ * status, beat) in between.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -174,12 +175,14 @@ static struct l1_arena *handle_new(const char *path)
 	pthread_mutex_init(&a->local, NULL);
 	l1__guard_init(a);
 	l1__proc_start(a->pid, &a->start);
+	l1__handle_register(a);
 	return a;
 }
 
 static void handle_free(struct l1_arena *a)
 {
 	l1__view_release_all(a);
+	l1__handle_unregister(a);
 	if (a->base)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
@@ -236,32 +239,9 @@ static int map_file(struct l1_arena *a, uint64_t size, int populate, uint64_t al
 
 /* ---- client slot, zeroing, pinning ------------------------------------- */
 
-static void client_take(struct l1_arena *a)
-{
-	struct l1_hdr *h = a->h;
-	if (l1__lock(a))
-		return;
-	for (uint64_t i = 0; i < h->max_clients; i++) {
-		struct l1_client *c = &a->clients[i];
-		if (c->state != L1_CLIENT_FREE)
-			continue;
-		memset(c, 0, sizeof *c);
-		c->pid = a->pid;
-		c->start = a->start;
-		c->attach_ns = l1__now_ns();
-		c->pin_status = L1_PIN_NONE;
-		c->uid = (uint32_t)geteuid();
-		if (prctl(PR_GET_NAME, c->comm, 0, 0, 0) != 0)
-			c->comm[0] = 0;
-		c->comm[sizeof c->comm - 1] = 0;
-		c->state = L1_CLIENT_LIVE;
-		a->client_idx = (uint32_t)i;
-		atomic_fetch_add(&h->nclients, 1);
-		break;
-	}
-	l1__unlock(a);
-}
-
+/* Drops the handle's holds (retiring what they kept); the slot itself is
+ * freed only after the engine stopped (l1_arena_close), so that nobody
+ * takes over extents this process may still be writing. */
 static void client_drop(struct l1_arena *a)
 {
 	uint32_t rel[64], nrel, nq = 0;
@@ -269,15 +249,12 @@ static void client_drop(struct l1_arena *a)
 	if (a->client_idx == UINT32_MAX || l1__lock(a))
 		return;
 	do {
-		l1__holds_drop_client(a, a->client_idx, rel, &nrel, 64);
+		l1__holds_drop_client(a, a->client_tag, rel, &nrel, 64);
 		for (uint32_t i = 0; i < nrel; i++)
 			if (atomic_load(&a->recs[rel[i]].state) == L1_STATE_DOOMED)
 				l1__rec_retire(a, rel[i], q, &nq);
 	} while (nrel == 64);
 	l1__zero_queue(a, q, nq);
-	a->clients[a->client_idx].state = L1_CLIENT_FREE;
-	atomic_fetch_sub(&a->h->nclients, 1);
-	a->client_idx = UINT32_MAX;
 	l1__unlock(a);
 }
 
@@ -338,13 +315,15 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 	a->pool_gid = fstat(a->fd, &st) == 0 ? (uint32_t)st.st_gid : a->gid;
 	if (a->readonly)
 		return 0;
-	if (!no_client)
-		client_take(a);
+	int r = l1__client_take(a, no_client);
+	if (r)
+		return r;
 	a->fin = calloc(L1_FIN_CAP, sizeof *a->fin);
 	if (!a->fin)
 		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
-	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle };
-	int r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
+	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle,
+				   .still_mine = l1__zero_still_mine };
+	r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
 	if (r)
 		return l1__err(r, "cannot start the zeroing engine: %s", strerror(-r));
 	a->pin_mode = pin;
@@ -602,6 +581,10 @@ void l1_arena_close(struct l1_arena *a)
 		l1_zero_stop(a->zero);  /* everything queued reaches the ring ... */
 		a->zero = NULL;
 		l1__fin_release_now(a); /* ... and is released here */
+		if (a->client_idx != UINT32_MAX && l1__lock(a) == 0) {
+			l1__client_release(a);  /* now nothing of ours writes */
+			l1__unlock(a);
+		}
 		l1_pin_close(a->pin);
 		a->pin = NULL;
 	}
@@ -634,7 +617,7 @@ int l1_arena_destroy(const char *path, int force)
 	int32_t first = 0;
 	for (uint64_t i = 0; i < a->h->max_clients; i++) {
 		struct l1_client *c = &a->clients[i];
-		if (c->state == L1_CLIENT_LIVE && l1__proc_alive(c->pid, c->start)) {
+		if (l1__live_slot(a, NULL, (uint32_t)i)) {
 			if (!live++)
 				first = c->pid;
 		}
@@ -767,7 +750,7 @@ int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t ma
 		o->attach_ns = c.attach_ns;
 		o->pinned_bytes = c.pinned_bytes;
 		o->holds = c.holds;
-		o->alive = (uint32_t)l1__proc_alive(c.pid, c.start);
+		o->alive = (uint32_t)l1__live_slot(a, NULL, (uint32_t)i);
 		memcpy(o->pin_reason, c.pin_reason, sizeof o->pin_reason);
 		o->pin_reason[sizeof o->pin_reason - 1] = 0;
 		memcpy(o->zero_method, c.zero_method, sizeof o->zero_method);

@@ -230,11 +230,19 @@ static uint32_t *hold_find(struct l1_arena *a, uint32_t slot, uint32_t client)
 	return NULL;
 }
 
+/* The client table entry a hold's client tag names (NULL if none). */
+static struct l1_client *holder(struct l1_arena *a, uint32_t client)
+{
+	uint32_t s = client & ((1u << L1_CLIENT_BITS) - 1);
+	return s < a->h->max_clients ? &a->clients[s] : NULL;
+}
+
 static void hold_account(struct l1_arena *a, uint32_t slot, uint32_t client, int64_t d)
 {
+	struct l1_client *c = holder(a, client);
 	a->recs[slot].holds += (uint32_t)d;
-	if (client < a->h->max_clients)
-		a->clients[client].holds += (uint32_t)d;
+	if (c)
+		c->holds += (uint32_t)d;
 	ctr_add(&a->h->nholds, d);
 }
 
@@ -243,7 +251,7 @@ int l1__hold_add(struct l1_arena *a, uint32_t slot, uint32_t client)
 	uint32_t *link = hold_find(a, slot, client);
 	/* the 32-bit counts must not wrap (a damaged pool can start near it) */
 	if (a->recs[slot].holds == UINT32_MAX ||
-	    (client < a->h->max_clients && a->clients[client].holds == UINT32_MAX) ||
+	    (holder(a, client) && holder(a, client)->holds == UINT32_MAX) ||
 	    (link && a->holds[*link - 1].count == UINT32_MAX))
 		return l1__err(-EOVERFLOW, "object in slot %u: too many holds (%u)", slot,
 			       a->recs[slot].holds);

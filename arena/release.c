@@ -22,7 +22,10 @@
  * itself and releases; other processes waiting for the memory see it
  * within a couple of milliseconds.  Everything on the ring is already zero,
  * so releasing it late is never unsafe; a process that dies leaves its
- * extents dirty, and gc re-zeroes them.
+ * extents dirty, and gc re-zeroes them; so does another process's gc when
+ * this one stops for longer than the lease (client.c), and then this
+ * engine writes those extents no more (l1__zero_still_mine, asked before
+ * each write) and cannot release them (their generation moved on).
  */
 #include "internal.h"
 
@@ -30,23 +33,55 @@
  * so the next gc (in any process) takes them over. */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
 {
-	if (!n || (a->zero && l1_zero_submit(a->zero, q, n) == 0))
+	uint32_t me = l1__client_tag(a);
+	if (!n)
 		return;
+	if (a->zero && l1_zero_submit(a->zero, q, n) == 0) {
+		l1__client_beat(a);     /* the lease of these extents starts now */
+		return;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct l1_dirty_ent *e = l1__dirty_of(a, q[i].slot, q[i].gen);
-		if (e && e->zeroer_pid == a->pid) {
+		if (e && e->zeroer_client == me) {
 			e->zeroer_pid = 0;
-			e->zeroer_start = 0;
+			__atomic_store_n(&e->zeroer_client, 0, __ATOMIC_RELAXED);
 			continue;
 		}
 		if (q[i].slot >= a->h->max_objects)
 			continue;
 		struct l1_rec *r = &a->recs[q[i].slot];
-		if (r->gen == q[i].gen && r->zeroer_pid == a->pid) {
+		if (r->gen == q[i].gen && r->zeroer_client == me) {
 			r->zeroer_pid = 0;
-			r->zeroer_start = 0;
+			__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		}
 	}
+}
+
+/* Engine thread, before it writes an extent (and before each rewrite after
+ * a short read): does the cookie still name an extent this client zeroes?
+ * Not once another engine took it over (a new generation) or it was
+ * released.  Read without the pool lock: the fields are written with
+ * atomic stores under it.  Also the engine's sign of life for the lease. */
+int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
+{
+	struct l1_arena *a = ctx;
+	uint32_t me = l1__client_tag(a), gen, who;
+	if (a->test_hook)
+		a->test_hook(a, L1_HOOK_ZERO_ISSUE);
+	l1__client_beat(a);
+	if (x->slot & L1_ZX_TABLE) {
+		uint32_t i = x->slot & ~L1_ZX_TABLE;
+		if (!a->dirty || i >= a->h->max_dirty)
+			return 0;
+		gen = __atomic_load_n(&a->dirty[i].gen, __ATOMIC_RELAXED);
+		who = __atomic_load_n(&a->dirty[i].zeroer_client, __ATOMIC_RELAXED);
+	} else {
+		if (x->slot >= a->h->max_objects)
+			return 0;
+		gen = __atomic_load_n(&a->recs[x->slot].gen, __ATOMIC_RELAXED);
+		who = __atomic_load_n(&a->recs[x->slot].zeroer_client, __ATOMIC_RELAXED);
+	}
+	return gen == x->gen && who == me && me;
 }
 
 /* Under the lock: appends x to the caller's queue, handing a full queue to
@@ -76,7 +111,7 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		 * entry (a batch allocated together is freed as one run) */
 		struct l1_zero_extent x;
 		int joined = *nq && l1__dirty_extend(a, &q[*nq - 1], r->offset, r->size) == 0;
-		if (joined || l1__dirty_add(a, r->offset, r->size, a->pid, a->start, &x) == 0) {
+		if (joined || l1__dirty_add(a, r->offset, r->size, &x) == 0) {
 			l1__rec_set_state(a, r, L1_STATE_FREE);
 			l1__slot_push(a, slot);
 			if (!joined)
@@ -86,6 +121,7 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		/* the table is full: the record stays DIRTY */
 		r->zeroer_pid = a->pid;
 		r->zeroer_start = a->start;
+		__atomic_store_n(&r->zeroer_client, l1__client_tag(a), __ATOMIC_RELAXED);
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		l1__zero_push(a, q, nq,
 			      (struct l1_zero_extent){ slot, r->gen, a->base + r->offset, r->size });
@@ -94,6 +130,7 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 	if (a->h->zero_on_free) {       /* no engine here: leave it for gc */
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
+		__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		return;
 	}
@@ -133,6 +170,7 @@ void l1__fin_release(struct l1_arena *a)
 		l1__bm_clear(a, b, n);
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
+		__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		l1__rec_set_state(a, r, L1_STATE_FREE);
 		l1__slot_push(a, e->slot);
 		bytes += r->size;
@@ -169,6 +207,7 @@ void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 {
 	struct l1_arena *a = ctx;
 	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
+	l1__client_beat(a);
 	for (uint32_t i = 0; i < n; i++) {
 		if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
 		    L1_FIN_CAP) {

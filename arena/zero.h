@@ -32,6 +32,11 @@ typedef void (*l1_zero_done_fn)(void *ctx, const struct l1_zero_extent *done,
 /* Called from the engine's thread whenever it has nothing to zero; returns
  * 1 to be called again after a short nap (1 ms), 0 to let it sleep. */
 typedef int (*l1_zero_idle_fn)(void *ctx);
+/* Called from the engine's thread before it writes an extent (each piece,
+ * and again before a piece that came back short goes again): 0 means the
+ * extent is no longer this engine's (another took it over), and it is then
+ * passed to done() without being written any more. */
+typedef int (*l1_zero_mine_fn)(void *ctx, const struct l1_zero_extent *e);
 
 struct l1_zero_opts {
 	int32_t method;                 /* enum l1_zero_method (l1arena.h) */
@@ -40,6 +45,7 @@ struct l1_zero_opts {
 	uint32_t reserved;
 	uint64_t piece_bytes;           /* bytes per read; 0 = default (2 MiB) */
 	l1_zero_idle_fn idle;           /* optional */
+	l1_zero_mine_fn still_mine;     /* optional */
 };
 
 struct l1_zero_stats {

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "nsutil.h"
 #include "testutil.h"
 
 #define MiB (1ull << 20)
@@ -763,6 +764,45 @@ START_TEST(open_file_holds_its_object)
 }
 END_TEST
 
+
+/* ---- liveness across namespaces ------------------------------------------ */
+
+/* The view collects every 0.3 s here: a writer and a holder in their own
+ * PID namespace keep their object and hold through many passes (the view's
+ * /proc says PID 1 is init), and once dead the view reclaims them. */
+START_TEST(namespaced_writer_survives_view_gc)
+{
+	char why[256];
+	struct l1_arena *a = attach();
+	uint64_t hid = publish_elsewhere("nsheld", 65536, 12, 0);
+	struct l1_obj_info hi;
+	ck_assert_int_eq(l1_obj_info(a, hid, &hi), 0);
+	struct l1t_ns_writer w = { .path = V.pool, .held_key = "nsheld", .held_seed = 12,
+				   .own_seed = 41 };
+	pid_t k = l1t_ns_writer_start(&w, why, sizeof why);
+	if (k < 0) {
+		printf("SKIP namespaced_writer_survives_view_gc: %s\n", why);
+		l1_arena_close(a);
+		return;
+	}
+	uint64_t id = w.id;
+	usleep(1500000);        /* five passes of the view's gc */
+	ck_assert_int_eq(state_of(a, id), L1_STATE_ALLOCATED);
+	ck_assert_uint_eq(holds_of(a, hid), 1);
+	ck_assert_int_eq(l1_free_ids(a, &hid, 1), 0);
+	ck_assert_int_eq(state_of(a, hid), L1_STATE_DOOMED);
+	churn(a, hi.obj.offset, hi.obj.size);
+	usleep(1000000);
+	ck_assert_int_eq(state_of(a, hid), L1_STATE_DOOMED);
+	ck_assert_int_eq(state_of(a, id), L1_STATE_ALLOCATED);
+	ck_assert_int_eq(l1t_ns_writer_finish(&w, k), 0);
+	/* dead now: the view's next passes take its object and its hold */
+	ck_assert(WAIT_FOR(state_of(a, id) != L1_STATE_ALLOCATED, 5000));
+	ck_assert(WAIT_FOR(state_of(a, hid) != L1_STATE_DOOMED, 5000));
+	l1_arena_close(a);
+}
+END_TEST
+
 /* ---- permissions ------------------------------------------------------- */
 
 START_TEST(nobody_is_refused)
@@ -1462,6 +1502,7 @@ int main(int argc, char **argv)
 	tcase_add_test(t, writing_another_owners_object);
 	tcase_add_test(t, rm_frees);
 	tcase_add_test(t, open_file_holds_its_object);
+	tcase_add_test(t, namespaced_writer_survives_view_gc);
 	tcase_add_test(t, nobody_is_refused);
 	tcase_add_test(t, open_path_zero_copy);
 	tcase_add_test(t, read_only_holds_through_view);

@@ -5,7 +5,9 @@
 # bad sizes and options (exit 2), a missing pool, a user without permission
 # (nobody, through setpriv), a pool of another format version and a file
 # that is not a pool (exit 1, with a sentence that says what to do), and a
-# pool whose bitmap was damaged (memcheck exit 3, then --repair).  Pools go
+# pool whose bitmap was damaged (memcheck exit 3, then --repair); and gc
+# with a writer in its own PID namespace (`unshare --pid --fork
+# --mount-proc`: spared while it lives, taken once dead).  Pools go
 # where tests/run.sh says (L1_TEST_DIR); damaged copies are plain files in
 # /dev/shm.  Everything is removed on every exit path.
 # Exit status: 0 if every check passed.
@@ -265,6 +267,49 @@ expect 2 "'zz' is not an object id" "rm zz" -- "$L1CTL" rm --path "$pool" zz
 expect 0 "" "memcheck of a healthy pool" -- "$L1CTL" memcheck --path "$pool"
 expect 0 "" "memcheck --repair of a healthy pool" -- "$L1CTL" memcheck --repair --path "$pool"
 expect 0 "^gc: " "gc" -- "$L1CTL" gc --path "$pool"
+
+# ---- liveness: a writer in its own PID namespace (the issue's reproduction) --
+
+# `unshare --pid --fork --mount-proc` as a container runtime would: the
+# writer is PID 1 there, and PID 1 here is init.  gc from here must leave
+# its unpublished object alone while it lives, and take it once it is dead.
+if ! unshare --pid --fork --mount-proc true 2>/dev/null; then
+	say "skip writer in a PID namespace: unshare --pid --fork --mount-proc is refused here"
+elif ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+	say "skip writer in a PID namespace: /usr/bin/python3 with numpy is needed for the writer"
+else
+	PYTHONPATH=tools/python L1ARENA_LIB=$BUILD/lib/libl1arena.so \
+	unshare --pid --fork --mount-proc /usr/bin/python3 -c '
+import os, sys, time
+from l1arena import L1MemoryManager
+m = L1MemoryManager.attach(sys.argv[1], pin="off")
+err, objs = m.allocate_bytes(65536, 1)
+a = objs[0].array
+a[:] = 7
+open(sys.argv[2] + "/ready", "w").close()
+while not os.path.exists(sys.argv[2] + "/go"):
+    time.sleep(0.05)
+os._exit(0 if (a == 7).all() else 1)   # dies attached
+' "$pool" "$tmp" >"$tmp/writer.log" 2>&1 &
+	wpid=$!
+	i=0
+	while [ ! -e "$tmp/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	expect 0 "^gc: 0 objects of dead writers reclaimed .* 0 clients" \
+		"gc from the host spares a writer in its own PID namespace" -- \
+		"$L1CTL" gc --path "$pool"
+	expect 0 "alive" "info lists it alive" -- "$L1CTL" info --path "$pool"
+	touch "$tmp/go"
+	wait "$wpid"
+	wrc=$?
+	if [ "$wrc" -eq 0 ]; then
+		say "ok   its bytes were still its own"
+	else
+		say "FAIL the namespaced writer exited $wrc:"; sed 's/^/       /' "$tmp/writer.log"
+		fail=1
+	fi
+	expect 0 "^gc: 1 objects of dead writers reclaimed .* 1 clients" \
+		"gc takes it once it is dead" -- "$L1CTL" gc --path "$pool"
+fi
 
 # a copy whose bitmap claims blocks no record owns: memcheck exit 3, repair
 dmg=/dev/shm/l1ctl-shm-$$

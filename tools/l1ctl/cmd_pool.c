@@ -38,9 +38,9 @@ int ctl_fail_attach(const char *what, const char *path, int err)
 			"read through a read-only attach when it has --mode 0640.\n");
 		break;
 	case -EPROTO:
-		fprintf(stderr, "l1ctl: this l1ctl reads pool format %d.x only: use the tools built "
-			"with the library that made the pool, or remove it with `l1ctl destroy "
-			"--force%s%s%s` and create it again.\n", L1_VERSION_MAJOR,
+		fprintf(stderr, "l1ctl: this l1ctl cannot read that pool's format version: use "
+			"the tools built with the library that made the pool, or remove it with "
+			"`l1ctl destroy --force%s%s%s` and create it again.\n",
 			path ? " --path" : "", sp, p);
 		break;
 	case -EBADMSG:

@@ -183,8 +183,10 @@ static const struct cmd cmds[] = {
 	{ "gc", cmd_gc, 0, "reclaim what dead processes left",
 	  "usage: l1ctl gc [--path P]\n\n"
 	  "Frees the unpublished objects of writers that died, re-zeroes what a dead\n"
-	  "process was zeroing, drops dead processes' holds and client slots, and\n"
-	  "waits until the zeroing is done.\n\n" COMMON "\n" EXITS },
+	  "process (or one stopped for over 2 s) was zeroing, drops dead processes'\n"
+	  "holds and client slots, and waits until the zeroing is done.  A process is\n"
+	  "dead when it no longer holds its lock on the pool file (the kernel's\n"
+	  "word, the same in every namespace; /proc is not asked).\n\n" COMMON "\n" EXITS },
 	{ "destroy", cmd_destroy, B(O_FORCE), "remove the pool file [--force]",
 	  "usage: l1ctl destroy [--force] [--path P]\n\n"
 	  "Removes the pool file.  Refuses while processes are attached, or when the\n"
