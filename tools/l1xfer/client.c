@@ -53,6 +53,7 @@ struct chunk {
 	struct l1_obj *objs;
 	uint32_t pending;               /* reads in flight */
 	int err;
+	int said;                       /* err came with a sentence */
 };
 
 struct run {
@@ -61,6 +62,7 @@ struct run {
 	struct l1_xfer_stats *st;
 	uint64_t t0, last_report, last_activity;
 	int err;                        /* the first failure */
+	char why[512];                  /* and its sentence */
 };
 
 static uint64_t now_ns(void)
@@ -294,10 +296,14 @@ static int check_keys(const char *const *keys, uint32_t n)
 	return 0;
 }
 
+/* Keeps the first failure and its sentence (later calls overwrite the
+ * thread's sentence). */
 static void note_err(struct run *r, int err)
 {
-	if (!r->err)
-		r->err = err;
+	if (r->err)
+		return;
+	r->err = err;
+	snprintf(r->why, sizeof r->why, "%s", l1_xfer_last_error());
 }
 
 /* ---- get ------------------------------------------------------------------ */
@@ -354,6 +360,7 @@ static void start_reads(struct run *r, struct chunk *c)
 	uint64_t bytes;
 	c->state = CH_READING;
 	c->err = alloc_chunk(r, c);
+	c->said = c->err != 0;
 	for (uint32_t i = 0; i < c->n && !c->err; i++) {
 		if (e[i].status)
 			continue;
@@ -361,6 +368,7 @@ static void start_reads(struct run *r, struct chunk *c)
 		    bytes > c->objs[i].size || bytes > e[i].size) {
 			c->err = l1x_fail(-EPROTO, "%s described key '%s' inconsistently", x->peer,
 					  r->todo[c->first + i]);
+			c->said = 1;
 			break;
 		}
 		ucp_request_param_t p = {
@@ -385,8 +393,12 @@ static void finish_chunk(struct run *r, struct chunk *c)
 {
 	struct l1_xfer *x = r->x;
 	const struct l1x_entry *e = c->reply ? entries(c) : NULL;
-	if (x->ep_failed && !c->err)
+	if (x->ep_failed && (!c->err || !c->said)) {
 		c->err = peer_gone(x);
+		c->said = 1;
+	}
+	if (c->err && !c->said)
+		c->err = l1x_fail(c->err, "reading from %s failed: %s", x->peer, strerror(-c->err));
 	if (e) {
 		struct l1x_hdr *d = l1x_msg_new(L1X_DONE, x->conn, 0, 0, (size_t)c->n * 8);
 		for (uint32_t i = 0; d && i < c->n; i++)
@@ -421,10 +433,9 @@ static void finish_chunk(struct run *r, struct chunk *c)
 			continue;
 		}
 		r->st->failed++;
-		if (!r->err)
-			note_err(r, c->err ? c->err
-					   : l1x_fail(st, "%s could not serve '%s': %s", x->peer, key,
-						      l1_strerror(st)));
+		if (!r->err && !c->err)
+			l1x_fail(st, "%s could not serve '%s': %s", x->peer, key, l1_strerror(st));
+		note_err(r, c->err ? c->err : st);
 	}
 	free(c->reply);
 	free(c->objs);
@@ -476,6 +487,7 @@ static void on_reply(struct run *r, struct chunk *ch, struct l1x_msg *m)
 		if (m->hdr.type != L1X_LOOKUP_REPLY || m->hdr.count != c->n ||
 		    m->len != sizeof m->hdr + (size_t)c->n * sizeof(struct l1x_entry)) {
 			c->err = l1x_fail(-EPROTO, "%s sent a malformed lookup reply", r->x->peer);
+			c->said = 1;
 			c->reply = NULL;
 			free(m);
 			finish_chunk(r, c);
@@ -523,6 +535,7 @@ static int get_todo(struct l1_xfer *x, const char *const *todo, uint32_t ntodo,
 			int e = send_lookup(&r, c);
 			if (e) {
 				c->err = e;
+				c->said = 1;
 				finish_chunk(&r, c);
 				active--;
 			}
@@ -551,6 +564,7 @@ static int get_todo(struct l1_xfer *x, const char *const *todo, uint32_t ntodo,
 				c->err = x->ep_failed ? peer_gone(x)
 						      : l1x_fail(-ETIMEDOUT, "%s did not answer within 60 s",
 								 x->peer);
+				c->said = 1;
 				over = 1;
 			}
 			if (over) {
@@ -567,6 +581,8 @@ static int get_todo(struct l1_xfer *x, const char *const *todo, uint32_t ntodo,
 			l1x_ucx_wait(&x->u, 10);
 	}
 	report(&r, 0);
+	if (r.err)
+		l1x_fail(r.err, "%s", r.why);
 	return r.err;
 }
 
