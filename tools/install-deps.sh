@@ -6,6 +6,9 @@ set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 liburing-dev check \
 python3 python3-pytest python3-numpy python3-pip attr util-linux procps clang-14 libclang-rt-14-dev \
 prometheus"
+# l1xfer (tools/l1xfer): UCX and its ucx_perftest (l1bench xfer's baseline)
+PKGS="$PKGS libucx-dev"
+PKGS="$PKGS ucx-utils"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -257,6 +257,8 @@ void l1_xfer_close(struct l1_xfer *x)
 		return;
 	if (x->rkey)
 		ucp_rkey_destroy(x->rkey);
+	if (x->ep && !x->ep_failed && x->conn)
+		send_msg(x, l1x_msg_new(L1X_BYE, x->conn, 0, 0, 0), 0);
 	if (x->ep) {
 		ucp_request_param_t p = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
 					  .flags = x->ep_failed ? UCP_EP_CLOSE_FLAG_FORCE : 0 };

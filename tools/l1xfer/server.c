@@ -174,7 +174,10 @@ static void reap(struct l1_xfer_server *s)
 		}
 		*pp = c->next;
 		char why[128];
-		snprintf(why, sizeof why, "went away (%s)", ucs_status_string(c->why));
+		if (c->why == UCS_OK)
+			snprintf(why, sizeof why, "disconnected");
+		else
+			snprintf(why, sizeof why, "went away (%s)", ucs_status_string(c->why));
 		conn_drop(s, c, why);
 	}
 }
@@ -366,7 +369,8 @@ static int well_formed(const struct l1x_msg *m)
 {
 	size_t rec;
 	switch (m->hdr.type) {
-	case L1X_HELLO: rec = 0; break;
+	case L1X_HELLO:
+	case L1X_BYE: rec = 0; break;
 	case L1X_LOOKUP: rec = L1X_KEY_SLOT; break;
 	case L1X_DONE: rec = 8; break;
 	case L1X_LIST: return m->len == sizeof m->hdr + L1X_KEY_SLOT;
@@ -397,6 +401,7 @@ static void dispatch(struct l1_xfer_server *s, struct l1x_msg *m)
 	case L1X_LIST: on_list(s, c, &m->hdr); break;
 	case L1X_ALLOC: on_alloc(s, c, &m->hdr); break;
 	case L1X_COMMIT: on_commit(s, c, &m->hdr); break;
+	case L1X_BYE: c->dead = 1; c->why = UCS_OK; break;
 	}
 }
 

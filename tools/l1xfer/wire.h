@@ -37,6 +37,7 @@ enum l1x_type {
 	L1X_ALLOC_REPLY,        /* s->c: count x l1x_entry */
 	L1X_COMMIT,             /* c->s: count x l1x_want (id + key): publish */
 	L1X_COMMIT_REPLY,       /* s->c: count x int32 status */
+	L1X_BYE,                /* c->s: closing; whatever is still held goes */
 	L1X_TYPE_END
 };
 
