@@ -8,7 +8,8 @@
  * figure is the best of the three as timed inside the get call (lookup,
  * allocation, reads, publish; not process start or connection).  The
  * transport the connection used (from get's summary line) is what
- * ucx_perftest is given (UCX_TLS, UCX_NET_DEVICES), for the same sizes.  No
+ * ucx_perftest is given (UCX_TLS, UCX_NET_DEVICES), for the same sizes and
+ * as many gets in flight, best of three as well.  No
  * UCX linked here: the scenario runs the l1xfer binary next to l1bench.
  */
 #include <errno.h>
@@ -174,17 +175,18 @@ static void transport_of(const char *summary, char *tls, char *devs, size_t len)
 	}
 }
 
-/* ucx_perftest ucp_get, server and client on 127.0.0.1: MB/s (MiB/s) and
- * messages/s, overall. */
+/* ucx_perftest ucp_get, server and client on 127.0.0.1, with as many gets
+ * outstanding as l1xfer had (its default -O 0 waits for each: a latency
+ * figure, not a bandwidth one): MB/s (MiB/s) and messages/s, overall. */
 static int perftest(const char *tls, const char *devs, uint64_t size, uint32_t iters,
-		    double *mbs, double *mr)
+		    uint32_t outstanding, double *mbs, double *mr)
 {
 	char cmd[1024], line[1024], env[300];
 	int port = 20000 + (int)(getpid() % 20000);
 	snprintf(env, sizeof env, "UCX_TLS=%s UCX_NET_DEVICES=%s", tls, *devs ? devs : "all");
 	snprintf(cmd, sizeof cmd, "%s ucx_perftest -p %d >/dev/null 2>&1 & sleep 0.5; "
-		 "%s ucx_perftest 127.0.0.1 -p %d -t ucp_get -s %llu -n %u -w %u -f -v 2>&1; wait",
-		 env, port, env, port, (unsigned long long)size, iters, iters / 8 + 1);
+		 "%s ucx_perftest 127.0.0.1 -p %d -t ucp_get -s %llu -n %u -w %u -O %u -f -v 2>&1; wait",
+		 env, port, env, port, (unsigned long long)size, iters, iters / 8 + 1, outstanding);
 	if (run_capture(cmd, ",", line, sizeof line))
 		return -1;
 	/* iterations,p50_lat,avg_lat,overall_lat,avg_bw,overall_bw,avg_mr,overall_mr */
@@ -260,7 +262,19 @@ int bench_xfer(const struct bench_ctx *c)
 		transport_of(line, tls, devs, sizeof tls);
 		double gbs = (double)n * s->bytes / best / 1e9;
 		snprintf(metric, sizeof metric, "pool to pool, %u x %s", n, s->name);
-		if (perftest(tls, devs, s->bytes, n * 2, &ptbw, &ptmr)) {
+		/* l1xfer keeps up to 4 chunks of 256 reads in flight */
+		uint32_t depth = n < 1024 ? n : 1024;
+		ptbw = ptmr = 0;
+		for (int rep = 0; rep < 3; rep++) {     /* best of 3 too */
+			double bw, mr;
+			if (perftest(tls, devs, s->bytes, n * 2, depth, &bw, &mr))
+				break;
+			if (bw > ptbw) {
+				ptbw = bw;
+				ptmr = mr;
+			}
+		}
+		if (!ptbw) {
 			bench_note(c, "xfer", "ucx_perftest (ucp_get, UCX_TLS=%s) did not run%s", tls,
 				   in_path("ucx_perftest") ? "" : ": install ucx-utils");
 			ptbw = ptmr = 0;
@@ -276,8 +290,9 @@ int bench_xfer(const struct bench_ctx *c)
 		if (s->bytes == 16 << 10 && n == 1000)
 			bench_report(c, "xfer", "batch of 1000 keys of 16 KiB", best * 1e3, "ms", NULL, 0,
 				     "< 50 ms", best < 0.05);
-		bench_note(c, "xfer", "%s: transport %s (devices %s), also given to ucx_perftest",
-			   s->name, tls, devs);
+		bench_note(c, "xfer", "%s: transport %s (devices %s); ucx_perftest on it with -O %u "
+			   "(as many gets in flight as l1xfer) and -n %u, best of 3", s->name, tls, devs, depth,
+			   n * 2);
 	}
 out_srv:
 	stop_child(srv);
