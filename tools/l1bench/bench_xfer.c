@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,18 +94,32 @@ static void stop_child(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* Runs a command, keeps the last line that contains want. */
-static int run_capture(const char *cmd, const char *want, char *out, size_t len)
+static double children_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_CHILDREN, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Runs a command, keeps the last line that contains want; *cpu: the CPU
+ * seconds it used (user + system).  The machine may be shared: CPU time per
+ * byte says what wall time under load cannot. */
+static int run_capture(const char *cmd, const char *want, char *out, size_t len, double *cpu)
 {
 	char line[1024];
+	double c0 = children_cpu();
 	FILE *p = popen(cmd, "r");
+	int rc;
 	if (!p)
 		return -1;
 	out[0] = 0;
 	while (fgets(line, sizeof line, p))
 		if (strstr(line, want))
 			snprintf(out, len, "%s", line);
-	return pclose(p) == 0 && out[0] ? 0 : -1;
+	rc = pclose(p);
+	*cpu = children_cpu() - c0;
+	return rc == 0 && out[0] ? 0 : -1;
 }
 
 static int fill_source(struct l1_arena *a, const struct xfer_size *s, uint32_t count, int tag)
@@ -179,16 +194,36 @@ static void transport_of(const char *summary, char *tls, char *devs, size_t len)
  * outstanding as l1xfer had (its default -O 0 waits for each: a latency
  * figure, not a bandwidth one): MB/s (MiB/s) and messages/s, overall. */
 static int perftest(const char *tls, const char *devs, uint64_t size, uint32_t iters,
-		    uint32_t outstanding, double *mbs, double *mr)
+		    uint32_t outstanding, double *mbs, double *mr, double *cpu_per_gb)
 {
-	char cmd[1024], line[1024], env[300];
-	int port = 20000 + (int)(getpid() % 20000);
+	char cmd[1024], line[1024], env[300], port_s[16];
+	int port = 20000 + (int)(getpid() % 20000), r;
+	uint32_t warm = iters / 8 + 1;
+	pid_t srv;
 	snprintf(env, sizeof env, "UCX_TLS=%s UCX_NET_DEVICES=%s", tls, *devs ? devs : "all");
-	snprintf(cmd, sizeof cmd, "%s ucx_perftest -p %d >/dev/null 2>&1 & sleep 0.5; "
-		 "%s ucx_perftest 127.0.0.1 -p %d -t ucp_get -s %llu -n %u -w %u -O %u -f -v 2>&1; wait",
-		 env, port, env, port, (unsigned long long)size, iters, iters / 8 + 1, outstanding);
-	if (run_capture(cmd, ",", line, sizeof line))
+	snprintf(port_s, sizeof port_s, "%d", port);
+	srv = fork();                   /* the responder, apart: its CPU is not counted */
+	if (srv == 0) {
+		setenv("UCX_TLS", tls, 1);
+		setenv("UCX_NET_DEVICES", *devs ? devs : "all", 1);
+		int fd = open("/dev/null", O_WRONLY);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execlp("ucx_perftest", "ucx_perftest", "-p", port_s, (char *)NULL);
+		_exit(127);
+	}
+	if (srv < 0)
 		return -1;
+	usleep(500000);
+	snprintf(cmd, sizeof cmd, "%s ucx_perftest 127.0.0.1 -p %d -t ucp_get -s %llu -n %u -w %u "
+		 "-O %u -f -v 2>&1", env, port, (unsigned long long)size, iters, warm, outstanding);
+	double cpu;
+	r = run_capture(cmd, ",", line, sizeof line, &cpu);
+	kill(srv, SIGTERM);
+	waitpid(srv, NULL, 0);
+	if (r)
+		return -1;
+	*cpu_per_gb = cpu / ((double)(iters + warm) * size / 1e9);
 	/* iterations,p50_lat,avg_lat,overall_lat,avg_bw,overall_bw,avg_mr,overall_mr */
 	double v[8];
 	if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4],
@@ -199,9 +234,67 @@ static int perftest(const char *tls, const char *devs, uint64_t size, uint32_t i
 	return 0;
 }
 
+/* Best of 3 for one size, ours and ucx_perftest's taking turns (the machine
+ * may be shared: turns see the same load). */
+static int one_size(const struct bench_ctx *c, const char *xfer, struct l1_arena *dst,
+		    const char *dst_path, int port, unsigned k)
+{
+	const struct xfer_size *s = &sizes[k];
+	uint32_t n = c->quick ? s->quick_count : s->count;
+	uint32_t depth = n < 1024 ? n : 1024;  /* l1xfer: up to 4 chunks of 256 reads in flight */
+	double best = 1e30, cpu_best = 1e30, ptbw = 0, ptmr = 0, ptcpu = 0;
+	char cmd[2048], line[1024], tls[128] = "", devs[128] = "", metric[64], *in;
+	int pt_ok = 1;
+
+	for (int rep = 0; rep < 3; rep++) {
+		double sec, cpu, bw, mr, pc;
+		empty_pool(dst);
+		snprintf(cmd, sizeof cmd, "%s get --quiet --arena %s --from 127.0.0.1:%d --prefix x%u/ 2>&1",
+			 xfer, dst_path, port, k);
+		if (run_capture(cmd, "keys:", line, sizeof line, &cpu) || !(in = strstr(line, " in ")) ||
+		    sscanf(in, " in %lf s", &sec) != 1 || verify(dst, s, n, (int)k)) {
+			bench_note(c, "xfer", "the get of %u x %s failed: %s", n, s->name, line);
+			return 1;
+		}
+		best = sec < best ? sec : best;
+		cpu_best = cpu < cpu_best ? cpu : cpu_best;
+		transport_of(line, tls, devs, sizeof tls);
+		/* the same bytes as one get, as many reads in flight */
+		if (pt_ok && !perftest(tls, devs, s->bytes, n, depth, &bw, &mr, &pc)) {
+			if (bw > ptbw) {
+				ptbw = bw;
+				ptmr = mr;
+			}
+			ptcpu = !ptcpu || pc < ptcpu ? pc : ptcpu;
+		} else if (pt_ok) {
+			pt_ok = 0;
+			bench_note(c, "xfer", "ucx_perftest (ucp_get, UCX_TLS=%s) did not run%s", tls,
+				   in_path("ucx_perftest") ? "" : ": install ucx-utils");
+		}
+	}
+	double gbs = (double)n * s->bytes / best / 1e9;
+	double ptgbs = ptbw * 1048576.0 / 1e9;   /* perftest's MB/s are MiB/s */
+	int bw_goal = s->bytes >= (1 << 20);
+	snprintf(metric, sizeof metric, "pool to pool, %u x %s", n, s->name);
+	bench_report(c, "xfer", metric, gbs, "GB/s", ptbw ? "ucx_perftest ucp_get" : NULL, ptgbs,
+		     bw_goal ? ">= 0.8x ucx_perftest" : NULL, bw_goal && ptbw ? gbs >= 0.8 * ptgbs : -1);
+	bench_report(c, "xfer", metric, n / best, "obj/s", ptbw ? "ucx_perftest msg/s" : NULL, ptmr,
+		     NULL, -1);
+	/* the whole client process, UCX set-up included, per GB moved */
+	bench_report(c, "xfer", metric, cpu_best / ((double)n * s->bytes / 1e9), "cpu-s/GB",
+		     ptcpu ? "ucx_perftest client" : NULL, ptcpu, NULL, -1);
+	if (s->bytes == 16 << 10 && n == 1000)
+		bench_report(c, "xfer", "batch of 1000 keys of 16 KiB", best * 1e3, "ms", NULL, 0,
+			     "< 50 ms", best < 0.05);
+	bench_note(c, "xfer", "%s: transport %s (devices %s); ucx_perftest on it, -n %u -O %u "
+		   "(the same bytes, as many gets in flight), best of 3 taking turns with ours",
+		   s->name, tls, devs, n, depth);
+	return 0;
+}
+
 int bench_xfer(const struct bench_ctx *c)
 {
-	char xfer[600], src_path[512], dst_path[512], cmd[2048], line[1024];
+	char xfer[600], src_path[512], dst_path[512];
 	uint64_t need = 0;
 	int port, rc = 0;
 	pid_t srv;
@@ -240,61 +333,8 @@ int bench_xfer(const struct bench_ctx *c)
 	bench_note(c, "xfer", "l1xfer serve on 127.0.0.1:%d, UCX_TLS=%s, UCX_NET_DEVICES=%s; "
 		   "best of 3 gets per size, timed inside the get", port,
 		   getenv("UCX_TLS") ? getenv("UCX_TLS") : "(UCX's choice)", getenv("UCX_NET_DEVICES"));
-	for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
-		const struct xfer_size *s = &sizes[k];
-		uint32_t n = c->quick ? s->quick_count : s->count;
-		double best = 1e30, sec, ptbw, ptmr;
-		char tls[128], devs[128], metric[64], goal[64];
-		for (int rep = 0; rep < 3; rep++) {
-			empty_pool(dst);
-			snprintf(cmd, sizeof cmd, "%s get --quiet --arena %s --from 127.0.0.1:%d --prefix x%u/ 2>&1",
-				 xfer, dst_path, port, k);
-			char *in;
-			if (run_capture(cmd, "keys:", line, sizeof line) || !(in = strstr(line, " in ")) ||
-			    sscanf(in, " in %lf s", &sec) != 1 || verify(dst, s, n, (int)k)) {
-				bench_note(c, "xfer", "the get of %u x %s failed: %s", n, s->name, line);
-				rc = 1;
-				goto out_srv;
-			}
-			if (sec < best)
-				best = sec;
-		}
-		transport_of(line, tls, devs, sizeof tls);
-		double gbs = (double)n * s->bytes / best / 1e9;
-		snprintf(metric, sizeof metric, "pool to pool, %u x %s", n, s->name);
-		/* l1xfer keeps up to 4 chunks of 256 reads in flight */
-		uint32_t depth = n < 1024 ? n : 1024;
-		ptbw = ptmr = 0;
-		for (int rep = 0; rep < 3; rep++) {     /* best of 3 too */
-			double bw, mr;
-			if (perftest(tls, devs, s->bytes, n * 2, depth, &bw, &mr))
-				break;
-			if (bw > ptbw) {
-				ptbw = bw;
-				ptmr = mr;
-			}
-		}
-		if (!ptbw) {
-			bench_note(c, "xfer", "ucx_perftest (ucp_get, UCX_TLS=%s) did not run%s", tls,
-				   in_path("ucx_perftest") ? "" : ": install ucx-utils");
-			ptbw = ptmr = 0;
-		}
-		double ptgbs = ptbw * 1048576.0 / 1e9;   /* perftest's MB/s are MiB/s */
-		int bw_goal = s->bytes >= (1 << 20);
-		snprintf(goal, sizeof goal, ">= 0.8x ucx_perftest");
-		bench_report(c, "xfer", metric, gbs, "GB/s", ptbw ? "ucx_perftest ucp_get" : NULL,
-			     ptgbs, bw_goal ? goal : NULL,
-			     bw_goal && ptbw ? gbs >= 0.8 * ptgbs : -1);
-		bench_report(c, "xfer", metric, n / best, "obj/s", ptbw ? "ucx_perftest msg/s" : NULL,
-			     ptmr, NULL, -1);
-		if (s->bytes == 16 << 10 && n == 1000)
-			bench_report(c, "xfer", "batch of 1000 keys of 16 KiB", best * 1e3, "ms", NULL, 0,
-				     "< 50 ms", best < 0.05);
-		bench_note(c, "xfer", "%s: transport %s (devices %s); ucx_perftest on it with -O %u "
-			   "(as many gets in flight as l1xfer) and -n %u, best of 3", s->name, tls, devs, depth,
-			   n * 2);
-	}
-out_srv:
+	for (unsigned k = 0; k < sizeof sizes / sizeof sizes[0] && !rc; k++)
+		rc = one_size(c, xfer, dst, dst_path, port, k);
 	stop_child(srv);
 out:
 	bench_destroy(src);

@@ -468,9 +468,20 @@ uint64_t l1_xfer_server_holds(struct l1_xfer_server *s)
 	return s ? s->holds : 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins while there is work and for 1 ms after it (a transfer's next request
+ * is usually that close: sleeping and waking for each costs two syscalls and
+ * a wakeup), then sleeps on the worker's event fd. */
 int l1_xfer_server_run(struct l1_xfer_server *s, volatile sig_atomic_t *stop)
 {
 	struct l1x_msg *m;
+	uint64_t last_busy = 0;
 	while (!*stop) {
 		int busy = 0;
 		while (ucp_worker_progress(s->u.worker))
@@ -485,7 +496,9 @@ int l1_xfer_server_run(struct l1_xfer_server *s, volatile sig_atomic_t *stop)
 			busy = 1;
 		}
 		reap(s);
-		if (!busy)
+		if (busy)
+			last_busy = mono_ns();
+		else if (mono_ns() - last_busy > 1000000)
 			l1x_ucx_wait(&s->u, 200);
 	}
 	return 0;
