@@ -436,9 +436,12 @@ int l1_xfer_server_start(struct l1_arena *a, const char *listen, struct l1_xfer_
 	};
 	st = ucp_listener_create(s->u.worker, &lp, &s->listener);
 	if (st != UCS_OK) {
-		r = l1x_fail(l1x_errno(st) == -EBUSY ? -EADDRINUSE : l1x_errno(st),
-			     "cannot listen on %s: %s (address in use, or not an address of this host?)",
-			     listen, ucs_status_string(st));
+		if (st == UCS_ERR_BUSY)
+			r = l1x_fail(-EADDRINUSE, "cannot listen on %s: the address is in use "
+				     "(another server there? PORT 0 takes any free port)", listen);
+		else
+			r = l1x_fail(l1x_errno(st), "cannot listen on %s: %s (not an address of this "
+				     "host?)", listen, ucs_status_string(st));
 		goto out_rkey;
 	}
 	ucp_listener_attr_t la = { .field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR };
