@@ -33,8 +33,11 @@ made_ns=""
 say() { printf '%s\n' "$*"; }
 ok() { say "ok   $*"; }
 bad() { say "FAIL $*"; fail=1; }
-py() { env PYTHONPATH="$ROOT/tools/python" L1ARENA_LIB="$ROOT/$BUILD/lib/libl1arena.so" \
-	/usr/bin/python3 "$ROOT/tests/sh/xfer_data.py" "$@"; }
+# the data helper (Python); a sanitized library needs its runtime preloaded
+lib=$ROOT/$BUILD/lib/libl1arena.so
+preload=$(ldd "$lib" 2>/dev/null | awk '/lib[at]san\.so/ {print $3; exit}')
+py() { env PYTHONPATH="$ROOT/tools/python" L1ARENA_LIB="$lib" ${preload:+LD_PRELOAD=$preload} \
+	ASAN_OPTIONS=detect_leaks=0 /usr/bin/python3 "$ROOT/tests/sh/xfer_data.py" "$@"; }
 
 cleanup() {
 	[ -n "$cpid" ] && kill -9 "$cpid" 2>/dev/null

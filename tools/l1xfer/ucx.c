@@ -58,12 +58,14 @@ static ucs_status_t am_recv(void *arg, const void *header, size_t hlen, void *da
 			    size_t len, const ucp_am_recv_param_t *param)
 {
 	struct l1x_queue *q = arg;
-	const struct l1x_hdr *h = data;
+	struct l1x_hdr h;               /* UCX's data need not be aligned: copied */
 	struct l1x_msg *m;
 	(void)header;
 	(void)hlen;
-	if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) || len < sizeof *h ||
-	    h->magic != L1X_MAGIC || h->version != L1X_VERSION) {
+	if (len >= sizeof h)
+		memcpy(&h, data, sizeof h);
+	if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) || len < sizeof h ||
+	    h.magic != L1X_MAGIC || h.version != L1X_VERSION) {
 		q->dropped++;
 		return UCS_OK;
 	}
