@@ -65,13 +65,6 @@ struct run {
 	char why[512];                  /* and its sentence */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void ep_error(void *arg, ucp_ep_h ep, ucs_status_t st)
 {
 	struct l1_xfer *x = arg;
@@ -108,7 +101,7 @@ static struct l1x_msg *take_reply(struct l1_xfer *x, uint32_t req)
 static struct l1x_msg *wait_reply(struct l1_xfer *x, uint32_t req, uint16_t type, size_t rec,
 				  size_t extra)
 {
-	uint64_t deadline = now_ns() + REPLY_TIMEOUT_NS;
+	uint64_t deadline = l1x_now_ns() + REPLY_TIMEOUT_NS;
 	struct l1x_msg *m;
 	for (;;) {
 		while (ucp_worker_progress(x->u.worker))
@@ -119,7 +112,7 @@ static struct l1x_msg *wait_reply(struct l1_xfer *x, uint32_t req, uint16_t type
 			peer_gone(x);
 			return NULL;
 		}
-		if (now_ns() > deadline) {
+		if (l1x_now_ns() > deadline) {
 			l1x_fail(-ETIMEDOUT, "%s did not answer within 60 s", x->peer);
 			return NULL;
 		}
@@ -155,7 +148,6 @@ static void describe_transport(struct l1_xfer *x)
 	if (!f)
 		return;
 	ucp_ep_print_info(x->ep, f);
-	if (getenv("L1XFER_DEBUG_EP")) ucp_ep_print_info(x->ep, stderr);
 	fclose(f);
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *p = strstr(line, "lane["), *colon, name[48];
@@ -310,13 +302,33 @@ static void note_err(struct run *r, int err)
 
 /* ---- get ------------------------------------------------------------------ */
 
-static void get_done(void *req, ucs_status_t st, void *user)
+static void rma_done(void *req, ucs_status_t st, void *user)
 {
 	struct chunk *c = user;
 	if (st != UCS_OK && !c->err)
 		c->err = l1x_errno(st);
 	c->pending--;
 	ucp_request_free(req);
+}
+
+/* One-sided read (get) or write (put) between a local object and the
+ * peer's pool at offset, both sides registered; counted in the chunk. */
+static void rma(struct l1_xfer *x, int put, void *local, uint64_t bytes, uint64_t offset,
+		struct chunk *c)
+{
+	ucp_request_param_t p = {
+		.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
+				UCP_OP_ATTR_FIELD_MEMH,
+		.cb.send = rma_done,
+		.user_data = c,
+		.memh = x->u.memh,
+	};
+	ucs_status_ptr_t sp = put ? ucp_put_nbx(x->ep, local, bytes, x->rbase + offset, x->rkey, &p)
+				  : ucp_get_nbx(x->ep, local, bytes, x->rbase + offset, x->rkey, &p);
+	if (UCS_PTR_IS_ERR(sp))
+		c->err = l1x_errno(UCS_PTR_STATUS(sp));
+	else if (sp)
+		c->pending++;
 }
 
 static const struct l1x_entry *entries(const struct chunk *c)
@@ -373,19 +385,7 @@ static void start_reads(struct run *r, struct chunk *c)
 			c->said = 1;
 			break;
 		}
-		ucp_request_param_t p = {
-			.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
-					UCP_OP_ATTR_FIELD_MEMH,
-			.cb.send = get_done,
-			.user_data = c,
-			.memh = x->u.memh,
-		};
-		ucs_status_ptr_t sp = ucp_get_nbx(x->ep, c->objs[i].ptr, bytes,
-						  x->rbase + e[i].offset, x->rkey, &p);
-		if (UCS_PTR_IS_ERR(sp))
-			c->err = l1x_errno(UCS_PTR_STATUS(sp));
-		else if (sp)
-			c->pending++;
+		rma(x, 0, c->objs[i].ptr, bytes, e[i].offset, c);
 	}
 }
 
@@ -442,7 +442,7 @@ static void finish_chunk(struct run *r, struct chunk *c)
 	free(c->reply);
 	free(c->objs);
 	memset(c, 0, sizeof *c);
-	r->last_activity = now_ns();
+	r->last_activity = l1x_now_ns();
 }
 
 static int send_lookup(struct run *r, struct chunk *c)
@@ -506,7 +506,7 @@ static void on_reply(struct run *r, struct chunk *ch, struct l1x_msg *m)
 
 static void report(struct run *r, int force)
 {
-	uint64_t t = now_ns();
+	uint64_t t = l1x_now_ns();
 	r->st->ns = t - r->t0;
 	if (!r->x->progress || (!force && t - r->last_report < 500000000ull))
 		return;
@@ -522,7 +522,7 @@ static int get_todo(struct l1_xfer *x, const char *const *todo, uint32_t ntodo,
 	uint32_t next = 0, nchunk = 0;
 	int active = 0;
 	memset(ch, 0, sizeof ch);
-	r.last_report = r.last_activity = now_ns();
+	r.last_report = r.last_activity = l1x_now_ns();
 	while (next < ntodo || active) {
 		int busy = 0;
 		for (int k = 0; k < WINDOW && next < ntodo && !x->ep_failed && !r.err; k++) {
@@ -562,7 +562,7 @@ static int get_todo(struct l1_xfer *x, const char *const *todo, uint32_t ntodo,
 			if (c->state == CH_READING && !c->pending)
 				over = 1;
 			if (c->state == CH_LOOKUP && (x->ep_failed ||
-						      now_ns() - r.last_activity > REPLY_TIMEOUT_NS)) {
+						      l1x_now_ns() - r.last_activity > REPLY_TIMEOUT_NS)) {
 				c->err = x->ep_failed ? peer_gone(x)
 						      : l1x_fail(-ETIMEDOUT, "%s did not answer within 60 s",
 								 x->peer);
@@ -617,7 +617,7 @@ static int get_common(struct l1_xfer *x, const char *const *keys, uint32_t n,
 		err = l1x_fail(-ENOENT, "%llu of the %u keys are not published at %s (the first: '%s')",
 			       (unsigned long long)st.missing, n, x->peer, x->first_missing);
 out:
-	st.ns = now_ns() - t0;
+	st.ns = l1x_now_ns() - t0;
 	if (out)
 		*out = st;
 	return err;
@@ -626,7 +626,7 @@ out:
 int l1_xfer_get(struct l1_xfer *x, const char *const *keys, uint32_t n,
 		struct l1_xfer_stats *st)
 {
-	return get_common(x, keys, n, st, now_ns());
+	return get_common(x, keys, n, st, l1x_now_ns());
 }
 
 /* ---- list ----------------------------------------------------------------- */
@@ -694,7 +694,7 @@ int l1_xfer_list(struct l1_xfer *x, const char *prefix, char ***out)
 
 int l1_xfer_get_prefix(struct l1_xfer *x, const char *prefix, struct l1_xfer_stats *st)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = l1x_now_ns();
 	char **keys;
 	int n = l1_xfer_list(x, prefix, &keys), err;
 	if (n < 0) {
@@ -767,19 +767,7 @@ static int put_chunk(struct l1_xfer *x, const char *const *keys, uint32_t n,
 			c.err = l1x_fail(-EPROTO, "%s allocated a different layout", x->peer);
 			break;
 		}
-		ucp_request_param_t p = {
-			.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
-					UCP_OP_ATTR_FIELD_MEMH,
-			.cb.send = get_done,
-			.user_data = &c,
-			.memh = x->u.memh,
-		};
-		ucs_status_ptr_t sp = ucp_put_nbx(x->ep, o->ptr, bytes, x->rbase + e[k].offset,
-						  x->rkey, &p);
-		if (UCS_PTR_IS_ERR(sp))
-			c.err = l1x_errno(UCS_PTR_STATUS(sp));
-		else if (sp)
-			c.pending++;
+		rma(x, 1, o->ptr, bytes, e[k].offset, &c);
 	}
 	while (c.pending)
 		ucp_worker_progress(x->u.worker);
@@ -832,14 +820,14 @@ int l1_xfer_put(struct l1_xfer *x, const char *const *keys, uint32_t n,
 		struct l1_xfer_stats *out)
 {
 	struct l1_xfer_stats st = { .requested = n };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = l1x_now_ns();
 	int err = check_keys(keys, n);
 	for (uint32_t i = 0; !err && i < n; i += x->chunk)
 		err = put_chunk(x, keys + i, n - i < x->chunk ? n - i : x->chunk, &st);
 	if (!err && st.missing)
 		err = l1x_fail(-ENOENT, "%llu of the %u keys are not published here (the first: '%s')",
 			       (unsigned long long)st.missing, n, x->first_missing);
-	st.ns = now_ns() - t0;
+	st.ns = l1x_now_ns() - t0;
 	if (out)
 		*out = st;
 	return err;

@@ -471,13 +471,6 @@ uint64_t l1_xfer_server_holds(struct l1_xfer_server *s)
 	return s ? s->holds : 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* Spins while there is work and for 1 ms after it (a transfer's next request
  * is usually that close: sleeping and waking for each costs two syscalls and
  * a wakeup), then sleeps on the worker's event fd. */
@@ -500,8 +493,8 @@ int l1_xfer_server_run(struct l1_xfer_server *s, volatile sig_atomic_t *stop)
 		}
 		reap(s);
 		if (busy)
-			last_busy = mono_ns();
-		else if (mono_ns() - last_busy > 1000000)
+			last_busy = l1x_now_ns();
+		else if (l1x_now_ns() - last_busy > 1000000)
 			l1x_ucx_wait(&s->u, 200);
 	}
 	return 0;

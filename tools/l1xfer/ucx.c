@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -52,6 +53,13 @@ int l1x_errno(ucs_status_t st)
 	case UCS_ERR_NOT_CONNECTED: return -ENOTCONN;
 	default: return -EIO;
 	}
+}
+
+uint64_t l1x_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static ucs_status_t am_recv(void *arg, const void *header, size_t hlen, void *data,

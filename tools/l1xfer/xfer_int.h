@@ -41,6 +41,7 @@ struct l1x_ucx {
 /* Sets this thread's sentence; returns err (a negative errno). */
 int l1x_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int l1x_errno(ucs_status_t st);
+uint64_t l1x_now_ns(void);      /* CLOCK_MONOTONIC */
 
 /* UCX context + worker (RMA, AM, wakeup) with the pool's vm space mapped. */
 int l1x_ucx_init(struct l1x_ucx *u, struct l1_arena *a);
