@@ -93,6 +93,29 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_COMMON_SRCS:%.c=$(BUILD)/obj/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS_LIB)
 
+# ---- l1xfer: pool-to-pool transfer over UCX (tools/l1xfer) ----------------
+# Only this tool links UCX; libl1arena stays free of it.  libl1xfer.so (for
+# the Python binding) links libl1arena.so; the l1xfer binary links both
+# statically but UCX.  Built with `make bins` where pkg-config finds ucx.
+XFER_CFLAGS := $(shell pkg-config --cflags ucx 2>/dev/null)
+XFER_LIBS := $(shell pkg-config --libs ucx 2>/dev/null)
+XFER_LIB_SRCS := $(filter-out tools/l1xfer/main.c,$(wildcard tools/l1xfer/*.c))
+XFER_LIB_OBJS := $(XFER_LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+XFERSO := $(BUILD)/lib/libl1xfer.so
+ifneq ($(XFER_LIBS),)
+bins: $(BUILD)/bin/l1xfer $(XFERSO)
+endif
+$(BUILD)/obj/tools/l1xfer/%.o: override CFLAGS += $(XFER_CFLAGS)
+
+$(XFERSO): $(XFER_LIB_OBJS) $(LIBSO)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -Wl,-soname,libl1xfer.so -Wl,-rpath,'$$ORIGIN' -o $@ \
+		$(XFER_LIB_OBJS) -L$(BUILD)/lib -ll1arena $(XFER_LIBS)
+
+$(BUILD)/bin/l1xfer: $(BUILD)/obj/tools/l1xfer/main.o $(XFER_LIB_OBJS) $(LIBA)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(XFER_LIBS) $(LDLIBS_LIB)
+
 # libFuzzer target over pool files (clang; tests/sh/test_fuzz.sh runs it).
 FUZZ_CC ?= clang-14
 build/fuzz/fuzz_pool: tests/fuzz/fuzz_pool.c $(LIB_SRCS) $(wildcard arena/*.h)

@@ -23,6 +23,8 @@ clang-14
 libclang-rt-14-dev
 prometheus
 systemd
+libucx-dev
+ucx-utils
 "
 # installed without their recommends (node-exporter's would pull in collectors
 # and services a test machine does not want)
