@@ -2,8 +2,8 @@
  * alloc.c - the object API: allocate (all or nothing), free (the whole batch
  * checked before anything changes), publish, get/lookup, holds, and the
  * record views for tools.  Each call takes the pool lock once per batch.
- * When allocate finds no room it tries, in order: growing a lazy pool,
- * reclaiming what dead processes left (gc), and waiting (bounded) for
+ * When allocate finds no room it tries, in order: reclaiming what dead
+ * processes left (gc), growing a lazy pool, and waiting (bounded) for
  * zeroing in flight; only then does it report OUT_OF_MEMORY, with nothing
  * changed.
  */
@@ -199,8 +199,11 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			l1__unlock(a);
 			break;
 		}
-		if (r == -ENOMEM && !tried_grow &&
-		    atomic_load(&h->committed) < h->data_size) {
+		/* growth comes after gc: what dead writers left is reused before
+		 * more huge pages are taken */
+		int may_grow = r == -ENOMEM && !tried_grow &&
+			       atomic_load(&h->committed) < h->data_size;
+		if (may_grow && tried_gc) {
 			int g = l1__grow(a, count * size);
 			l1__unlock(a);
 			if (g == 0) {
@@ -218,9 +221,14 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			tried_gc = 1;
 			struct l1_gc_result gr;
 			if (l1_arena_gc(a, &gr) == 0 &&
-			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped))
+			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped)) {
+				if (may_grow)   /* let some of it be zeroed before growing */
+					wait_dirty_progress(a, atomic_load(&h->dirty_bytes));
 				continue;
+			}
 		}
+		if (may_grow)
+			continue;
 		if (dirty) {
 			uint64_t now = l1__mono_ns();
 			if (!give_up)

@@ -91,7 +91,15 @@ struct l1_hdr {
 	uint32_t nlayouts;
 	uint32_t reserved_l0;
 	uint64_t dirty_top;             /* entries in the dirty free stack */
-	uint64_t reserved_locked[11];   /* to 512 */
+	uint64_t reserved_locked[4];    /* to 456 */
+	/* who holds the lock (lock.c): written by the holder right after it
+	 * takes it and cleared before it lets go; read without the lock (to
+	 * name a holder that makes others wait), so atomics */
+	_Atomic uint64_t lock_pid;      /* 0: nobody (or between two holders) */
+	_Atomic uint64_t lock_tid;
+	_Atomic uint64_t lock_start;    /* the holder process's start time */
+	_Atomic uint64_t lock_since_ns; /* CLOCK_MONOTONIC when it was taken */
+	uint64_t reserved_locked2[3];   /* to 512 */
 
 	/* atomics, readable without the lock (written under it) */
 	_Atomic uint64_t committed;     /* data bytes backed by pages */
@@ -109,7 +117,11 @@ struct l1_hdr {
 	_Atomic uint32_t grow_failed;
 	uint32_t reserved_a0;
 	_Atomic uint64_t dirty_extents; /* dirty-extent table entries in use */
-	uint64_t reserved_atomic[14];   /* to 768 */
+	uint64_t reserved_atomic[6];    /* to 704 */
+	_Atomic uint64_t grow_failures;     /* growths that failed (backing.c) */
+	_Atomic uint64_t grow_returned;     /* bytes of pages they gave back */
+	_Atomic uint64_t lock_timeouts;     /* lock waits that gave up (lock.c) */
+	uint64_t reserved_atomic2[5];   /* to 768 */
 	char grow_reason[L1_REASON_MAX];   /* under the lock */
 	uint8_t reserved_tail[L1_HDR_SIZE - 768 - L1_REASON_MAX];
 };
@@ -118,6 +130,8 @@ static_assert(sizeof(struct l1_hdr) == L1_HDR_SIZE, "header size");
 static_assert(offsetof(struct l1_hdr, lock) == 320, "lock offset");
 static_assert(offsetof(struct l1_hdr, committed) == 512, "atomics offset");
 static_assert(offsetof(struct l1_hdr, grow_reason) == 768, "reason offset");
+static_assert(offsetof(struct l1_hdr, lock_pid) == 456, "lock holder offset");
+static_assert(offsetof(struct l1_hdr, grow_failures) == 704, "growth counters offset");
 static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
 
 /* Record flags */

@@ -78,10 +78,17 @@ int l1__proc_alive(int32_t pid, uint64_t start);
 uint64_t l1__hash(const void *p, uint64_t n);
 uint64_t l1__random64(void);
 
-/* lock.c: 0, or -EIO if the lock cannot be had.  Repairs after EOWNERDEAD. */
+/* lock.c: 0; -ETIMEDOUT (the error names the holder) after the bound
+ * (l1__lock_bound_ms, or bound_ms); -EIO if the lock cannot be had.
+ * Repairs after EOWNERDEAD. */
 int l1__lock_init(struct l1_hdr *h);
 int l1__lock(struct l1_arena *a);
+int l1__lock_within(struct l1_arena *a, uint64_t bound_ms);
 void l1__unlock(struct l1_arena *a);
+uint64_t l1__lock_bound_ms(void);
+/* Who holds the lock now (read without it): 1 and the holder, or 0. */
+int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char **state,
+		    uint64_t *held_ns);
 
 /* bitmap.c: run search and claim over the shared bitmap (see bitmap.c). */
 int64_t l1__bm_find(struct l1_arena *a, uint64_t nblk, uint64_t from, uint64_t limit);

@@ -8,13 +8,22 @@
  * EOWNERDEAD to the next locker, which rebuilds all derived state from the
  * records and dirty extents (check.c), takes over the dirty extents no live
  * process is zeroing, counts a repair, marks the mutex consistent and goes
- * on; the dead process's unpublished objects are then reclaimed by gc.  No
+ * on.  The dead process's unpublished objects are then reclaimed by gc.  No
  * locker ever waits on a dead process (not even after a lost wake-up: see
- * lock_wait).
+ * lock_wait), nor for long on a live one: a wait gives up after the bound
+ * (L1_LOCK_WAIT_MS, or $L1ARENA_LOCK_TIMEOUT_MS) with -ETIMEDOUT and a
+ * sentence naming the holder.  The holder writes its pid, thread and the
+ * time into the header (lock_pid, ...) right after taking the lock and
+ * clears them before letting go; waiters read them without the lock, and
+ * /proc tells whether that thread runs, is stopped or is gone.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -47,12 +56,16 @@ static pthread_mutex_t *mutex_of(struct l1_hdr *h)
  * (check_kill saw it).  Looking again every 100 ms bounds that.  (timedlock
  * and its realtime clock rather than clocklock: ThreadSanitizer knows the
  * former; a clock step only shortens or lengthens one period.) */
-static int lock_wait(pthread_mutex_t *m)
+static int lock_wait(pthread_mutex_t *m, uint64_t deadline)
 {
 	for (;;) {
+		uint64_t now = l1__mono_ns();
+		if (now >= deadline)
+			return ETIMEDOUT;
+		uint64_t step = deadline - now < 100000000 ? deadline - now : 100000000;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000;
+		ts.tv_nsec += (long)step;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
@@ -61,6 +74,94 @@ static int lock_wait(pthread_mutex_t *m)
 		if (r != ETIMEDOUT)
 			return r;
 	}
+}
+
+uint64_t l1__lock_bound_ms(void)
+{
+	static _Atomic uint64_t bound;
+	uint64_t b = atomic_load_explicit(&bound, memory_order_relaxed);
+	if (b)
+		return b;
+	b = L1_LOCK_WAIT_MS;
+	const char *e = getenv("L1ARENA_LOCK_TIMEOUT_MS");
+	if (e && *e) {
+		char *end;
+		unsigned long long v = strtoull(e, &end, 10);
+		if (!*end && v > 0 && v <= 3600000)
+			b = v;
+	}
+	atomic_store_explicit(&bound, b, memory_order_relaxed);
+	return b;
+}
+
+static int32_t my_tid(void)
+{
+	static __thread int32_t tid;
+	if (!tid)
+		tid = (int32_t)syscall(SYS_gettid);
+	return tid;
+}
+
+/* What /proc says about a thread: "running", "stopped", "dead", ... */
+static const char *thread_state(int32_t pid, int32_t tid, uint64_t start)
+{
+	char path[96], buf[512];
+	uint64_t s;
+	if (pid <= 0)
+		return "unknown";
+	if (l1__proc_start(pid, &s) < 0)
+		return "dead";
+	if (start && s != start)
+		return "dead (its pid is reused)";
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)(tid ? tid : pid));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return "dead";
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	char *p = strrchr(buf, ')');
+	switch (p && p[1] == ' ' ? p[2] : '?') {
+	case 'R': return "running";
+	case 'S': return "sleeping";
+	case 'D': return "in uninterruptible wait";
+	case 'T': return "stopped";
+	case 't': return "stopped by a debugger";
+	case 'Z': case 'X': return "dead";
+	default: return "unknown";
+	}
+}
+
+int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char **state,
+		    uint64_t *held_ns)
+{
+	struct l1_hdr *h = a->h;
+	*pid = (int32_t)atomic_load(&h->lock_pid);
+	*tid = (int32_t)atomic_load(&h->lock_tid);
+	uint64_t start = atomic_load(&h->lock_start);
+	uint64_t since = atomic_load(&h->lock_since_ns);
+	uint64_t now = l1__mono_ns();
+	*held_ns = *pid && since && now > since ? now - since : 0;
+	*state = *pid ? thread_state(*pid, *tid, start) : "none";
+	return *pid != 0;
+}
+
+/* The error for a wait that gave up: who holds the lock, and how it is. */
+static int lock_timeout(struct l1_arena *a, uint64_t waited_ms)
+{
+	int32_t pid, tid;
+	const char *state;
+	uint64_t held;
+	atomic_fetch_add(&a->h->lock_timeouts, 1);
+	if (!l1__lock_holder(a, &pid, &tid, &state, &held))
+		return l1__err(-ETIMEDOUT, "the pool lock stayed busy for %llu ms (its holder "
+			       "changed or was not recorded); try again",
+			       (unsigned long long)waited_ms);
+	return l1__err(-ETIMEDOUT, "the pool lock is held by pid %d (thread %d, %s) for %.1f s; "
+		       "gave up after %llu ms%s", (int)pid, (int)tid, state, (double)held / 1e9,
+		       (unsigned long long)waited_ms,
+		       !strncmp(state, "stopped", 7) ? ": resume it (kill -CONT) or end it"
+						     : "; try again");
 }
 
 int l1__lock_init(struct l1_hdr *h)
@@ -78,7 +179,7 @@ int l1__lock_init(struct l1_hdr *h)
 	return -r;
 }
 
-int l1__lock(struct l1_arena *a)
+int l1__lock_within(struct l1_arena *a, uint64_t bound_ms)
 {
 	if (a->readonly)        /* the mapping is read-only: the mutex cannot be taken */
 		return l1__err(-EROFS, "pool attached read-only: this call needs the pool "
@@ -92,7 +193,16 @@ int l1__lock(struct l1_arena *a)
 			spin_pause(i);
 	}
 	if (r == EBUSY)
-		r = lock_wait(mutex_of(a->h));
+		r = lock_wait(mutex_of(a->h), l1__mono_ns() + bound_ms * 1000000ull);
+	if (r == ETIMEDOUT)
+		return lock_timeout(a, bound_ms);
+	if (r == 0 || r == EOWNERDEAD) {
+		struct l1_hdr *h = a->h;
+		atomic_store_explicit(&h->lock_pid, (uint64_t)a->pid, memory_order_relaxed);
+		atomic_store_explicit(&h->lock_tid, (uint64_t)my_tid(), memory_order_relaxed);
+		atomic_store_explicit(&h->lock_start, a->start, memory_order_relaxed);
+		atomic_store_explicit(&h->lock_since_ns, l1__mono_ns(), memory_order_relaxed);
+	}
 	if (r == EOWNERDEAD) {
 		l1__rebuild(a);
 		l1__requeue_orphans(a);
@@ -114,7 +224,13 @@ int l1__lock(struct l1_arena *a)
 		       strerror(r));
 }
 
+int l1__lock(struct l1_arena *a)
+{
+	return l1__lock_within(a, l1__lock_bound_ms());
+}
+
 void l1__unlock(struct l1_arena *a)
 {
+	atomic_store_explicit(&a->h->lock_pid, 0, memory_order_relaxed);
 	pthread_mutex_unlock(mutex_of(a->h));
 }
