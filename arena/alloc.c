@@ -20,6 +20,8 @@
  * machine can slow the engines down, but not stop them), or this long in all. */
 #define DIRTY_STALL_NS (5ull * 1000000000ull)
 #define DIRTY_WAIT_MAX_NS (60ull * 1000000000ull)
+/* Before growing: how long to wait for the zeroing of what gc reclaimed. */
+#define GC_ZERO_WAIT_MS 2000
 
 const char *l1_state_name(uint32_t s)
 {
@@ -222,8 +224,12 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			struct l1_gc_result gr;
 			if (l1_arena_gc(a, &gr) == 0 &&
 			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped)) {
-				if (may_grow)   /* let some of it be zeroed before growing */
-					wait_dirty_progress(a, atomic_load(&h->dirty_bytes));
+				if (may_grow && a->zero) {
+					/* what gc handed to this engine is zeroed and
+					 * released before more pages are taken */
+					l1_zero_flush(a->zero, GC_ZERO_WAIT_MS);
+					l1__fin_release_now(a);
+				}
 				continue;
 			}
 		}

@@ -94,11 +94,15 @@ uint64_t l1__lock_bound_ms(void)
 	return b;
 }
 
-static int32_t my_tid(void)
+/* This thread's id, cached per thread (and per process: a child of fork
+ * inherits the cache of the thread that forked). */
+static int32_t my_tid(int32_t pid)
 {
-	static __thread int32_t tid;
-	if (!tid)
+	static __thread int32_t tid, tid_pid;
+	if (!tid || tid_pid != pid) {
 		tid = (int32_t)syscall(SYS_gettid);
+		tid_pid = pid;
+	}
 	return tid;
 }
 
@@ -199,7 +203,7 @@ int l1__lock_within(struct l1_arena *a, uint64_t bound_ms)
 	if (r == 0 || r == EOWNERDEAD) {
 		struct l1_hdr *h = a->h;
 		atomic_store_explicit(&h->lock_pid, (uint64_t)a->pid, memory_order_relaxed);
-		atomic_store_explicit(&h->lock_tid, (uint64_t)my_tid(), memory_order_relaxed);
+		atomic_store_explicit(&h->lock_tid, (uint64_t)my_tid(a->pid), memory_order_relaxed);
 		atomic_store_explicit(&h->lock_start, a->start, memory_order_relaxed);
 		atomic_store_explicit(&h->lock_since_ns, l1__mono_ns(), memory_order_relaxed);
 	}
