@@ -2,7 +2,8 @@
 # test_fuse.sh - the l1fs view as an administrator sees it from a shell:
 # `ls -l`, `stat`, `cat`, `getfattr -d`, `rm`, `df`, `promtool check metrics`,
 # and a user without permission (nobody, through setpriv) refused by the
-# objects' modes.  Objects are made by another process (check_fuse --helper),
+# objects' modes; options given loosely (an empty or second pool path,
+# read_ahead_kb=-1, max_threads=0) refused.  Objects are made by another process (check_fuse --helper),
 # so they appear in a mounted view; the pool goes where tests/run.sh says
 # (L1_TEST_DIR: its hugetlbfs mount, else /dev/shm).  The mount and the pool
 # are removed on every exit path.  Exit status: 0 if every check passed.
@@ -152,6 +153,34 @@ check "fusermount3 -u" fusermount3 -u "$mnt"
 check "unmounted" sh -c "! grep -q ' $mnt fuse.l1fs ' /proc/mounts"
 sleep 0.3
 check "memcheck clean after the view" $H memcheck "$pool"
+rmdir "$mnt" && mnt=""
+
+# options fuse_opt alone would read loosely: refused with a sentence,
+# nothing mounted
+mnt=$(mktemp -d /tmp/l1fs-sh-opt.XXXXXX)
+refused() { # description, regex, l1fs arguments...
+	d=$1 re=$2
+	shift 2
+	out=$("$L1FS" "$mnt" "$@" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -Eq -- "$re" &&
+		! grep -q " $mnt fuse.l1fs " /proc/mounts; then
+		say "ok   $d"
+	else
+		say "FAIL $d: exit $rc: $out"
+		fail=1
+		fusermount3 -u "$mnt" 2>/dev/null
+	fi
+}
+refused "l1fs -o arena= after --arena P" "pool path .* is empty" --arena "$pool" -o arena=
+refused "l1fs --arena ''" "pool path .* is empty" --arena ""
+refused "l1fs with two pool paths" "two pool paths" --arena "$pool" -o arena=/nonexistent
+refused "l1fs -o read_ahead_kb=-1" "read_ahead_kb takes KiB from 0" --arena "$pool" \
+	-o read_ahead_kb=-1
+refused "l1fs -o read_ahead_kb=4M" "read_ahead_kb takes KiB from 0" --arena "$pool" \
+	-o read_ahead_kb=4M
+refused "l1fs -o max_threads=0" "max_threads takes 1 to" --arena "$pool" -o max_threads=0
+refused "l1fs -o max_threads=-3" "max_threads takes 1 to" --arena "$pool" -o max_threads=-3
 rmdir "$mnt" && mnt=""
 
 [ $fail -eq 0 ] && say "test_fuse.sh: all passed"
