@@ -20,6 +20,8 @@
  * machine can slow the engines down, but not stop them), or this long in all. */
 #define DIRTY_STALL_NS (5ull * 1000000000ull)
 #define DIRTY_WAIT_MAX_NS (60ull * 1000000000ull)
+/* A caller that found no room for this long takes a turn (turn.c). */
+#define ROOM_STARVE_NS (50ull * 1000000ull)
 /* Before growing: how long to wait for the zeroing of what gc reclaimed. */
 #define GC_ZERO_WAIT_MS 2000
 
@@ -184,14 +186,24 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	struct l1_hdr *h = a->h;
 	uint64_t nblk = size / h->block_size, deadline = 0, give_up = 0, last_dirty = 0;
+	uint64_t first_miss = 0;
 	int tried_grow = 0, tried_gc = 0;
 	uint32_t layout_id;
+	struct l1_turn turn = { 0 };
 	for (;;) {
 		if ((r = l1__lock(a)))
 			goto out;
 		if ((r = layout_id_of(a, l, &layout_id))) {
 			l1__unlock(a);
 			goto out;
+		}
+		/* callers who have waited long for room go first, in turn (turn.c) */
+		if (!turn.have && l1__turn_starving(&h->mem_queue, ROOM_STARVE_NS))
+			l1__turn_take(&h->mem_queue, &turn);
+		if (!l1__turn_mine(&h->mem_queue, &turn)) {
+			l1__unlock(a);
+			l1__turn_wait(&h->mem_queue, &turn, 1000000);
+			continue;
 		}
 		r = !l1__slots_ready(a, count) ? -ENOSPC : claim_runs(a, nblk, count, starts);
 		if (r == 0) {
@@ -201,6 +213,11 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			l1__unlock(a);
 			break;
 		}
+		uint64_t now = l1__coarse_ns();
+		if (!first_miss)
+			first_miss = now;
+		else if (now - first_miss >= ROOM_STARVE_NS)
+			l1__turn_take(&h->mem_queue, &turn);
 		/* growth comes after gc: what dead writers left is reused before
 		 * more huge pages are taken */
 		int may_grow = r == -ENOMEM && !tried_grow &&
@@ -268,6 +285,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		goto out;
 	}
 out:
+	l1__turn_done(&h->mem_queue, &turn);
 	if (starts != local)
 		free(starts);
 	return r;

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "format.h"
 #include "zero.h"
@@ -89,6 +90,31 @@ uint64_t l1__lock_bound_ms(void);
 /* Who holds the lock now (read without it): 1 and the holder, or 0. */
 int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char **state,
 		    uint64_t *held_ns);
+
+/* turn.c: fair turns for long waiters (see turn.c).  A thread's place in a
+ * queue: no ticket (have 0), or its ticket and the serving value it last saw. */
+#define L1_TURN_SKIP_NS (200ull * 1000000ull)   /* a turn not taken this long is skipped */
+struct l1_turn {
+	uint32_t ticket, seen;
+	int have;
+	uint64_t seen_ns;
+};
+/* Tickets are out and the current turn began starve_ns ago or more:
+ * newcomers queue instead of barging in. */
+int l1__turn_starving(struct l1_queue *q, uint64_t starve_ns);
+void l1__turn_take(struct l1_queue *q, struct l1_turn *t);
+/* May this thread go now: no ticket, or its turn (or it was skipped). */
+int l1__turn_mine(struct l1_queue *q, struct l1_turn *t);
+/* Got what it waited for, or gave up: the next ticket's turn (if it was ours). */
+void l1__turn_done(struct l1_queue *q, struct l1_turn *t);
+/* CLOCK_MONOTONIC_COARSE: cheap (no vDSO fallback to a syscall), ms-fine. */
+static inline uint64_t l1__coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+void l1__turn_wait(struct l1_queue *q, struct l1_turn *t, uint64_t max_ns);
 
 /* bitmap.c: run search and claim over the shared bitmap (see bitmap.c). */
 int64_t l1__bm_find(struct l1_arena *a, uint64_t nblk, uint64_t from, uint64_t limit);

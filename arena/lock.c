@@ -28,6 +28,7 @@
 #include "internal.h"
 
 #define SPIN_TRIES 64
+#define L1_LOCK_STARVE_NS 2000000ull       /* a lock wait this long queues (turn.c) */
 
 static void spin_pause(int i)
 {
@@ -47,33 +48,52 @@ static pthread_mutex_t *mutex_of(struct l1_hdr *h)
 	return (pthread_mutex_t *)(void *)h->lock;
 }
 
-/* Sleeps for the mutex, but never for good.  The robust futex protocol can
- * lose a wake-up: an unlock wakes one waiter; if that waiter is killed
- * before it takes the mutex, the kernel passes the wake-up on only if the
- * mutex is still free; a third process that took it meanwhile (without the
- * waiters bit, as a first try does) then unlocks, or dies, without waking
- * anyone, and the sleeper would wait forever on a free or dead-owner mutex
- * (check_kill saw it).  Looking again every 100 ms bounds that.  (timedlock
- * and its realtime clock rather than clocklock: ThreadSanitizer knows the
+/* Waiting for the mutex: first as anyone (timedlock, a short step), then,
+ * past L1_LOCK_STARVE_NS or when others already queue, in turn (turn.c), so
+ * threads that lock in a tight loop cannot keep it from a sleeper.  Never
+ * for good: the robust futex protocol can lose a wake-up (an unlock wakes
+ * one waiter; if that waiter is killed before it takes the mutex, a third
+ * process that took it meanwhile without the waiters bit then unlocks, or
+ * dies, without waking anyone; check_kill saw it), so each sleep is a
+ * timedlock of at most 100 ms; and never past the deadline.  (timedlock and
+ * its realtime clock rather than clocklock: ThreadSanitizer knows the
  * former; a clock step only shortens or lengthens one period.) */
-static int lock_wait(pthread_mutex_t *m, uint64_t deadline)
+static int lock_wait(struct l1_arena *a, uint64_t deadline)
 {
+	pthread_mutex_t *m = mutex_of(a->h);
+	struct l1_queue *q = &a->h->lock_queue;
+	struct l1_turn t = { 0 };
+	uint64_t start = l1__mono_ns();
+	int r;
 	for (;;) {
 		uint64_t now = l1__mono_ns();
-		if (now >= deadline)
-			return ETIMEDOUT;
-		uint64_t step = deadline - now < 100000000 ? deadline - now : 100000000;
+		if (now >= deadline) {
+			r = ETIMEDOUT;
+			break;
+		}
+		if (!t.have && (now - start >= L1_LOCK_STARVE_NS ||
+				l1__turn_starving(q, L1_LOCK_STARVE_NS)))
+			l1__turn_take(q, &t);
+		if (!l1__turn_mine(q, &t)) {
+			l1__turn_wait(q, &t, deadline - now < 1000000 ? deadline - now : 1000000);
+			continue;
+		}
+		uint64_t step = t.have ? 100000000 : L1_LOCK_STARVE_NS;
+		if (step > deadline - now)
+			step = deadline - now;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += (long)step;
-		if (ts.tv_nsec >= 1000000000) {
+		while (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		int r = pthread_mutex_timedlock(m, &ts);
+		r = pthread_mutex_timedlock(m, &ts);
 		if (r != ETIMEDOUT)
-			return r;
+			break;
 	}
+	l1__turn_done(q, &t);
+	return r;
 }
 
 uint64_t l1__lock_bound_ms(void)
@@ -144,7 +164,7 @@ int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char *
 	*tid = (int32_t)atomic_load(&h->lock_tid);
 	uint64_t start = atomic_load(&h->lock_start);
 	uint64_t since = atomic_load(&h->lock_since_ns);
-	uint64_t now = l1__mono_ns();
+	uint64_t now = l1__coarse_ns();
 	*held_ns = *pid && since && now > since ? now - since : 0;
 	*state = *pid ? thread_state(*pid, *tid, start) : "none";
 	return *pid != 0;
@@ -191,13 +211,14 @@ int l1__lock_within(struct l1_arena *a, uint64_t bound_ms)
 	/* critical sections are a few microseconds: spin a little before
 	 * sleeping in the kernel, which costs more than the wait itself */
 	int r = EBUSY;
-	for (int i = 0; i < SPIN_TRIES && r == EBUSY; i++) {
+	int starving = l1__turn_starving(&a->h->lock_queue, L1_LOCK_STARVE_NS);
+	for (int i = 0; i < SPIN_TRIES && r == EBUSY && !starving; i++) {
 		r = pthread_mutex_trylock(mutex_of(a->h));
 		if (r == EBUSY)
 			spin_pause(i);
 	}
 	if (r == EBUSY)
-		r = lock_wait(mutex_of(a->h), l1__mono_ns() + bound_ms * 1000000ull);
+		r = lock_wait(a, l1__mono_ns() + bound_ms * 1000000ull);
 	if (r == ETIMEDOUT)
 		return lock_timeout(a, bound_ms);
 	if (r == 0 || r == EOWNERDEAD) {
@@ -205,7 +226,7 @@ int l1__lock_within(struct l1_arena *a, uint64_t bound_ms)
 		atomic_store_explicit(&h->lock_pid, (uint64_t)a->pid, memory_order_relaxed);
 		atomic_store_explicit(&h->lock_tid, (uint64_t)my_tid(a->pid), memory_order_relaxed);
 		atomic_store_explicit(&h->lock_start, a->start, memory_order_relaxed);
-		atomic_store_explicit(&h->lock_since_ns, l1__mono_ns(), memory_order_relaxed);
+		atomic_store_explicit(&h->lock_since_ns, l1__coarse_ns(), memory_order_relaxed);
 	}
 	if (r == EOWNERDEAD) {
 		l1__rebuild(a);
