@@ -46,6 +46,7 @@ struct l1fs_cli {
 #define CLI_OPT(t, m) { t, offsetof(struct l1fs_cli, m), 0 }
 enum { KEY_ARENA, KEY_READ_AHEAD };
 #define MAX_THREADS_LIMIT 1024u
+#define L1FS_LOCK_WAIT_MS "1000"        /* unless $L1ARENA_LOCK_TIMEOUT_MS says */
 
 static const struct fuse_opt cli_spec[] = {
 	FUSE_OPT_KEY("--arena ", KEY_ARENA),
@@ -115,6 +116,8 @@ static void usage(const char *prog)
 	       "    -o read_ahead_kb=N            read-ahead of the mount (default 4096, at\n"
 	       "                                  most 1048576; root only; 0 = the kernel's)\n"
 	       "    -o max_threads=N              FUSE handler threads, 1 to 1024 (default 10)\n"
+	       "A call that needs the pool lock waits for it at most 1 s (or\n"
+	       "$L1ARENA_LOCK_TIMEOUT_MS), then fails with EAGAIN; stats names the holder.\n"
 	       "    -o allow_other                let other users in (as far as the objects'\n"
 	       "                                  modes allow); a non-root user needs\n"
 	       "                                  user_allow_other in /etc/fuse.conf\n"
@@ -270,6 +273,10 @@ int main(int argc, char **argv)
 				"between 0 and 86400\n");
 		goto out_args;
 	}
+	/* a reader of the view waits (in the kernel, uninterruptibly) while a
+	 * handler thread waits for the pool lock: bound that at 1 s here; past
+	 * it the call answers EAGAIN and stats names the lock's holder */
+	setenv("L1ARENA_LOCK_TIMEOUT_MS", L1FS_LOCK_WAIT_MS, 0);
 	path = cli.arena ? cli.arena : getenv("L1ARENA_PATH");
 	if (!path || !*path)
 		path = L1_DEFAULT_PATH;
