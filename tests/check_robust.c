@@ -353,25 +353,40 @@ END_TEST
 
 /* ---- a client stopped inside the lock ---------------------------------- */
 
-static void stop_inside(struct l1_arena *a, int where)
+/* A child that allocates n objects of `bytes`, fills them and frees them,
+ * raising sig inside the pool lock half-way through the free (after n/2 are
+ * retired: their extents in the dirty table, queued to nobody yet). */
+static int mid_free_signal;
+
+static void signal_mid_free(struct l1_arena *a, int where)
 {
 	(void)a;
 	if (where == L1_HOOK_FREE_MID)
-		raise(SIGSTOP);
+		raise(mid_free_signal);
 }
 
-/* A child that stops itself inside the pool lock (half-way through a free). */
-static pid_t stopped_holder(const char *path)
+static pid_t child_freeing(const char *path, uint32_t n, uint64_t bytes, int sig)
 {
 	pid_t p = fork();
 	if (p == 0) {
 		struct l1_arena *b = open_pool(path, 0);
-		struct l1_obj o[2];
-		if (l1_alloc_bytes(b, BLK, 2, o))
+		struct l1_obj o[8];
+		if (n > 8 || l1_alloc_bytes(b, bytes, n, o))
 			_exit(2);
-		l1_test_set_hook(b, stop_inside);
-		_exit(l1_free(b, o, 2) ? 1 : 0);
+		for (uint32_t i = 0; i < n; i++)
+			memset(o[i].ptr, 0xab, o[i].size);
+		mid_free_signal = sig;
+		l1_test_set_hook(b, signal_mid_free);
+		_exit(l1_free(b, o, n) ? 1 : 0);
 	}
+	ck_assert_int_gt(p, 0);
+	return p;
+}
+
+/* A child stopped inside the pool lock. */
+static pid_t stopped_holder(const char *path)
+{
+	pid_t p = child_freeing(path, 2, BLK, SIGSTOP);
 	int st;
 	ck_assert_int_eq(waitpid(p, &st, WUNTRACED), p);
 	ck_assert(WIFSTOPPED(st));
@@ -426,31 +441,11 @@ static void unmount_view(const char *mnt, pid_t p)
 	rmdir(mnt);
 }
 
-/* Reads path in a child; its bytes into out; 0, or the child's errno. */
-static int read_in_child(const char *path, char *out, size_t len)
+/* `cat path` (a child that may wait in the kernel), its output in out. */
+static int cat(const char *path, char *out, size_t len)
 {
-	int fd[2];
-	ck_assert_int_eq(pipe(fd), 0);
-	pid_t p = fork();
-	if (p == 0) {
-		close(fd[0]);
-		int f = open(path, O_RDONLY);
-		char buf[8192];
-		ssize_t n = f < 0 ? -1 : read(f, buf, sizeof buf);
-		if (n < 0)
-			_exit(errno);
-		if (write(fd[1], buf, (size_t)n) != n)
-			_exit(EIO);
-		_exit(0);
-	}
-	close(fd[1]);
-	size_t n = 0;
-	ssize_t k;
-	while (n + 1 < len && (k = read(fd[0], out + n, len - 1 - n)) > 0)
-		n += (size_t)k;
-	out[n] = 0;
-	close(fd[0]);
-	return l1t_wait(p);
+	char *argv[] = { "/bin/cat", (char *)path, NULL };
+	return run_capture(out, len, argv);
 }
 
 START_TEST(stopped_inside_the_lock)
@@ -499,7 +494,7 @@ START_TEST(stopped_inside_the_lock)
 	names_holder("l1ctl memcheck", out, p);
 	if (view > 0) {
 		snprintf(msg, sizeof msg, "%s/stats", mnt);
-		ck_assert_int_eq(read_in_child(msg, out, sizeof out), 0);
+		ck_assert_int_eq(cat(msg, out, sizeof out), 0);
 		names_holder("cat stats", out, p);
 		snprintf(msg, sizeof msg, "%s/objects", mnt);
 		DIR *d = opendir(msg);          /* a listing needs the lock: EAGAIN, not a hang */
@@ -526,7 +521,7 @@ START_TEST(stopped_inside_the_lock)
 	ck_assert_int_eq(h.lock_pid, 0);
 	if (view > 0) {
 		snprintf(msg, sizeof msg, "%s/stats", mnt);
-		ck_assert_int_eq(read_in_child(msg, out, sizeof out), 0);
+		ck_assert_int_eq(cat(msg, out, sizeof out), 0);
 		ck_assert_ptr_nonnull(strstr(out, "lock              free"));
 		unmount_view(mnt, view);
 	}
@@ -569,31 +564,12 @@ END_TEST
 
 /* ---- repair ------------------------------------------------------------ */
 
-static void die_inside(struct l1_arena *a, int where)
-{
-	(void)a;
-	if (where == L1_HOOK_FREE_MID)
-		raise(SIGKILL);
-}
-
 /* A child allocates 8 objects of 512 KiB, writes them, and is killed inside
  * the lock half-way through freeing them: 4 are in the dirty table (queued
  * to nobody), 4 still allocated. */
 static void die_freeing(const char *path)
 {
-	pid_t p = fork();
-	if (p == 0) {
-		struct l1_arena *b = open_pool(path, 0);
-		struct l1_obj o[8];
-		if (l1_alloc_bytes(b, 512 * 1024, 8, o))
-			_exit(2);
-		for (int i = 0; i < 8; i++)
-			memset(o[i].ptr, 0xab, o[i].size);
-		l1_test_set_hook(b, die_inside);
-		l1_free(b, o, 8);
-		_exit(3);
-	}
-	ck_assert_int_eq(l1t_wait(p), 128 + SIGKILL);
+	ck_assert_int_eq(l1t_wait(child_freeing(path, 8, 512 * 1024, SIGKILL)), 128 + SIGKILL);
 }
 
 /* Without any gc: the repair gave the dead holder's dirty extents to a's
