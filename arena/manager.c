@@ -716,6 +716,7 @@ int l1_arena_destroy(const char *path, int force)
 			       "detach them or destroy with force", live, real, (int)first);
 	if (unlink(real) < 0)
 		return l1__err(-errno, "cannot remove %s: %s", real, strerror(errno));
+	clean_stale(real);      /* and what killed creates of it left */
 	return 0;
 }
 
