@@ -90,6 +90,9 @@ uint64_t l1__lock_bound_ms(void);
 /* Who holds the lock now (read without it): 1 and the holder, or 0. */
 int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char **state,
 		    uint64_t *held_ns);
+/* "held by pid P (thread T, STATE) for S s" (the time when known), or "free". */
+void l1__lock_describe(int32_t pid, int32_t tid, const char *state, uint64_t held_ns,
+		       char *buf, size_t len);
 
 /* turn.c: fair turns for long waiters (see turn.c).  A thread's place in a
  * queue: no ticket (have 0), or its ticket and the serving value it last saw. */

@@ -18,6 +18,7 @@
  * /proc tells whether that thread runs, is stopped or is gone.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,33 @@ static int32_t my_tid(int32_t pid)
 	return tid;
 }
 
+/* The thread that owns the mutex, from its futex word (a robust mutex keeps
+ * the owner's thread id there: glibc's __lock, FUTEX_TID_MASK); 0 if free. */
+static int32_t mutex_owner_tid(struct l1_hdr *h)
+{
+	return (int32_t)((uint32_t)__atomic_load_n(&mutex_of(h)->__data.__lock, __ATOMIC_RELAXED) &
+			 FUTEX_TID_MASK);
+}
+
+/* The process a thread belongs to (/proc/TID/status, Tgid), or the thread
+ * id itself when /proc does not say. */
+static int32_t tgid_of(int32_t tid)
+{
+	char path[64], line[128];
+	int32_t pid = tid;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return pid;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "Tgid:", 5)) {
+			pid = (int32_t)strtol(line + 5, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return pid;
+}
+
 /* What /proc says about a thread: "running", "stopped", "dead", ... */
 static const char *thread_state(int32_t pid, int32_t tid, uint64_t start)
 {
@@ -166,6 +194,12 @@ int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char *
 	uint64_t since = atomic_load(&h->lock_since_ns);
 	uint64_t now = l1__coarse_ns();
 	*held_ns = *pid && since && now > since ? now - since : 0;
+	if (!*pid && (*tid = mutex_owner_tid(h)) > 0) {
+		/* stopped or killed between taking the mutex and saying so (or
+		 * between saying it let go and letting go): the mutex knows */
+		*pid = tgid_of(*tid);
+		start = 0;
+	}
 	*state = *pid ? thread_state(*pid, *tid, start) : "none";
 	return *pid != 0;
 }
@@ -176,16 +210,28 @@ static int lock_timeout(struct l1_arena *a, uint64_t waited_ms)
 	int32_t pid, tid;
 	const char *state;
 	uint64_t held;
+	char who[160];
 	atomic_fetch_add(&a->h->lock_timeouts, 1);
 	if (!l1__lock_holder(a, &pid, &tid, &state, &held))
-		return l1__err(-ETIMEDOUT, "the pool lock stayed busy for %llu ms (its holder "
-			       "changed or was not recorded); try again",
-			       (unsigned long long)waited_ms);
-	return l1__err(-ETIMEDOUT, "the pool lock is held by pid %d (thread %d, %s) for %.1f s; "
-		       "gave up after %llu ms%s", (int)pid, (int)tid, state, (double)held / 1e9,
+		return l1__err(-ETIMEDOUT, "the pool lock stayed busy for %llu ms (it changed "
+			       "hands meanwhile); try again", (unsigned long long)waited_ms);
+	l1__lock_describe(pid, tid, state, held, who, sizeof who);
+	return l1__err(-ETIMEDOUT, "the pool lock is %s; gave up after %llu ms%s", who,
 		       (unsigned long long)waited_ms,
 		       !strncmp(state, "stopped", 7) ? ": resume it (kill -CONT) or end it"
 						     : "; try again");
+}
+
+void l1__lock_describe(int32_t pid, int32_t tid, const char *state, uint64_t held_ns,
+		       char *buf, size_t len)
+{
+	if (!pid) {
+		snprintf(buf, len, "free");
+		return;
+	}
+	int n = snprintf(buf, len, "held by pid %d (thread %d, %s)", (int)pid, (int)tid, state);
+	if (held_ns && n >= 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " for %.1f s", (double)held_ns / 1e9);
 }
 
 int l1__lock_init(struct l1_hdr *h)

@@ -791,15 +791,12 @@ int l1_arena_health(struct l1_arena *a, struct l1_health *o)
 	o->lock_timeouts = atomic_load(&a->h->lock_timeouts);
 	o->grow_failures = atomic_load(&a->h->grow_failures);
 	o->grow_returned_bytes = atomic_load(&a->h->grow_returned);
-	if (o->lock_pid)
-		snprintf(o->lock_text, sizeof o->lock_text, "held by pid %d (thread %d, %s) for "
-			 "%.1f s; waits give up after %llu ms; %llu gave up so far", o->lock_pid,
-			 o->lock_tid, o->lock_state, (double)o->lock_held_ns / 1e9,
-			 (unsigned long long)o->lock_wait_ms, (unsigned long long)o->lock_timeouts);
-	else
-		snprintf(o->lock_text, sizeof o->lock_text, "free; waits give up after %llu ms; "
-			 "%llu gave up so far", (unsigned long long)o->lock_wait_ms,
-			 (unsigned long long)o->lock_timeouts);
+	char who[96];
+	l1__lock_describe(o->lock_pid, o->lock_tid, o->lock_state, o->lock_held_ns, who,
+			  sizeof who);
+	snprintf(o->lock_text, sizeof o->lock_text, "%.72s; waits give up after %llu ms; %llu "
+		 "gave up so far", who, (unsigned long long)o->lock_wait_ms,
+		 (unsigned long long)o->lock_timeouts);
 	snprintf(o->grow_text, sizeof o->grow_text, "%llu failed growth(s) gave back %llu MiB "
 		 "of pages (%llu bytes)", (unsigned long long)o->grow_failures,
 		 (unsigned long long)(o->grow_returned_bytes >> 20),

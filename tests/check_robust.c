@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -530,6 +531,77 @@ START_TEST(stopped_inside_the_lock)
 }
 END_TEST
 
+/* A busy client (4 threads allocating, writing, freeing) stopped at random
+ * moments, 20 times: each time, this process's calls return, with success
+ * or -ETIMEDOUT naming the stopped client.  Zero-on-free is off here: what
+ * the stopped client freed but its engine has not zeroed stays dirty until
+ * it runs again (its zeroing is not taken over while it lives), and that
+ * is not what this test is about. */
+static void *busy_thread(void *p)
+{
+	struct l1_arena *b = p;
+	struct l1_obj o[4];
+	for (;;)
+		if (l1_alloc_bytes(b, 64 * 1024, 4, o) == 0) {
+			memset(o[0].ptr, 1, 4096);
+			l1_free(b, o, 4);
+		}
+	return NULL;
+}
+
+START_TEST(stopped_at_random_moments)
+{
+	setenv("L1ARENA_LOCK_TIMEOUT_MS", BOUND_MS, 1);
+	struct l1_config c;
+	struct l1_arena *a;
+	l1t_config(&c, "randstop", 32 * MiB);
+	c.zero_on_free = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	char path[512];
+	snprintf(path, sizeof path, "%s", l1_arena_path(a));
+	pid_t p = fork();
+	if (p == 0) {
+		struct l1_arena *b = open_pool(path, 0);
+		pthread_t t;
+		for (int i = 0; i < 4; i++)
+			pthread_create(&t, NULL, busy_thread, b);
+		pause();
+		_exit(0);
+	}
+	unsigned seed = (unsigned)p;
+	int ok = 0, named = 0;
+	for (int i = 0; i < 20; i++) {
+		sleep_ns(1000000 + (uint64_t)rand_r(&seed) % 20000000);
+		kill(p, SIGSTOP);
+		int st;
+		ck_assert_int_eq(waitpid(p, &st, WUNTRACED), p);
+		uint64_t t0 = mono_ns();
+		struct l1_obj o;
+		int r = l1_alloc_bytes(a, 64 * 1024, 1, &o);
+		if (r == 0) {
+			ok++;
+			r = l1_free(a, &o, 1);
+		}
+		if (r == -ETIMEDOUT) {
+			names_holder("a call during a random stop", l1_last_error(), p);
+			named++;
+		}
+		ck_assert_msg(r == 0 || r == -ETIMEDOUT, "stop %d: %d %s", i, r, l1_last_error());
+		ck_assert_uint_lt(mono_ns() - t0, HANG_GUARD_NS);
+		kill(p, SIGCONT);
+	}
+	kill(p, SIGKILL);
+	l1t_wait(p);
+	printf("stopped at random moments: 20 stops, %d calls went through, %d named the "
+	       "stopped client\n", ok, named);
+	struct l1_gc_result g;
+	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 30000), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+}
+END_TEST
+
 /* ---- close ------------------------------------------------------------- */
 
 #define NDOOMED 100
@@ -676,6 +748,7 @@ int main(void)
 	t = tcase_create("stall");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, stopped_inside_the_lock);
+	tcase_add_test(t, stopped_at_random_moments);
 	suite_add_tcase(s, t);
 	t = tcase_create("close");
 	tcase_add_test(t, close_retires_every_doomed_object);
