@@ -15,7 +15,8 @@
  * order - is skipped by the next in line after L1_TURN_SKIP_NS, so no ticket
  * blocks the others for longer.  Waiting for a turn sleeps on the serving
  * word (futex, shared; with a timeout, so a lost wake-up costs a
- * millisecond).  Times are CLOCK_MONOTONIC_COARSE (a few ns to read, a few
+ * millisecond).  Counters that claim more waiters than there can be are
+ * damage (a hostile file): the queue is emptied.  Times are CLOCK_MONOTONIC_COARSE (a few ns to read, a few
  * ms fine): none is read unless a ticket is out.
  */
 #include <limits.h>
@@ -25,6 +26,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+/* No pool has more threads waiting than this; a queue that says so is damaged. */
+#define TURN_MAX_WAITERS 65536u
 
 static uint32_t ms_of(uint64_t ns)
 {
@@ -39,8 +43,15 @@ static void turn_begins(struct l1_queue *q, uint64_t now)
 int l1__turn_starving(struct l1_queue *q, uint64_t starve_ns)
 {
 	uint32_t s = atomic_load_explicit(&q->serving, memory_order_acquire);
-	if (s == atomic_load_explicit(&q->next, memory_order_acquire))
+	uint32_t n = atomic_load_explicit(&q->next, memory_order_acquire);
+	if (s == n)
 		return 0;               /* the common case: no clock read */
+	if (n - s > TURN_MAX_WAITERS) {
+		/* more waiters than can be (or serving past next): damaged
+		 * counters; everyone out is let go */
+		atomic_compare_exchange_strong(&q->serving, &s, n);
+		return 0;
+	}
 	uint32_t since = atomic_load_explicit(&q->turn_ms, memory_order_acquire);
 	return (int32_t)(ms_of(l1__coarse_ns()) - since) >= (int32_t)(starve_ns / 1000000);
 }
