@@ -26,7 +26,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <mntent.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -83,6 +85,36 @@ static int run_capture(char *out, size_t len, char *const argv[])
 	out[n] = 0;
 	close(fd[0]);
 	return l1t_wait(p);
+}
+
+/* What a test mounts is named /tmp/l1robust-WHAT.RUNNERPID.XXXXXX, so that
+ * the tcases' teardown, in the Check runner (which outlives a test that
+ * failed half-way), finds and detaches it; children the tests start die
+ * with the test (PR_SET_PDEATHSIG: a stopped one too; l1fs unmounts itself
+ * on SIGTERM). */
+static void mount_point(char *buf, size_t len, const char *what)
+{
+	snprintf(buf, len, "/tmp/l1robust-%s.%d.XXXXXX", what, (int)getppid());
+	ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+static void sweep_mounts(void)
+{
+	char tag[32];
+	struct mntent *m;
+	snprintf(tag, sizeof tag, ".%d.", (int)getpid());
+	FILE *f = setmntent("/proc/mounts", "r");
+	while (f && (m = getmntent(f)))
+		if (!strncmp(m->mnt_dir, "/tmp/l1robust-", 14) && strstr(m->mnt_dir, tag) &&
+		    umount2(m->mnt_dir, MNT_DETACH) == 0)
+			rmdir(m->mnt_dir);
+	if (f)
+		endmntent(f);
+}
+
+static void die_with_parent(int sig)
+{
+	prctl(PR_SET_PDEATHSIG, sig);
 }
 
 static struct l1_arena *open_pool(const char *path, int no_client)
@@ -222,12 +254,11 @@ static uint64_t mount_free_bytes(const char *dir)
 static int quota_mount(char *mnt, unsigned mib, const char *test)
 {
 	char opts[96];
-	strcpy(mnt, "/tmp/l1robust-quota.XXXXXX");
 	if (!l1t_on_hugetlbfs() || geteuid() != 0) {
 		printf("%s: skipped (needs root and hugetlbfs)\n", test);
 		return -1;
 	}
-	ck_assert_ptr_nonnull(mkdtemp(mnt));
+	mount_point(mnt, 64, "quota");
 	snprintf(opts, sizeof opts, "pagesize=2M,size=%uM,min_size=%uM,mode=0700", mib, mib);
 	if (mount("none", mnt, "hugetlbfs", 0, opts) < 0) {
 		printf("%s: skipped (cannot mount hugetlbfs -o %s: %s)\n", test, opts,
@@ -371,6 +402,7 @@ static pid_t child_freeing(const char *path, uint32_t n, uint64_t bytes, int sig
 {
 	pid_t p = fork();
 	if (p == 0) {
+		die_with_parent(SIGKILL);
 		struct l1_arena *b = open_pool(path, 0);
 		struct l1_obj o[8];
 		if (n > 8 || l1_alloc_bytes(b, bytes, n, o))
@@ -406,10 +438,10 @@ static void names_holder(const char *what, const char *msg, pid_t p)
 /* l1fs on a fresh mount point; its pid, the mount point in mnt. */
 static pid_t mount_view(char *mnt, const char *pool)
 {
-	strcpy(mnt, "/tmp/l1robust-view.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(mnt));
+	mount_point(mnt, 64, "view");
 	pid_t p = fork();
 	if (p == 0) {
+		die_with_parent(SIGTERM);
 		int fd = open("/dev/null", O_WRONLY);
 		dup2(fd, 1);
 		dup2(fd, 2);
@@ -562,6 +594,7 @@ START_TEST(stopped_at_random_moments)
 	snprintf(path, sizeof path, "%s", l1_arena_path(a));
 	pid_t p = fork();
 	if (p == 0) {
+		die_with_parent(SIGKILL);
 		struct l1_arena *b = open_pool(path, 0);
 		pthread_t t;
 		for (int i = 0; i < 4; i++)
@@ -755,17 +788,20 @@ int main(void)
 {
 	Suite *s = suite_create("robust");
 	TCase *t = tcase_create("create");
+	tcase_add_unchecked_fixture(t, NULL, sweep_mounts);
 	tcase_set_timeout(t, 180);
 	tcase_add_test(t, kill_during_create);
 	tcase_add_test(t, force_needs_twice_while_attached);
 	tcase_add_test(t, force_keeps_old_when_new_does_not_fit);
 	suite_add_tcase(s, t);
 	t = tcase_create("growth");
+	tcase_add_unchecked_fixture(t, NULL, sweep_mounts);
 	tcase_set_timeout(t, 60);
 	tcase_add_test(t, failed_growth_gives_back);
 	tcase_add_test(t, gc_before_growth);
 	suite_add_tcase(s, t);
 	t = tcase_create("stall");
+	tcase_add_unchecked_fixture(t, NULL, sweep_mounts);
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, stopped_inside_the_lock);
 	tcase_add_test(t, stopped_at_random_moments);
