@@ -97,7 +97,8 @@ fi
 # generated files
 cat "$mnt/stats" >"$tmp/stats"
 for f in "^used " "^committed " "^dirty " "^largest free " "^backing " "^growth " "^zeroing " \
-	"^clients " "^objects  *0 allocated, 3 published"; do
+	"^clients " "^objects  *0 allocated, 3 published" "^lock  *free; waits give up after 1000 ms" \
+	"^given back  *0 failed growth"; do
 	check "stats: $f" grep -q "$f" "$tmp/stats"
 done
 D=$($H put "$pool" later 4096 4 644)

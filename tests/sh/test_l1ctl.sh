@@ -125,6 +125,8 @@ ls -a "$dir" | grep -q "^\.l1ctl-$$\.l1new\." &&
 # ---- info, put, ls, get ----------------------------------------------------
 
 expect 0 "^used +0 B of 32.0 MiB" "info" -- "$L1CTL" info --path "$pool"
+has "^lock +free; waits give up after 5000 ms" "info names the lock's holder (none)"
+has "^given back +0 failed growth" "info says what failed growth gave back"
 expect 0 '"total_bytes":33554432' "info --json" -- "$L1CTL" info --json --path "$pool"
 if command -v python3 >/dev/null; then
 	printf '%s\n' "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' ||
