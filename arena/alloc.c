@@ -2,11 +2,12 @@
  * alloc.c - the object API: allocate (all or nothing), free (the whole batch
  * checked before anything changes), publish, get/lookup, holds, and the
  * record views for tools.  Each call takes the pool lock once per batch.
- * When allocate finds no room it tries, in order: growing a lazy pool,
- * reclaiming what dead processes left (gc), and waiting (bounded) for
+ * When allocate finds no room it tries, in order: reclaiming what dead
+ * processes left (gc), growing a lazy pool, and waiting (bounded) for
  * zeroing in flight, with gc again every half lease while nothing moves
  * (the extents of a stopped zeroer are then taken over); only then does it
- * report OUT_OF_MEMORY, with nothing changed.
+ * report OUT_OF_MEMORY, with nothing changed.  Callers who have waited long
+ * for room go first, in turn (turn.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,6 +22,10 @@
  * machine can slow the engines down, but not stop them), or this long in all. */
 #define DIRTY_STALL_NS (5ull * 1000000000ull)
 #define DIRTY_WAIT_MAX_NS (60ull * 1000000000ull)
+/* A caller that found no room for this long takes a turn (turn.c). */
+#define ROOM_STARVE_NS (50ull * 1000000ull)
+/* Before growing: how long to wait for the zeroing of what gc reclaimed. */
+#define GC_ZERO_WAIT_MS 2000
 
 const char *l1_state_name(uint32_t s)
 {
@@ -190,21 +195,35 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	int r = alloc_check_args(a, l, count, objs, &size, &data_size);
 	if (r)
 		return r;
+	if (a->client_pending) {        /* a tool's handle: its slot, now (manager.c) */
+		if ((r = l1__client_take(a, 1)))
+			return r;
+		a->client_pending = 0;
+	}
 	l1__pin_catch_up(a);
 	if (count > 256 && !(starts = malloc(count * sizeof *starts)))
 		return l1__err(-ENOMEM, "out of process memory for a batch of %u", count);
 	struct l1_hdr *h = a->h;
 	uint64_t nblk = size / h->block_size, deadline = 0, give_up = 0, last_dirty = 0;
 	uint64_t wait_from = 0;           /* when this call first waited for zeroing */
-	uint64_t gc_ns = 0;
-	int tried_grow = 0;
+	uint64_t gc_ns = 0, first_miss = 0;
+	int tried_grow = 0, tried_gc = 0;
 	uint32_t layout_id;
+	struct l1_turn turn = { 0 };
 	for (;;) {
 		if ((r = l1__lock(a)))
 			goto out;
 		if ((r = layout_id_of(a, l, &layout_id))) {
 			l1__unlock(a);
 			goto out;
+		}
+		/* callers who have waited long for room go first, in turn (turn.c) */
+		if (!turn.have && l1__turn_starving(&h->mem_queue, ROOM_STARVE_NS))
+			l1__turn_take(&h->mem_queue, &turn);
+		if (!l1__turn_mine(&h->mem_queue, &turn)) {
+			l1__unlock(a);
+			l1__turn_wait(&h->mem_queue, &turn, 1000000);
+			continue;
 		}
 		r = !l1__slots_ready(a, count) ? -ENOSPC : claim_runs(a, nblk, count, starts);
 		if (r == 0) {
@@ -214,8 +233,16 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			l1__unlock(a);
 			break;
 		}
-		if (r == -ENOMEM && !tried_grow &&
-		    l1__blocks_usable(h) < h->nblocks) {
+		uint64_t now = l1__coarse_ns();
+		if (!first_miss)
+			first_miss = now;
+		else if (now - first_miss >= ROOM_STARVE_NS)
+			l1__turn_take(&h->mem_queue, &turn);
+		/* growth comes after gc: what dead writers left is reused before
+		 * more huge pages are taken */
+		int may_grow = r == -ENOMEM && !tried_grow &&
+			       l1__blocks_usable(h) < h->nblocks;
+		if (may_grow && tried_gc) {
 			int g = l1__grow(a, count * size);
 			l1__unlock(a);
 			if (g == 0) {
@@ -234,11 +261,21 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		if (!gc_ns || (dirty >= last_dirty &&
 			       l1__mono_ns() - gc_ns >= L1_LEASE_MS * 500000ull)) {
 			gc_ns = l1__mono_ns();
+			tried_gc = 1;
 			struct l1_gc_result gr;
 			if (l1_arena_gc(a, &gr) == 0 &&
-			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped))
+			    (gr.objects_reclaimed || gr.dirty_requeued || gr.holds_dropped)) {
+				if (may_grow && a->zero) {
+					/* what gc handed to this engine is zeroed and
+					 * released before more pages are taken */
+					l1_zero_flush(a->zero, GC_ZERO_WAIT_MS);
+					l1__fin_release_now(a);
+				}
 				continue;
+			}
 		}
+		if (may_grow)
+			continue;
 		if (dirty) {
 			uint64_t now = l1__mono_ns();
 			if (!give_up)
@@ -278,6 +315,7 @@ out:
 		atomic_fetch_add(&h->zero_waits, 1);
 		atomic_fetch_add(&h->zero_wait_ns, l1__mono_ns() - wait_from);
 	}
+	l1__turn_done(&h->mem_queue, &turn);
 	if (starts != local)
 		free(starts);
 	return r;

@@ -156,6 +156,7 @@ uint64_t l1__clients_live(const struct l1_arena *a)
 int l1__client_take(struct l1_arena *a, int anon)
 {
 	struct l1_hdr *h = a->h;
+	uint64_t repairs = atomic_load(&h->repairs);
 	int r = l1__lock(a);
 	if (r)
 		return r;
@@ -189,6 +190,10 @@ int l1__client_take(struct l1_arena *a, int anon)
 		break;
 	}
 	l1__clients_recount(a);
+	/* a repair inside this lock had no tag yet to give the dead holder's
+	 * dirty extents: they are this engine's now */
+	if (r == 0 && atomic_load(&h->repairs) != repairs)
+		l1__requeue_orphans(a);
 	l1__unlock(a);
 	if (r == -EBUSY)
 		return l1__err(-EBUSY, "client table of %s is full (%llu handles attached): "

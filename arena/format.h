@@ -58,6 +58,13 @@
 
 enum { L1_BACKING_HUGETLBFS = 1, L1_BACKING_SHM = 2 };
 
+/* A queue of turns (turn.c): tickets taken from next, served in order. */
+struct l1_queue {
+	_Atomic uint32_t next;          /* the next ticket to hand out */
+	_Atomic uint32_t serving;       /* the ticket whose turn it is */
+	_Atomic uint32_t turn_ms;       /* CLOCK_MONOTONIC ms when that turn began */
+};
+
 struct l1_hdr {
 	/* identity and geometry: written once by the creator */
 	uint64_t magic;                 /* 0 until the pool is ready */
@@ -110,7 +117,15 @@ struct l1_hdr {
 	uint32_t nlayouts;
 	uint32_t reserved_l0;
 	uint64_t dirty_top;             /* entries in the dirty free stack */
-	uint64_t reserved_locked[11];   /* to 512; [0..3] liveness, [4..7] robust */
+	uint64_t reserved_locked[4];    /* to 456 */
+	/* who holds the lock (lock.c): written by the holder right after it
+	 * takes it and cleared before it lets go; read without the lock (to
+	 * name a holder that makes others wait), so atomics */
+	_Atomic uint64_t lock_pid;      /* 0: nobody (or between two holders) */
+	_Atomic uint64_t lock_tid;
+	_Atomic uint64_t lock_start;    /* the holder process's start time */
+	_Atomic uint64_t lock_since_ns; /* CLOCK_MONOTONIC_COARSE when it was taken */
+	uint64_t reserved_locked2[3];   /* to 512 */
 
 	/* atomics, readable without the lock (written under it) */
 	_Atomic uint64_t committed;     /* data bytes backed by pages */
@@ -135,7 +150,12 @@ struct l1_hdr {
 	_Atomic uint64_t gc_holds;      /* holds of dead processes dropped */
 	_Atomic uint64_t gc_clients;    /* client slots of dead processes dropped */
 	_Atomic uint64_t gc_requeued;   /* dirty extents a dead process was zeroing */
-	uint64_t reserved_atomic[8];    /* to 768 */
+	_Atomic uint64_t grow_failures;     /* growths that failed (backing.c) */
+	_Atomic uint64_t grow_returned;     /* bytes of pages they gave back */
+	_Atomic uint64_t lock_timeouts;     /* lock waits that gave up (lock.c) */
+	struct l1_queue lock_queue;     /* waiters who waited long for the lock (turn.c) */
+	struct l1_queue mem_queue;      /* ... for room to allocate */
+	uint64_t reserved_atomic2[2];   /* to 768 */
 	char grow_reason[L1_REASON_MAX];   /* under the lock */
 	uint8_t reserved_tail[L1_HDR_SIZE - 768 - L1_REASON_MAX];
 };
@@ -145,6 +165,10 @@ static_assert(offsetof(struct l1_hdr, lock) == 320, "lock offset");
 static_assert(offsetof(struct l1_hdr, pool_size) == 256, "pool_size offset");
 static_assert(offsetof(struct l1_hdr, committed) == 512, "atomics offset");
 static_assert(offsetof(struct l1_hdr, grow_reason) == 768, "reason offset");
+static_assert(offsetof(struct l1_hdr, lock_pid) == 456, "lock holder offset");
+static_assert(offsetof(struct l1_hdr, grow_failures) == 704, "growth counters offset");
+static_assert(offsetof(struct l1_hdr, lock_queue) == 728, "queues offset");
+static_assert(sizeof(struct l1_queue) == 12, "queue size");
 static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
 
 /* Record flags */

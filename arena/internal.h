@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "format.h"
 #include "zero.h"
@@ -53,6 +54,8 @@ struct l1_arena {
 	uint32_t client_idx;            /* UINT32_MAX: no slot */
 	uint32_t client_tag;            /* slot | gen << L1_CLIENT_BITS; 0: none */
 	int client_anon;                /* attached with no_client: no holds */
+	int client_pending;             /* no_client, and the lock was held too long at
+					 * attach: the slot is taken at the first alloc */
 	struct l1_arena *reg_next;      /* client.c: the handles of this process */
 
 	pthread_mutex_t local;
@@ -131,10 +134,45 @@ void l1__client_release(struct l1_arena *a);
 void l1__handle_register(struct l1_arena *a);
 void l1__handle_unregister(struct l1_arena *a);
 
-/* lock.c: 0, or -EIO if the lock cannot be had.  Repairs after EOWNERDEAD. */
+/* lock.c: 0; -ETIMEDOUT (the error names the holder) after the bound
+ * (l1__lock_bound_ms, or bound_ms); -EIO if the lock cannot be had.
+ * Repairs after EOWNERDEAD. */
 int l1__lock_init(struct l1_hdr *h);
 int l1__lock(struct l1_arena *a);
+int l1__lock_within(struct l1_arena *a, uint64_t bound_ms);
 void l1__unlock(struct l1_arena *a);
+uint64_t l1__lock_bound_ms(void);
+/* Who holds the lock now (read without it): 1 and the holder, or 0. */
+int l1__lock_holder(struct l1_arena *a, int32_t *pid, int32_t *tid, const char **state,
+		    uint64_t *held_ns);
+/* "held by pid P (thread T, STATE) for S s" (the time when known), or "free". */
+void l1__lock_describe(int32_t pid, int32_t tid, const char *state, uint64_t held_ns,
+		       char *buf, size_t len);
+
+/* turn.c: fair turns for long waiters (see turn.c).  A thread's place in a
+ * queue: no ticket (have 0), or its ticket and the serving value it last saw. */
+#define L1_TURN_SKIP_NS (200ull * 1000000ull)   /* a turn not taken this long is skipped */
+struct l1_turn {
+	uint32_t ticket, seen;
+	int have;
+	uint64_t seen_ns;
+};
+/* Tickets are out and the current turn began starve_ns ago or more:
+ * newcomers queue instead of barging in. */
+int l1__turn_starving(struct l1_queue *q, uint64_t starve_ns);
+void l1__turn_take(struct l1_queue *q, struct l1_turn *t);
+/* May this thread go now: no ticket, or its turn (or it was skipped). */
+int l1__turn_mine(struct l1_queue *q, struct l1_turn *t);
+/* Got what it waited for, or gave up: the next ticket's turn (if it was ours). */
+void l1__turn_done(struct l1_queue *q, struct l1_turn *t);
+/* CLOCK_MONOTONIC_COARSE: cheap (no vDSO fallback to a syscall), ms-fine. */
+static inline uint64_t l1__coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+void l1__turn_wait(struct l1_queue *q, struct l1_turn *t, uint64_t max_ns);
 
 /* bitmap.c: run search and claim over the shared bitmap (see bitmap.c). */
 int64_t l1__bm_find(struct l1_arena *a, uint64_t nblk, uint64_t from, uint64_t limit);

@@ -327,8 +327,34 @@ struct l1_usage {
 	char zero_method[48];           /* this process's: "io_uring", "memset (...)" */
 	char grow_reason[L1_REASON_MAX];
 };
-/* Counters are read without the lock; largest_free_bytes takes it. */
+/* Counters are read without the lock; largest_free_bytes takes it (waiting
+ * at most 100 ms: when it is busy longer, largest_free_bytes is 0 and
+ * grow_reason names the lock's holder instead). */
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u);
+
+/* Every call that needs the pool lock waits for it at most this long
+ * ($L1ARENA_LOCK_TIMEOUT_MS overrides it, 1 to 3600000); past it the call
+ * fails with -ETIMEDOUT and l1_last_error() names the holder: pid, thread
+ * and whether it runs, is stopped or is gone.  So a client stopped inside
+ * the lock (SIGSTOP, a debugger, a frozen cgroup) stalls the others for at
+ * most this long per call. */
+#define L1_LOCK_WAIT_MS 5000
+
+/* What stalls or strands: the lock's holder and what failed growth did.
+ * Read without the lock. */
+struct l1_health {
+	int32_t lock_pid;               /* holds the pool lock now; 0: nobody */
+	int32_t lock_tid;               /* its thread */
+	uint64_t lock_held_ns;          /* for how long */
+	char lock_state[32];            /* "running", "sleeping", "stopped", "dead", ... */
+	uint64_t lock_wait_ms;          /* the bound on a lock wait, in this process */
+	uint64_t lock_timeouts;         /* lock waits that gave up, by anyone */
+	uint64_t grow_failures;         /* growths that failed */
+	uint64_t grow_returned_bytes;   /* pages they had taken and gave back */
+	char lock_text[L1_REASON_MAX];  /* the above as sentences, for tools */
+	char grow_text[L1_REASON_MAX];
+};
+int l1_arena_health(struct l1_arena *a, struct l1_health *out);
 
 struct l1_range {
 	uint64_t offset;                /* from base */

@@ -8,12 +8,15 @@
  * under the pool lock when taken or dropped, and by this process alone (pin
  * status, beat) in between.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -315,9 +318,7 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 	a->pool_gid = fstat(a->fd, &st) == 0 ? (uint32_t)st.st_gid : a->gid;
 	if (a->readonly)
 		return 0;
-	int r = l1__client_take(a, no_client);
-	if (r)
-		return r;
+	int r;
 	a->fin = calloc(L1_FIN_CAP, sizeof *a->fin);
 	if (!a->fin)
 		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
@@ -326,6 +327,14 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 	r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
 	if (r)
 		return l1__err(r, "cannot start the zeroing engine: %s", strerror(-r));
+	/* after the engine: the first lock may repair a dead holder's damage,
+	 * and the repair hands its dirty extents to this engine */
+	r = l1__client_take(a, no_client);
+	if (r == -ETIMEDOUT && no_client)
+		a->client_pending = 1;  /* a tool (info, gc, memcheck) still answers, naming
+					 * the holder; its first alloc takes the slot */
+	else if (r)
+		return r;
 	a->pin_mode = pin;
 	a->pin_mapped = mapped;
 	if (pin == L1_PIN_AUTO)
@@ -337,23 +346,108 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 
 /* ---- create / open / close / destroy ----------------------------------- */
 
-static int create_file(struct l1_arena *a, const struct l1_config *c)
+/* ---- atomic create ------------------------------------------------------
+ * A pool is formatted under a temporary name beside its path, DIR/.BASE.l1new.
+ * PID.RANDOM, whose creator holds an exclusive flock on it, and renamed onto
+ * the path only when complete: a create killed part-way leaves no file at the
+ * path, and its temporary file (which may hold huge pages) is removed by the
+ * next create of that path (a temporary file nobody holds a flock on, whose
+ * pid is gone, is stale).  Replacing a pool (force) renames over it, so the
+ * old pool stays until the new one is whole; a new one that does not fit
+ * leaves the old one as it was. */
+
+#define TMP_TAG ".l1new."
+
+static void split_path(const char *path, char *dir, size_t dlen, char *base, size_t blen)
 {
-	int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
-	a->fd = open(a->path, flags, c->mode ? c->mode : 0600);
-	if (a->fd < 0 && errno == EEXIST && c->force && !a->moved) {
-		unlink(a->path);
-		a->fd = open(a->path, flags, c->mode ? c->mode : 0600);
+	char d[L1_PATH_MAX], b[L1_PATH_MAX];
+	snprintf(d, sizeof d, "%s", path);
+	snprintf(b, sizeof b, "%s", path);
+	snprintf(dir, dlen, "%s", dirname(d));
+	snprintf(base, blen, "%s", basename(b));
+}
+
+/* Removes the temporary files that creates of this path left when killed. */
+static void clean_stale(const char *path)
+{
+	char dir[L1_PATH_MAX], base[L1_PATH_MAX], prefix[L1_PATH_MAX + 16], full[2 * L1_PATH_MAX];
+	split_path(path, dir, sizeof dir, base, sizeof base);
+	snprintf(prefix, sizeof prefix, ".%.200s" TMP_TAG, base);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		size_t n = strlen(prefix);
+		if (strncmp(e->d_name, prefix, n))
+			continue;
+		long pid = strtol(e->d_name + n, NULL, 10);
+		if (pid > 0 && kill((pid_t)pid, 0) == 0)
+			continue;       /* its creator may still be at it */
+		snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+		int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlink(full);
+		close(fd);
 	}
-	if (a->fd < 0 && errno == EEXIST && a->moved)
-		return l1__err(-EEXIST, "the pool was to move to %s (the /dev/shm fallback), but "
-			       "a file is there already: the fallback never replaces a file it "
-			       "was not given; name that path to replace it", a->path);
-	if (a->fd < 0 && errno == EEXIST)
-		return l1__err(-EEXIST, "a pool already exists at %s: attach to it, or destroy "
-			       "it first (`l1ctl destroy`), or create with force", a->path);
+	closedir(d);
+}
+
+/* How many live processes are attached to the pool at path (0 if it is not
+ * a pool this library can read); *first: one of them. */
+static uint32_t live_clients(const char *path, int32_t *first)
+{
+	struct l1_open_opts o;
+	struct l1_arena *old;
+	uint32_t live = 0;
+	l1_open_opts_init(&o);
+	o.readonly = 1;
+	if (l1_arena_open(path, &o, &old))
+		return 0;
+	uint32_t max = (uint32_t)old->h->max_clients;
+	struct l1_client_info *ci = calloc(max, sizeof *ci);
+	int n = ci ? l1_arena_clients(old, ci, max) : 0;
+	for (int i = 0; i < n && (uint32_t)i < max; i++)
+		if (ci[i].alive && !live++)
+			*first = ci[i].pid;
+	free(ci);
+	l1_arena_close(old);
+	return live;
+}
+
+/* May a pool be made at a->path?  Then the temporary file, open in a->fd
+ * (flocked), its name in tmp. */
+static int create_file(struct l1_arena *a, const struct l1_config *c, char *tmp, size_t len)
+{
+	struct stat st;
+	int32_t first = 0;
+	uint32_t live;
+	if (lstat(a->path, &st) == 0) {
+		if (a->moved)
+			return l1__err(-EEXIST, "the pool was to move to %s (the /dev/shm "
+				       "fallback), but a file is there already: the fallback never "
+				       "replaces a file it was not given; name that path to replace "
+				       "it", a->path);
+		if (!c->force)
+			return l1__err(-EEXIST, "a pool already exists at %s: attach to it, or "
+				       "destroy it first (`l1ctl destroy`), or create with force",
+				       a->path);
+		if (c->force < 2 && (live = live_clients(a->path, &first)))
+			return l1__err(-EBUSY, "%u process(es) still attached to the pool at %s "
+				       "(pid %d first): stop them, or force twice (--force --force) "
+				       "to replace it anyway (they keep the old pool until they "
+				       "detach)", live, a->path, (int)first);
+	}
+	clean_stale(a->path);
+	char dir[L1_PATH_MAX], base[L1_PATH_MAX];
+	split_path(a->path, dir, sizeof dir, base, sizeof base);
+	snprintf(tmp, len, "%s/.%.200s" TMP_TAG "%d.%08llx", dir, base, (int)a->pid,
+		 (unsigned long long)(l1__random64() & 0xffffffffull));
+	a->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, c->mode ? c->mode : 0600);
 	if (a->fd < 0)
-		return l1__err(-errno, "cannot create %s: %s", a->path, strerror(errno));
+		return l1__err(-errno, "cannot create %s: %s", tmp, strerror(errno));
+	flock(a->fd, LOCK_EX);
 	fchmod(a->fd, c->mode ? c->mode : 0600);
 	return 0;
 }
@@ -367,6 +461,28 @@ static void shm_path(struct l1_arena *a)
 	snprintf(base, sizeof base, "%s", a->path);
 	snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
 	a->moved = 1;
+}
+
+/* The finished pool takes its name: over the old one with force, else only
+ * if the path is still free. */
+static int publish_file(struct l1_arena *a, const struct l1_config *c, const char *tmp)
+{
+	if (c->force && !a->moved) {
+		if (rename(tmp, a->path) == 0)
+			return 0;
+	} else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, a->path, RENAME_NOREPLACE) == 0) {
+		return 0;
+	} else if (errno == EINVAL || errno == ENOSYS) {
+		/* no RENAME_NOREPLACE here: a hard link is just as exclusive */
+		if (link(tmp, a->path) == 0) {
+			unlink(tmp);
+			return 0;
+		}
+	}
+	if (errno == EEXIST)
+		return l1__err(-EEXIST, "a pool appeared at %s while this one was made: "
+			       "attach to it, or create with force", a->path);
+	return l1__err(-errno, "cannot rename %s to %s: %s", tmp, a->path, strerror(errno));
 }
 
 /* Where the pool goes: hugetlbfs at the path; with allow_shm only, the same
@@ -414,7 +530,8 @@ static int create_once(struct l1_arena *a, const struct l1_config *c, uint64_t h
 		committed = round_up(init, plan.grow_step);
 		committed = committed < plan.data_size ? committed : plan.data_size;
 	}
-	int r = create_file(a, c);
+	char tmp[2 * L1_PATH_MAX];
+	int r = create_file(a, c, tmp, sizeof tmp);
 	if (r)
 		return r;
 	if (ftruncate(a->fd, (off_t)plan.file_size) < 0) {
@@ -424,17 +541,21 @@ static int create_once(struct l1_arena *a, const struct l1_config *c, uint64_t h
 	}
 	r = l1__backing_commit(a->fd, 0, plan.data_off + committed);
 	if (r) {
-		r = l1__err(r, "cannot commit %llu MiB of %s: %s%s", (unsigned long long)
-			    ((plan.data_off + committed) >> 20), a->path, strerror(-r),
+		r = l1__err(r, "cannot commit %llu MiB for the pool at %s: %s%s%s",
+			    (unsigned long long)((plan.data_off + committed) >> 20), a->path,
+			    strerror(-r),
 			    r == -ENOSPC && backing == L1_BACKING_HUGETLBFS
 				    ? " (not enough free huge pages: run `l1ctl setup --hugepages N`)"
-				    : "");
+				    : "",
+			    c->force ? "; the pool there is left as it was" : "");
 		goto fail;
 	}
 	if ((r = map_file(a, plan.file_size, !c->lazy, plan.block_size, backing,
 			    plan.hugepage_size)))
 		goto fail;
 	if ((r = format_pool(a, &plan, committed)))
+		goto fail;
+	if ((r = publish_file(a, c, tmp)))
 		goto fail;
 	return 0;
 fail:
@@ -444,7 +565,7 @@ fail:
 	}
 	close(a->fd);
 	a->fd = -1;
-	unlink(a->path);
+	unlink(tmp);
 	return r;
 }
 
@@ -628,6 +749,7 @@ int l1_arena_destroy(const char *path, int force)
 			       "detach them or destroy with force", live, real, (int)first);
 	if (unlink(real) < 0)
 		return l1__err(-errno, "cannot remove %s: %s", real, strerror(errno));
+	clean_stale(real);      /* and what killed creates of it left */
 	return 0;
 }
 
@@ -686,11 +808,38 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 	if (a->readonly) {      /* no lock: the reason as it reads now */
 		memcpy(u->grow_reason, h->grow_reason, sizeof u->grow_reason);
 		u->grow_reason[sizeof u->grow_reason - 1] = 0;
-	} else if (l1__lock(a) == 0) {
+	} else if (l1__lock_within(a, 100) == 0) {
 		snprintf(u->grow_reason, sizeof u->grow_reason, "%s", h->grow_reason);
 		u->largest_free_bytes = l1__bm_largest_free(a, l1__blocks_usable(h));
 		l1__unlock(a);
+	} else {
+		snprintf(u->grow_reason, sizeof u->grow_reason, "(not read: %s)", l1_last_error());
 	}
+	return 0;
+}
+
+int l1_arena_health(struct l1_arena *a, struct l1_health *o)
+{
+	const char *state;
+	if (!a || !o)
+		return l1__err(-EINVAL, "NULL argument");
+	memset(o, 0, sizeof *o);
+	l1__lock_holder(a, &o->lock_pid, &o->lock_tid, &state, &o->lock_held_ns);
+	snprintf(o->lock_state, sizeof o->lock_state, "%s", state);
+	o->lock_wait_ms = l1__lock_bound_ms();
+	o->lock_timeouts = atomic_load(&a->h->lock_timeouts);
+	o->grow_failures = atomic_load(&a->h->grow_failures);
+	o->grow_returned_bytes = atomic_load(&a->h->grow_returned);
+	char who[96];
+	l1__lock_describe(o->lock_pid, o->lock_tid, o->lock_state, o->lock_held_ns, who,
+			  sizeof who);
+	snprintf(o->lock_text, sizeof o->lock_text, "%.72s; waits give up after %llu ms; %llu "
+		 "gave up so far", who, (unsigned long long)o->lock_wait_ms,
+		 (unsigned long long)o->lock_timeouts);
+	snprintf(o->grow_text, sizeof o->grow_text, "%llu failed growth(s) gave back %llu MiB "
+		 "of pages (%llu bytes)", (unsigned long long)o->grow_failures,
+		 (unsigned long long)(o->grow_returned_bytes >> 20),
+		 (unsigned long long)o->grow_returned_bytes);
 	return 0;
 }
 

@@ -301,14 +301,16 @@ int l1__hold_drop(struct l1_arena *a, uint32_t slot, uint32_t client, uint32_t n
 	return 0;
 }
 
-/* Drops every hold of a client; writes the slots whose last hold went into
- * released (up to max).  Returns the number of holds dropped. */
+/* Drops a client's holds until max records have lost their last hold (their
+ * slots go to released) or none is left; call again while *nreleased ==
+ * max: every hold is dropped and every released slot reported, so none
+ * stays doomed.  Returns the number of holds dropped. */
 uint64_t l1__holds_drop_client(struct l1_arena *a, uint32_t client,
 			       uint32_t *released, uint32_t *nreleased, uint32_t max)
 {
 	uint64_t dropped = 0;
 	*nreleased = 0;
-	for (uint64_t i = 0; i < a->h->max_holds; i++) {
+	for (uint64_t i = 0; i < a->h->max_holds && *nreleased < max; i++) {
 		struct l1_hold_ent *e = &a->holds[i];
 		if (!e->count || e->client != client || e->slot >= a->h->max_objects)
 			continue;
@@ -324,7 +326,7 @@ uint64_t l1__holds_drop_client(struct l1_arena *a, uint32_t client,
 			e->next = (uint32_t)a->h->hold_free;
 			a->h->hold_free = (uint32_t)i + 1;
 		}
-		if (a->recs[slot].holds == 0 && *nreleased < max)
+		if (a->recs[slot].holds == 0)
 			released[(*nreleased)++] = slot;
 	}
 	return dropped;

@@ -126,11 +126,17 @@ int l1_parse_size(const char *s, uint64_t *out)
 {
 	if (!s || !out || !*s)
 		return l1__err(-EINVAL, "empty size");
+	/* decimal digits, an optional fraction, then the suffix: no spaces, no
+	 * sign, no hex or exponent (strtod alone would take those) */
+	size_t d = strspn(s, "0123456789");
+	size_t f = s[d] == '.' ? strspn(s + d + 1, "0123456789") : 0;
+	size_t n = d + (s[d] == '.' ? 1 + f : 0);
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || !(v >= 0))        /* also NaN: casting it is undefined */
-		return l1__err(-EINVAL, "'%s' is not a size (try 512M, 8G, 4096)", s);
+	if (d == 0 || (s[d] == '.' && f == 0) || end != s + n || errno || !(v >= 0))
+		return l1__err(-EINVAL, "'%s' is not a size: decimal digits and an optional "
+			       "K, M, G or T (512M, 8G, 1.5G, 4096); no spaces, signs or hex", s);
 	uint64_t mul = 1;
 	switch (toupper((unsigned char)*end)) {
 	case 0: break;

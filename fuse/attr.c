@@ -50,6 +50,9 @@ int l1fs_errno(int err)
 	case EPROTO:
 	case EBADMSG:
 		return EIO;
+	case ETIMEDOUT:         /* the pool lock stayed busy (stats names its holder) */
+		fprintf(stderr, "l1fs: answering EAGAIN: %s\n", l1_last_error());
+		return EAGAIN;
 	default:
 		return -err < 4096 ? -err : EIO;
 	}

@@ -24,6 +24,7 @@
  */
 #include "l1fs.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -52,34 +53,72 @@ struct l1fs_cli {
 };
 
 #define CLI_OPT(t, m) { t, offsetof(struct l1fs_cli, m), 0 }
+enum { KEY_ARENA, KEY_READ_AHEAD };
+#define MAX_THREADS_LIMIT 1024u
+#define L1FS_LOCK_WAIT_MS "1000"        /* unless $L1ARENA_LOCK_TIMEOUT_MS says */
 
 static const struct fuse_opt cli_spec[] = {
-	CLI_OPT("--arena %s", arena),
-	CLI_OPT("--arena=%s", arena),
-	CLI_OPT("arena=%s", arena),
+	FUSE_OPT_KEY("--arena ", KEY_ARENA),
+	FUSE_OPT_KEY("--arena=", KEY_ARENA),
+	FUSE_OPT_KEY("arena=", KEY_ARENA),
 	CLI_OPT("--gc-interval=%lf", gc_interval),
 	CLI_OPT("gc_interval=%lf", gc_interval),
 	CLI_OPT("entry_timeout=%lf", entry_timeout),
 	CLI_OPT("attr_timeout=%lf", attr_timeout),
-	CLI_OPT("read_ahead_kb=%u", read_ahead_kb),
+	FUSE_OPT_KEY("read_ahead_kb=", KEY_READ_AHEAD),
 	FUSE_OPT_END
 };
 
-/* Keeps the positional arguments for main: one (the mount point) or two
- * (the pool, then the mount point, as mount(8) and mount.fuse3 pass them). */
-static int cli_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+/* The positional arguments (one: the mount point; or two: the pool, then
+ * the mount point, as mount(8) and mount.fuse3 pass them), and the options
+ * fuse_opt's templates would take loosely: the pool path (not empty; the
+ * same if given twice) and read_ahead_kb (decimal, in range). */
+static int cli_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
 	struct l1fs_cli *cli = data;
-	(void)outargs;
-	if (key != FUSE_OPT_KEY_NONOPT)
-		return 1;
-	if (cli->nnonopt == 2) {
-		fprintf(stderr, "l1fs: too many arguments at '%s': give MOUNTPOINT, or POOL "
-			"MOUNTPOINT\n", arg);
-		return -1;
+	(void)out;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		if (cli->nnonopt == 2) {
+			fprintf(stderr, "l1fs: too many arguments at '%s': give MOUNTPOINT, or POOL "
+				"MOUNTPOINT\n", arg);
+			return -1;
+		}
+		cli->nonopt[cli->nnonopt++] = strdup(arg);
+		return 0;
 	}
-	cli->nonopt[cli->nnonopt++] = strdup(arg);
-	return 0;
+	if (key == KEY_ARENA) {
+		/* "--arenaPATH" (the separate-argument form, joined), "--arena=PATH"
+		 * or "arena=PATH" */
+		const char *v = !strncmp(arg, "--arena=", 8) ? arg + 8
+				: !strncmp(arg, "arena=", 6) ? arg + 6 : arg + 7;
+		if (!*v) {
+			fprintf(stderr, "l1fs: the pool path (--arena PATH, -o arena=PATH) is empty: "
+					"give the pool file, or leave the option out for "
+					"$L1ARENA_PATH or %s\n", L1_DEFAULT_PATH);
+			return -1;
+		}
+		if (cli->arena && strcmp(cli->arena, v)) {
+			fprintf(stderr, "l1fs: two pool paths given (%s and %s): give one\n",
+				cli->arena, v);
+			return -1;
+		}
+		free(cli->arena);
+		return (cli->arena = strdup(v)) ? 0 : -1;
+	}
+	if (key == KEY_READ_AHEAD) {
+		const char *v = arg + strlen("read_ahead_kb=");
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (!isdigit((unsigned char)*v) || *end || errno || n > (1u << 20)) {
+			fprintf(stderr, "l1fs: read_ahead_kb takes KiB from 0 to %u, not '%s'\n",
+				1u << 20, v);
+			return -1;
+		}
+		cli->read_ahead_kb = (unsigned)n;
+		return 0;
+	}
+	return 1;       /* keep it for FUSE */
 }
 
 static void usage(const char *prog)
@@ -95,8 +134,11 @@ static void usage(const char *prog)
 	       "    -o gc_interval=SEC            run gc every SEC seconds (default 2; 0 = never)\n"
 	       "    -o entry_timeout=SEC          kernel caching of names (default 1)\n"
 	       "    -o attr_timeout=SEC           kernel caching of attributes (default 1)\n"
-	       "    -o read_ahead_kb=N            read-ahead of the mount (default 4096; root\n"
-	       "                                  only; 0 = the kernel's 128)\n"
+	       "    -o read_ahead_kb=N            read-ahead of the mount (default 4096, at\n"
+	       "                                  most 1048576; root only; 0 = the kernel's)\n"
+	       "    -o max_threads=N              FUSE handler threads, 1 to 1024 (default 10)\n"
+	       "A call that needs the pool lock waits for it at most 1 s (or\n"
+	       "$L1ARENA_LOCK_TIMEOUT_MS), then fails with EAGAIN; stats names the holder.\n"
 	       "    -o allow_other                let other users in (as far as the objects'\n"
 	       "                                  modes allow); a non-root user needs\n"
 	       "                                  user_allow_other in /etc/fuse.conf\n"
@@ -347,6 +389,11 @@ int main(int argc, char **argv)
 			argv[0]);
 		goto out_args;
 	}
+	if (!opts.singlethread && (opts.max_threads == 0 || opts.max_threads > MAX_THREADS_LIMIT)) {
+		fprintf(stderr, "l1fs: max_threads takes 1 to %u threads, not %d\n",
+			MAX_THREADS_LIMIT, (int)opts.max_threads);
+		goto out_args;
+	}
 	if (!(cli.gc_interval >= 0 && cli.gc_interval <= 86400) ||
 	    !(cli.entry_timeout >= 0 && cli.entry_timeout <= 86400) ||
 	    !(cli.attr_timeout >= 0 && cli.attr_timeout <= 86400)) {
@@ -354,13 +401,17 @@ int main(int argc, char **argv)
 				"between 0 and 86400\n");
 		goto out_args;
 	}
+	/* a reader of the view waits (in the kernel, uninterruptibly) while a
+	 * handler thread waits for the pool lock: bound that at 1 s here; past
+	 * it the call answers EAGAIN and stats names the lock's holder */
+	setenv("L1ARENA_LOCK_TIMEOUT_MS", L1FS_LOCK_WAIT_MS, 0);
 	path = cli.arena ? cli.arena : getenv("L1ARENA_PATH");
 	if (!path || !*path)
 		path = L1_DEFAULT_PATH;
 	if (check_mountpoint(opts.mountpoint) < 0 || add_fsname(&args, path))
 		goto out_args;
 	fs.gc_interval_ms = (unsigned)(cli.gc_interval * 1000 + 0.5);
-	fs.read_ahead_kb = cli.read_ahead_kb <= (1u << 20) ? cli.read_ahead_kb : (1u << 20);
+	fs.read_ahead_kb = cli.read_ahead_kb;
 	fs.mountpoint = realpath(opts.mountpoint, NULL);
 	fs.entry_timeout = cli.entry_timeout;
 	fs.attr_timeout = cli.attr_timeout;

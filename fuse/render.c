@@ -93,6 +93,10 @@ int l1fs_render_stats(struct l1fs *fs, struct l1fs_buf *b)
 			u.objects[L1_STATE_ALLOCATED], u.objects[L1_STATE_PUBLISHED],
 			u.objects[L1_STATE_DIRTY], u.objects[L1_STATE_DOOMED],
 			u.objects[L1_STATE_FREE], u.max_objects);
+	struct l1_health hl;
+	l1_arena_health(fs->arena, &hl);
+	l1fs_buf_printf(b, "lock              %s\n", hl.lock_text);
+	l1fs_buf_printf(b, "given back        %s\n", hl.grow_text);
 	l1fs_buf_printf(b, "holds             %" PRIu64 "\n", u.holds);
 	l1fs_buf_printf(b, "zeroing           %s, method %s; %s zeroed since create, busy %s\n",
 			u.zero_on_free ? "on free" : "OFF", u.zero_method,

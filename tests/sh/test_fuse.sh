@@ -2,7 +2,8 @@
 # test_fuse.sh - the l1fs view as an administrator sees it from a shell:
 # `ls -l`, `stat`, `cat`, `getfattr -d`, `rm`, `df`, `promtool check metrics`,
 # and a user without permission (nobody, through setpriv) refused by the
-# objects' modes.  Objects are made by another process (check_fuse --helper),
+# objects' modes; options given loosely (an empty or second pool path,
+# read_ahead_kb=-1, max_threads=0) refused.  Objects are made by another process (check_fuse --helper),
 # so they appear in a mounted view; the pool goes where tests/run.sh says
 # (L1_TEST_DIR: its hugetlbfs mount, else /dev/shm).  The mount and the pool
 # are removed on every exit path.  Exit status: 0 if every check passed.
@@ -123,7 +124,8 @@ fi
 # generated files
 cat "$mnt/stats" >"$tmp/stats"
 for f in "^used " "^committed " "^dirty " "^largest free " "^backing " "^growth " "^zeroing " \
-	"^clients " "^objects  *0 allocated, 3 published"; do
+	"^clients " "^objects  *0 allocated, 3 published" "^lock  *free; waits give up after 1000 ms" \
+	"^given back  *0 failed growth"; do
 	check "stats: $f" grep -q "$f" "$tmp/stats"
 done
 D=$($H put "$pool" later 4096 4 644)
@@ -246,6 +248,33 @@ check "a restart then works" "$L1FS" "$mnt" --arena "$pool" -o gc_interval=0
 check "fusermount3 -u" fusermount3 -u "$mnt"
 rmdir "$mnt" && mnt=""
 
+# options fuse_opt alone would read loosely: refused with a sentence,
+# nothing mounted
+mnt=$(mktemp -d /tmp/l1fs-sh-opt.XXXXXX)
+refused() { # description, regex, l1fs arguments...
+	d=$1 re=$2
+	shift 2
+	out=$("$L1FS" "$mnt" "$@" 2>&1)
+	rc=$?
+	if [ $rc -ne 0 ] && printf '%s\n' "$out" | grep -Eq -- "$re" &&
+		! grep -q " $mnt fuse.l1fs " /proc/mounts; then
+		say "ok   $d"
+	else
+		say "FAIL $d: exit $rc: $out"
+		fail=1
+		fusermount3 -u "$mnt" 2>/dev/null
+	fi
+}
+refused "l1fs -o arena= after --arena P" "pool path .* is empty" --arena "$pool" -o arena=
+refused "l1fs --arena ''" "pool path .* is empty" --arena ""
+refused "l1fs with two pool paths" "two pool paths" --arena "$pool" -o arena=/nonexistent
+refused "l1fs -o read_ahead_kb=-1" "read_ahead_kb takes KiB from 0" --arena "$pool" \
+	-o read_ahead_kb=-1
+refused "l1fs -o read_ahead_kb=4M" "read_ahead_kb takes KiB from 0" --arena "$pool" \
+	-o read_ahead_kb=4M
+refused "l1fs -o max_threads=0" "max_threads takes 1 to" --arena "$pool" -o max_threads=0
+refused "l1fs -o max_threads=-3" "max_threads takes 1 to" --arena "$pool" -o max_threads=-3
+rmdir "$mnt" && mnt=""
 # a pool file truncated under the view: l1fs answers EIO, says why in its
 # log and in stats, and keeps running until it is unmounted
 mnt=$(mktemp -d /tmp/l1fs-sh.XXXXXX)

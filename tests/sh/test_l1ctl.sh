@@ -2,7 +2,8 @@
 # test_l1ctl.sh - every l1ctl subcommand through the real binary, the way an
 # operator meets it: --help for each, the normal path (create, info, put,
 # ls, get, publish, rm, memcheck, gc, destroy), and the ways it goes wrong:
-# bad sizes and options (exit 2), a missing pool, a user without permission
+# bad sizes and options (exit 2; also loose ones: spaces, hex, signs, ids
+# like -1, an empty key, --key without --publish), a missing pool, a user without permission
 # (nobody, through setpriv), a pool of another format version and a file
 # that is not a pool (exit 1, with a sentence that says what to do), and a
 # pool whose bitmap was damaged (memcheck exit 3, then --repair); and gc
@@ -103,6 +104,17 @@ expect 2 "ls takes no option --size" "an option of another command" -- \
 	"$L1CTL" ls --path "$pool" --size 64M
 expect 2 "octal file mode" "create --mode 999" -- \
 	"$L1CTL" create --path "$pool" --size 64M --mode 999 $shm
+# loose sizes: refused with a sentence, never read some other way
+expect 2 "is not a size: decimal digits" "create --size ' 4M' (leading space)" -- \
+	"$L1CTL" create --path "$pool" --size ' 4M' $shm
+expect 2 "is not a size" "create --size '4M ' (trailing space)" -- \
+	"$L1CTL" create --path "$pool" --size '4M ' $shm
+expect 2 "no spaces, signs or hex" "create --size 0x10000 (hex)" -- \
+	"$L1CTL" create --path "$pool" --size 0x10000 $shm
+expect 2 "is not a size" "create --size 1e6 (exponent)" -- \
+	"$L1CTL" create --path "$pool" --size 1e6 $shm
+expect 2 "is not a size" "create --size +4M (sign)" -- \
+	"$L1CTL" create --path "$pool" --size +4M $shm
 test -e "$pool" && { say "FAIL a refused create left $pool behind"; fail=1; }
 expect 0 "^created $pool: 64.00 MiB lazy pool" "create --size 64M" -- \
 	"$L1CTL" create --path "$pool" --size 64M $shm
@@ -110,10 +122,14 @@ expect 1 "add --force to replace it" "create over a pool says to use --force" --
 	"$L1CTL" create --path "$pool" --size 64M $shm
 expect 0 "^created $pool: 32.00 MiB eager pool" "create --force --eager replaces it" -- \
 	"$L1CTL" create --path "$pool" --size 32M --eager --force $shm
+ls -a "$dir" | grep -q "^\.l1ctl-$$\.l1new\." &&
+	{ say "FAIL create left a temporary file in $dir"; fail=1; }
 
 # ---- info, put, ls, get ----------------------------------------------------
 
 expect 0 "^used +0 B of 32.00 MiB" "info" -- "$L1CTL" info --path "$pool"
+has "^lock +free; waits give up after 5000 ms" "info names the lock's holder (none)"
+has "^given back +0 failed growth" "info says what failed growth gave back"
 expect 0 '"total_bytes":33554432' "info --json" -- "$L1CTL" info --json --path "$pool"
 if command -v python3 >/dev/null; then
 	printf '%s\n' "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' ||
@@ -135,6 +151,10 @@ expect 2 "not both" "put --layout and --bytes" -- \
 	"$L1CTL" put --path "$pool" --layout '[4]:fp16' --bytes 4K --file "$tmp/in"
 expect 2 "needs --key" "put --publish without --key" -- \
 	"$L1CTL" put --path "$pool" --publish --file "$tmp/in"
+expect 2 "without --publish does nothing" "put --key without --publish" -- \
+	"$L1CTL" put --path "$pool" --key lonely --file "$tmp/in"
+expect 2 "--key is empty" "put --key '' --publish" -- \
+	"$L1CTL" put --path "$pool" --key "" --publish --file "$tmp/in"
 expect 2 "not a size|size suffix" "put --bytes 4Q" -- \
 	"$L1CTL" put --path "$pool" --bytes 4Q --file "$tmp/in"
 expect 1 "100000 bytes but the object holds 4096" "put of more than --bytes" -- \
@@ -261,6 +281,8 @@ expect 1 "nothing was freed" "rm of a freed object" -- "$L1CTL" rm --path "$pool
 has "l1ctl ls. lists the objects" "it says how to find the objects"
 expect 2 "1 to 256 object ids" "rm without ids" -- "$L1CTL" rm --path "$pool"
 expect 2 "'zz' is not an object id" "rm zz" -- "$L1CTL" rm --path "$pool" zz
+expect 2 "'-1' is not an object id" "rm -- -1 (not 2^64-1)" -- "$L1CTL" rm --path "$pool" -- -1
+expect 2 "' 7' is not an object id" "rm ' 7'" -- "$L1CTL" rm --path "$pool" ' 7'
 
 # ---- memcheck, gc ------------------------------------------------------------
 

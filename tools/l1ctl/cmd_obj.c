@@ -129,6 +129,11 @@ int cmd_put(struct ctl *c)
 		return ctl_usage("--layout: %s", l1_last_error());
 	if (c->publish && !c->key)
 		return ctl_usage("--publish needs --key K");
+	if (c->key && !c->publish)
+		return ctl_usage("--key K without --publish does nothing: add --publish to publish "
+				 "the object under K, or drop --key");
+	if (c->key && !*c->key)
+		return ctl_usage("--key is empty: a key is 1 to %d bytes", L1_KEY_MAX);
 	int fd = c->file ? open(c->file, O_RDONLY | O_CLOEXEC) : 0;
 	if (fd < 0) {
 		fprintf(stderr, "l1ctl: cannot read %s: %s\n", c->file, strerror(errno));

@@ -3,6 +3,7 @@
  * destroy, and the helpers every command uses to open the pool and to say
  * what went wrong in a sentence.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -71,7 +72,9 @@ int ctl_parse_id(const char *s, uint64_t *id)
 {
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
+	if (!isdigit((unsigned char)s[0]))     /* strtoull takes "-1" and " 1" */
+		return -EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || v == 0)
 		return -EINVAL;
 	*id = v;
@@ -142,6 +145,9 @@ int cmd_create(struct ctl *c)
 		ctl_fail("cannot create the pool", r);
 		if (r == -EEXIST)
 			fprintf(stderr, "l1ctl: add --force to replace it (its objects are lost).\n");
+		if (r == -EBUSY)
+			fprintf(stderr, "l1ctl: --force --force replaces it while they are "
+				"attached.\n");
 		return EXIT_FAILED;
 	}
 	struct l1_usage u;
@@ -255,6 +261,10 @@ int cmd_info(struct ctl *c)
 	       (unsigned long long)st.gc_objects_reclaimed, (unsigned long long)st.gc_holds_dropped,
 	       (unsigned long long)st.gc_clients_dropped, (unsigned long long)st.gc_dirty_requeued);
 	printf("growth      %s%s\n", u.grow_failed ? "STOPPED: " : "", u.grow_reason);
+	struct l1_health hl;
+	l1_arena_health(a, &hl);
+	printf("given back  %s\n", hl.grow_text);
+	printf("lock        %s\n", hl.lock_text);
 	printf("metadata    %s (%.3f%% of the pool)\n", meta,
 	       100.0 * (double)u.metadata_bytes / (double)u.total_bytes);
 	struct l1_client_info ci[64];

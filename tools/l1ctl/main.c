@@ -110,7 +110,10 @@ static const struct cmd cmds[] = {
 	  "                    owner attaches; 0640: its group may attach read-only).\n"
 	  "                    Whoever opens a pool read-write can change all of it:\n"
 	  "                    one pool per tenant, never 0666 (README, Trust)\n"
-	  "  --force           replace a pool that is already there\n" COMMON "\n" EXITS },
+	  "  --force           replace a pool that is already there (its objects are\n"
+	  "                    lost); refused while processes are attached to it unless\n"
+	  "                    given twice.  The old pool stays until the new one is\n"
+	  "                    complete, and stays if the new one does not fit\n" COMMON "\n" EXITS },
 	{ "info", cmd_info, B(O_JSON) | B(O_RO), "usage and state of the pool (--json)",
 	  "usage: l1ctl info [--json] [--read-only] [--path P]\n\n"
 	  "Usage, growth, dirty bytes, objects by state, counters, and every attached\n"
@@ -153,7 +156,7 @@ static const struct cmd cmds[] = {
 	  "                 '[2,32,128]:bf16;[4]:int32'\n"
 	  "  --bytes SIZE   size in bytes instead (default: the input's size)\n"
 	  "  --file F       read F (default: stdin)\n"
-	  "  --key K        the key to publish under (up to 127 bytes)\n"
+	  "  --key K        the key to publish under (1 to 127 bytes; needs --publish)\n"
 	  "  --publish      publish the object under --key\n" COMMON "\n" EXITS },
 	{ "get", cmd_get, B(O_KEY) | B(O_OUT) | B(O_RO), "write an object to stdout (ID or --key K)",
 	  "usage: l1ctl get (ID | --key K) [--out F] [--read-only] [--path P]\n\n"
@@ -203,7 +206,9 @@ static void usage(FILE *f)
 		if (cmds[i].summary)
 			fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(f, "\nEvery command takes --path P (default: $L1ARENA_PATH, else "
-		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G.  l1ctl --version: the version.\n"
+		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G (decimal; no spaces, signs or "
+		   "hex).\nObject ids: decimal, as `l1ctl ls` prints them.  l1ctl --version: the "
+		   "version.\n"
 		   "Exit codes: 0 done; 1 failed (the message says why and what to do);\n"
 		   "2 usage error; 3 memcheck found problems.\n");
 }
@@ -283,7 +288,7 @@ static int parse_one(struct ctl *c, int o)
 	case O_LAZY: c->lazy = 1; break;
 	case O_EAGER: c->lazy = 0; break;
 	case O_SHM: c->allow_shm = 1; break;
-	case O_FORCE: c->force = 1; break;
+	case O_FORCE: c->force++; break;       /* create: twice = even if attached */
 	case O_NOZERO: c->zero_on_free = 0; break;
 	case O_ZERO:
 		if (!strcmp(optarg, "off"))

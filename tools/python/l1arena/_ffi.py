@@ -22,7 +22,7 @@ import sys
 __all__ = [
     "lib", "LIB_PATH", "L1Tensor", "L1Layout", "L1Config", "L1OpenOpts",
     "L1Obj", "L1ObjInfo", "L1Usage", "L1Range", "L1VmSpace",
-    "L1ClientInfo", "L1GcResult", "L1ClientOwner", "L1Stats", "STRUCTS",
+    "L1ClientInfo", "L1GcResult", "L1ClientOwner", "L1Stats", "L1Health", "STRUCTS",
 ]
 
 # ---- constants (arena/l1arena.h) -----------------------------------------
@@ -82,6 +82,9 @@ L1_PIN_NONE = 0
 L1_PIN_PINNED = 1
 L1_PIN_UNPINNED = 2
 L1_PIN_DEFERRED = 3
+
+# bound on a wait for the pool lock (ms; $L1ARENA_LOCK_TIMEOUT_MS overrides)
+L1_LOCK_WAIT_MS = 5000
 
 # Every constant above, by its C name, for the ABI test.
 CONSTANTS = {k: v for k, v in dict(globals()).items()
@@ -292,9 +295,25 @@ class L1Stats(ctypes.Structure):
     ]
 
 
+class L1Health(ctypes.Structure):
+    _c_name_ = "l1_health"
+    _fields_ = [
+        ("lock_pid", i32),
+        ("lock_tid", i32),
+        ("lock_held_ns", u64),
+        ("lock_state", ctypes.c_char * 32),
+        ("lock_wait_ms", u64),
+        ("lock_timeouts", u64),
+        ("grow_failures", u64),
+        ("grow_returned_bytes", u64),
+        ("lock_text", ctypes.c_char * L1_REASON_MAX),
+        ("grow_text", ctypes.c_char * L1_REASON_MAX),
+    ]
+
+
 STRUCTS = [L1Tensor, L1Layout, L1Config, L1OpenOpts, L1Obj, L1ObjInfo,
            L1Usage, L1Range, L1VmSpace, L1ClientInfo, L1GcResult,
-           L1ClientOwner, L1Stats]
+           L1ClientOwner, L1Stats, L1Health]
 
 # sizeof(struct ...) from the header on an LP64 platform (x86_64, aarch64).
 EXPECTED_SIZES = {
@@ -302,6 +321,7 @@ EXPECTED_SIZES = {
     "l1_obj": 56, "l1_obj_info": 232, "l1_usage": 400, "l1_range": 16,
     "l1_vm_space": 320, "l1_client_info": 216, "l1_gc_result": 40,
     "l1_client_owner": 32, "l1_stats": 128,
+    "l1_health": 336,
 }
 
 
@@ -423,6 +443,7 @@ _PROTOS = {
     "l1_arena_layout": (c_int, [P, u32, P]),
     "l1_get_memory_usage": (None, [P, P, P]),
     "l1_arena_usage": (c_int, [P, P]),
+    "l1_arena_health": (c_int, [P, P]),
     "l1_get_vm_space": (c_int, [P, P]),
     "l1_arena_pinned_ranges": (c_int, [P, P, u32]),
     "l1_arena_clients": (c_int, [P, P, u32]),
