@@ -72,6 +72,8 @@ $(LIBSO).$(L1_VERSION): $(LIB_OBJS)
 	$(CC) -shared $(LDFLAGS) -Wl,-soname,libl1arena.so.$(L1_SOVERSION) -o $@ $^ $(LDLIBS_LIB)
 	ln -sf libl1arena.so.$(L1_VERSION) $(LIBSO).$(L1_SOVERSION)
 	ln -sf libl1arena.so.$(L1_VERSION) $(LIBSO)
+# the link names come with the library (for rules that need libl1arena.so)
+$(LIBSO) $(LIBSO).$(L1_SOVERSION): $(LIBSO).$(L1_VERSION) ;
 
 $(BUILD)/bin/l1ctl: $(L1CTL_SRCS:%.c=$(BUILD)/obj/%.o) $(COMMON_OBJS) $(LIBA)
 	@mkdir -p $(dir $@)
