@@ -139,6 +139,12 @@ void l1__dirty_rebuild(struct l1_arena *a)
 	stack_rebuild(a);
 }
 
+int l1__zeroer_seize(uint32_t *zeroer, uint32_t seen, uint32_t me)
+{
+	return __atomic_compare_exchange_n(zeroer, &seen, me, 0, __ATOMIC_ACQ_REL,
+					   __ATOMIC_RELAXED);
+}
+
 /* gc and repair: hands the extents that take(ctx, entry) allows (their
  * zeroer is gone or stalled) to this process's engine, each under a new
  * generation, so the old zeroer's cookie releases nothing. */
@@ -151,12 +157,12 @@ void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_
 		struct l1_dirty_ent *e = &a->dirty[i];
 		if (!e->offset || !l1__extent_ok(a, e->offset, e->size))
 			continue;
-		if (!take(ctx, e))
+		uint32_t seen = __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE);
+		if (!take(ctx, e) || !l1__zeroer_seize(&e->zeroer_client, seen, l1__client_tag(a)))
 			continue;
 		uint32_t gen = e->gen + 1 ? e->gen + 1 : 1;
 		e->zeroer_pid = a->pid;
-		__atomic_store_n(&e->gen, gen, __ATOMIC_RELAXED);
-		__atomic_store_n(&e->zeroer_client, l1__client_tag(a), __ATOMIC_RELAXED);
+		__atomic_store_n(&e->gen, gen, __ATOMIC_RELEASE);
 		l1__zero_push(a, q, nq, (struct l1_zero_extent){ (uint32_t)i | L1_ZX_TABLE, gen,
 								 a->base + e->offset, e->size });
 		if (taken)

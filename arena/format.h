@@ -197,7 +197,8 @@ struct l1_rec {
 	uint64_t key_hash;
 	uint32_t flags;
 	uint32_t owner_client;          /* client tag of the writer (liveness) */
-	uint32_t zeroer_client;         /* DIRTY: client tag of its zeroer; 0 = nobody */
+	uint32_t zeroer_client;         /* DIRTY: client tag of its zeroer (| L1_ZEROER_WRITING);
+					 * 0 = nobody */
 	uint32_t reserved1;
 	uint64_t data_size;             /* bytes asked for (layout bytes), <= size; the
 					 * rest of the block is padding */
@@ -242,7 +243,8 @@ static_assert(sizeof(struct l1_hold_ent) == L1_HOLD_SIZE, "hold entry");
 struct l1_dirty_ent {
 	uint64_t offset;                /* from file start; 0 = entry free */
 	uint64_t size;
-	uint32_t zeroer_client;         /* client tag; 0: nobody (gc takes it over) */
+	uint32_t zeroer_client;         /* client tag (| L1_ZEROER_WRITING); 0: nobody (gc
+					 * takes it over) */
 	uint32_t reserved;
 	int32_t zeroer_pid;             /* for display only */
 	uint32_t gen;                   /* bumped on each use and takeover: the cookie */
@@ -258,9 +260,15 @@ enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1, L1_CLIENT_ANON = 2 };
 /* A client tag names one use of a client slot: slot | gen << L1_CLIENT_BITS
  * (gen never 0, so no tag is 0).  gen wraps after 4 million uses of one
  * slot; gc drops a dead client's holds and objects long before (a stale tag
- * taken for alive would keep memory, never free it early). */
+ * taken for alive would keep memory, never free it early).  The top bit is
+ * no part of a tag: in a zeroer_client it says that the zeroer's engine has
+ * begun writing the extent (L1_ZEROER_WRITING), which its engine sets with a
+ * compare-and-swap before the first write and gc's takeover refuses while
+ * that zeroer lives: a write it issued may land at any time, even after a
+ * stop, and must never land in bytes handed out again. */
 #define L1_CLIENT_BITS 10u
-#define L1_CLIENT_GEN_MAX ((1u << (32 - L1_CLIENT_BITS)) - 1)
+#define L1_CLIENT_GEN_MAX ((1u << (31 - L1_CLIENT_BITS)) - 1)
+#define L1_ZEROER_WRITING (1u << 31)
 static_assert(L1_MAX_CLIENTS <= 1u << L1_CLIENT_BITS, "client slots fit a tag");
 
 struct l1_client {

@@ -64,9 +64,12 @@ struct take_ctx {
 static int may_take(struct take_ctx *t, uint32_t zeroer, uint64_t off, uint64_t size)
 {
 	struct l1_arena *a = t->a;
-	if (zeroer && zeroer == l1__client_tag(a))
+	uint32_t who = zeroer & ~L1_ZEROER_WRITING;
+	if (who && who == l1__client_tag(a))
 		return 0;
-	if (zeroer && l1__live_tag(a, t->lv, zeroer) && !l1__tag_stalled(a, zeroer))
+	/* one it began writing stays its own while it lives (format.h) */
+	if (who && l1__live_tag(a, t->lv, who) &&
+	    ((zeroer & L1_ZEROER_WRITING) || !l1__tag_stalled(a, who)))
 		return 0;
 	if (!t->live && !t->no_memory) {
 		t->live = live_blocks(a);
@@ -90,13 +93,14 @@ static void take_dirty(struct take_ctx *t, struct l1_zero_extent *q, uint32_t *n
 		return;
 	for (uint64_t i = 0; i < a->h->max_objects; i++) {
 		struct l1_rec *rec = &a->recs[i];
+		uint32_t seen = __atomic_load_n(&rec->zeroer_client, __ATOMIC_ACQUIRE);
 		if (atomic_load_explicit(&rec->state, memory_order_relaxed) != L1_STATE_DIRTY ||
 		    !l1__rec_geometry_ok(a, rec) ||
-		    !may_take(t, rec->zeroer_client, rec->offset, rec->size))
+		    !may_take(t, seen, rec->offset, rec->size) ||
+		    !l1__zeroer_seize(&rec->zeroer_client, seen, l1__client_tag(a)))
 			continue;
 		uint32_t gen = rec->gen + 1 ? rec->gen + 1 : 1;
-		__atomic_store_n(&rec->gen, gen, __ATOMIC_RELAXED);
-		__atomic_store_n(&rec->zeroer_client, l1__client_tag(a), __ATOMIC_RELAXED);
+		__atomic_store_n(&rec->gen, gen, __ATOMIC_RELEASE);
 		rec->zeroer_pid = a->pid;
 		rec->zeroer_start = a->start;
 		l1__zero_push(a, q, nq, (struct l1_zero_extent){ (uint32_t)i, gen,

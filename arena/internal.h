@@ -225,6 +225,9 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 void l1__zero_push(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
 		   struct l1_zero_extent x);
 int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *e);
+/* Under the lock, gc's takeover: the zeroer field goes from seen to me only
+ * if nobody changed it meanwhile (its engine may be claiming it). */
+int l1__zeroer_seize(uint32_t *zeroer, uint32_t seen, uint32_t me);
 
 /* dirty.c: the dirty-extent table (under the lock).  Engine cookies of
  * its entries are (index | L1_ZX_TABLE, gen); of DIRTY records (slot, gen). */

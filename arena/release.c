@@ -42,7 +42,7 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct l1_dirty_ent *e = l1__dirty_of(a, q[i].slot, q[i].gen);
-		if (e && e->zeroer_client == me) {
+		if (e && (e->zeroer_client & ~L1_ZEROER_WRITING) == me) {
 			e->zeroer_pid = 0;
 			__atomic_store_n(&e->zeroer_client, 0, __ATOMIC_RELAXED);
 			continue;
@@ -50,7 +50,7 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 		if (q[i].slot >= a->h->max_objects)
 			continue;
 		struct l1_rec *r = &a->recs[q[i].slot];
-		if (r->gen == q[i].gen && r->zeroer_client == me) {
+		if (r->gen == q[i].gen && (r->zeroer_client & ~L1_ZEROER_WRITING) == me) {
 			r->zeroer_pid = 0;
 			__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		}
@@ -60,12 +60,16 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 /* Engine thread, before it writes an extent (and before each rewrite after
  * a short read): does the cookie still name an extent this client zeroes?
  * Not once another engine took it over (a new generation) or it was
- * released.  Read without the pool lock: the fields are written with
- * atomic stores under it.  Also the engine's sign of life for the lease. */
+ * released.  A yes claims the extent: L1_ZEROER_WRITING is set (compare-
+ * and-swap against gc's takeover, which swaps the zeroer first), and from
+ * then on no other engine takes it over while this client lives, since a
+ * write issued now may land after a stop of any length.  Without the pool
+ * lock: the fields are written with atomic operations under it.  Also the
+ * engine's sign of life for the lease. */
 int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
 {
 	struct l1_arena *a = ctx;
-	uint32_t me = l1__client_tag(a), gen, who;
+	uint32_t me = l1__client_tag(a), *gen, *who;
 	if (a->test_hook)
 		a->test_hook(a, L1_HOOK_ZERO_ISSUE);
 	l1__client_beat(a);
@@ -73,15 +77,27 @@ int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
 		uint32_t i = x->slot & ~L1_ZX_TABLE;
 		if (!a->dirty || i >= a->h->max_dirty)
 			return 0;
-		gen = __atomic_load_n(&a->dirty[i].gen, __ATOMIC_RELAXED);
-		who = __atomic_load_n(&a->dirty[i].zeroer_client, __ATOMIC_RELAXED);
+		gen = &a->dirty[i].gen;
+		who = &a->dirty[i].zeroer_client;
 	} else {
 		if (x->slot >= a->h->max_objects)
 			return 0;
-		gen = __atomic_load_n(&a->recs[x->slot].gen, __ATOMIC_RELAXED);
-		who = __atomic_load_n(&a->recs[x->slot].zeroer_client, __ATOMIC_RELAXED);
+		gen = &a->recs[x->slot].gen;
+		who = &a->recs[x->slot].zeroer_client;
 	}
-	return gen == x->gen && who == me && me;
+	uint32_t w = me;
+	if (!me || __atomic_load_n(gen, __ATOMIC_ACQUIRE) != x->gen)
+		return 0;
+	if (!__atomic_compare_exchange_n(who, &w, me | L1_ZEROER_WRITING, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE) && w != (me | L1_ZEROER_WRITING))
+		return 0;
+	if (__atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen)
+		return 1;
+	/* released and reused (by this client) between the two looks: not
+	 * the extent of the cookie; the claim goes back */
+	w = me | L1_ZEROER_WRITING;
+	__atomic_compare_exchange_n(who, &w, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* Under the lock: appends x to the caller's queue, handing a full queue to

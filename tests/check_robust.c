@@ -564,74 +564,221 @@ START_TEST(stopped_inside_the_lock)
 }
 END_TEST
 
-/* A busy client (4 threads allocating, writing, freeing) stopped at random
- * moments, 20 times: each time, this process's calls return, with success
- * or -ETIMEDOUT naming the stopped client.  Zero-on-free is off here: what
- * the stopped client freed but its engine has not zeroed stays dirty until
- * it runs again (its zeroing is not taken over while it lives), and that
- * is not what this test is about. */
+/* A busy client (4 threads allocating, writing, freeing; zeroing on, its
+ * engine slowed a little so that a stop finds extents still dirty) stopped
+ * at random moments.  During each stop, with it still stopped:
+ *  - this process's calls return, with success or -ETIMEDOUT naming it,
+ *    within the lock bound (the guard below is generous: a stop inside the
+ *    lock fails calls after 1 s; one outside lets allocate wait out the
+ *    lease);
+ *  - `cat MOUNT/stats` (when a view can be mounted) and l1_arena_usage /
+ *    l1_arena_health answer, and name it when it holds the lock;
+ *  - unless it holds the lock (nobody may take a live process's lock), its
+ *    dirty memory is zeroed and released by this process (gc once the lease
+ *    ran out), all but the extents its engine had begun to write (a write
+ *    in flight may land after the stop: those bytes are never handed out
+ *    again before it goes on or dies; format.h, L1_ZEROER_WRITING), and an
+ *    allocation of all the free memory, which needs those bytes, succeeds
+ *    and reads zero; when it was writing nothing, flush succeeds too.
+ * After each SIGCONT it runs on for a while; then memcheck is clean (it
+ * released nothing twice) and no byte of this process's live objects, the
+ * ones from before and those made of its taken-over memory, changed. */
+#define STOP_SLOWED_NS 2000000ull       /* the busy client's engine naps this per extent */
+#define STOP_OBJ (64 * 1024ull)
+#define STOP_KEEP 8                     /* objects this process keeps all along */
+#define STOP_GUARD_NS ((1000ull + L1_LEASE_MS) * 1000000ull + 20000000000ull)
+
+static void slow_engine(struct l1_arena *a, int where)
+{
+	(void)a;
+	if (where == L1_HOOK_ZERO_ISSUE)
+		sleep_ns(STOP_SLOWED_NS);
+}
+
 static void *busy_thread(void *p)
 {
 	struct l1_arena *b = p;
 	struct l1_obj o[4];
 	for (;;)
-		if (l1_alloc_bytes(b, 64 * 1024, 4, o) == 0) {
-			memset(o[0].ptr, 1, 4096);
+		if (l1_alloc_bytes(b, STOP_OBJ, 4, o) == 0) {
+			for (int k = 0; k < 4; k++)
+				memset(o[k].ptr, 0xc3, o[k].size);
 			l1_free(b, o, 4);
 		}
 	return NULL;
 }
 
-START_TEST(stopped_at_random_moments)
+static pid_t busy_client(const char *path)
 {
-	setenv("L1ARENA_LOCK_TIMEOUT_MS", BOUND_MS, 1);
-	struct l1_config c;
-	struct l1_arena *a;
-	l1t_config(&c, "randstop", 32 * MiB);
-	c.zero_on_free = 0;
-	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
-	char path[512];
-	snprintf(path, sizeof path, "%s", l1_arena_path(a));
 	pid_t p = fork();
 	if (p == 0) {
 		die_with_parent(SIGKILL);
 		struct l1_arena *b = open_pool(path, 0);
+		l1_test_set_hook(b, slow_engine);
 		pthread_t t;
 		for (int i = 0; i < 4; i++)
 			pthread_create(&t, NULL, busy_thread, b);
 		pause();
 		_exit(0);
 	}
+	ck_assert_int_gt(p, 0);
+	return p;
+}
+
+/* A call during the stop: it returned, in time, with success or an error
+ * naming the stopped client. */
+static void call_returned(const char *what, int r, uint64_t t0, pid_t p)
+{
+	uint64_t took = mono_ns() - t0;
+	ck_assert_msg(r == 0 || r == -ETIMEDOUT, "%s during a stop: %d %s", what, r,
+		      l1_last_error());
+	if (r)
+		names_holder(what, l1_last_error(), p);
+	ck_assert_msg(took < STOP_GUARD_NS, "%s took %llu ms during a stop", what,
+		      (unsigned long long)(took / 1000000));
+}
+
+/* Bytes of dirty extents that the stopped client p's engine began writing. */
+static uint64_t writing_bytes(struct l1_arena *a, pid_t p)
+{
+	uint64_t n = 0;
+	for (uint32_t s = 0; s < a->h->max_clients; s++) {
+		struct l1_client *c = &a->clients[s];
+		if (c->state != L1_CLIENT_LIVE || c->pid != p)
+			continue;
+		uint32_t w = (s | c->gen << L1_CLIENT_BITS) | L1_ZEROER_WRITING;
+		for (uint64_t i = 0; i < a->h->max_objects; i++)
+			if (atomic_load(&a->recs[i].state) == L1_STATE_DIRTY &&
+			    a->recs[i].zeroer_client == w)
+				n += a->recs[i].size;
+		for (uint64_t i = 0; a->dirty && i < a->h->max_dirty; i++)
+			if (a->dirty[i].offset && a->dirty[i].zeroer_client == w)
+				n += a->dirty[i].size;
+	}
+	return n;
+}
+
+static void keep_check(struct l1_obj *o, uint32_t n, uint64_t seed, const char *what)
+{
+	for (uint32_t i = 0; i < n; i++)
+		ck_assert_msg(l1t_check(o[i].ptr, o[i].size, seed + i), "%s object %u lost bytes",
+			      what, i);
+}
+
+START_TEST(stopped_at_random_moments)
+{
+	setenv("L1ARENA_LOCK_TIMEOUT_MS", BOUND_MS, 1);
+	struct l1_arena *a = l1t_create("randstop", 32 * MiB);
+	char path[512], mnt[64], stats[600], out[8192];
+	snprintf(path, sizeof path, "%s", l1_arena_path(a));
+	static struct l1_obj keep[STOP_KEEP], took[512];
+	ck_assert_int_eq(l1_alloc_bytes(a, STOP_OBJ, STOP_KEEP, keep), 0);
+	for (uint32_t i = 0; i < STOP_KEEP; i++)
+		l1t_fill(keep[i].ptr, keep[i].size, 1000 + i);
+	pid_t view = access("/dev/fuse", R_OK | W_OK) == 0 ? mount_view(mnt, path) : -1;
+	snprintf(stats, sizeof stats, "%s/stats", mnt);
+	pid_t p = busy_client(path);
 	unsigned seed = (unsigned)p;
-	int ok = 0, named = 0;
-	for (int i = 0; i < 20; i++) {
-		sleep_ns(1000000 + (uint64_t)rand_r(&seed) % 20000000);
+	int in_lock = 0, taken = 0;
+	uint64_t dirty_taken = 0, writing = 0;
+	for (int i = 0; i < 10; i++) {
+		sleep_ns(5000000 + (uint64_t)rand_r(&seed) % 40000000);
 		kill(p, SIGSTOP);
 		int st;
 		ck_assert_int_eq(waitpid(p, &st, WUNTRACED), p);
+		ck_assert(WIFSTOPPED(st));
+		struct l1_health h;
+		struct l1_usage u;
+		ck_assert_int_eq(l1_arena_health(a, &h), 0);
+		int held = h.lock_pid == p;
+		ck_assert_msg(h.lock_pid == 0 || held, "lock held by %d, not the stopped %d",
+			      (int)h.lock_pid, (int)p);
+		ck_assert_int_eq(l1_arena_usage(a, &u), 0);
+		uint64_t dirty0 = u.dirty_bytes;
+
 		uint64_t t0 = mono_ns();
 		struct l1_obj o;
-		int r = l1_alloc_bytes(a, 64 * 1024, 1, &o);
+		int r = l1_alloc_bytes(a, STOP_OBJ, 1, &o);
+		call_returned("allocate", r, t0, p);
 		if (r == 0) {
-			ok++;
-			r = l1_free(a, &o, 1);
+			t0 = mono_ns();
+			call_returned("free", l1_free(a, &o, 1), t0, p);
 		}
-		if (r == -ETIMEDOUT) {
-			names_holder("a call during a random stop", l1_last_error(), p);
-			named++;
+		ck_assert_msg(!held || r == -ETIMEDOUT, "allocate went through while the "
+			      "stopped client holds the lock");
+		if (view > 0) {
+			t0 = mono_ns();
+			ck_assert_int_eq(cat(stats, out, sizeof out), 0);
+			ck_assert_uint_lt(mono_ns() - t0, STOP_GUARD_NS);
+			if (held)
+				names_holder("cat stats", out, p);
 		}
-		ck_assert_msg(r == 0 || r == -ETIMEDOUT, "stop %d: %d %s", i, r, l1_last_error());
-		ck_assert_uint_lt(mono_ns() - t0, HANG_GUARD_NS);
+		if (held) {
+			in_lock++;
+			t0 = mono_ns();
+			call_returned("gc", l1_arena_gc(a, NULL), t0, p);
+		} else {
+			/* its dirty memory: zeroed and released by this process
+			 * (gc past the lease), but for what it was writing */
+			uint64_t stuck = writing_bytes(a, p);
+			t0 = mono_ns();
+			for (;;) {
+				call_returned("gc", l1_arena_gc(a, NULL), mono_ns(), p);
+				ck_assert_int_eq(l1_arena_usage(a, &u), 0);
+				if (u.dirty_bytes <= stuck || mono_ns() - t0 > STOP_GUARD_NS)
+					break;
+				sleep_ns(20000000);
+			}
+			ck_assert_msg(u.dirty_bytes == stuck, "stop %d: %llu bytes still dirty while "
+				      "the client that freed them is stopped (%llu being written by "
+				      "it)", i, (unsigned long long)u.dirty_bytes,
+				      (unsigned long long)stuck);
+			if (!stuck) {
+				t0 = mono_ns();
+				call_returned("flush", l1_arena_flush(a, 20000), t0, p);
+			}
+			if (dirty0 > stuck) {
+				taken++;
+				dirty_taken += dirty0 - stuck;
+			}
+			writing += stuck;
+			/* all the free memory, which needs those bytes */
+			uint32_t n = (uint32_t)(u.free_bytes / STOP_OBJ);
+			ck_assert_uint_le(n, 512);
+			t0 = mono_ns();
+			r = l1_alloc_bytes(a, STOP_OBJ, n, took);
+			call_returned("allocate all that is free", r, t0, p);
+			ck_assert_msg(r == 0, "stop %d: %u objects of the free %llu bytes: %s", i,
+				      n, (unsigned long long)u.free_bytes, l1_last_error());
+			for (uint32_t k = 0; k < n; k++) {
+				ck_assert_msg(l1t_is_zero(took[k].ptr, took[k].size),
+					      "stop %d: object %u of taken-over memory not zero", i, k);
+				l1t_fill(took[k].ptr, took[k].size, 5000 + k);
+			}
+			kill(p, SIGCONT);
+			sleep_ns(100000000);    /* its engine goes on: it must write none of these */
+			keep_check(took, n, 5000, "a taken-over");
+			t0 = mono_ns();
+			call_returned("free", l1_free(a, took, n), t0, p);
+		}
 		kill(p, SIGCONT);
+		sleep_ns(50000000);
+		keep_check(keep, STOP_KEEP, 1000, "a kept");
+		l1t_memcheck_clean(a);  /* nothing released twice */
 	}
 	kill(p, SIGKILL);
 	l1t_wait(p);
-	printf("stopped at random moments: 20 stops, %d calls went through, %d named the "
-	       "stopped client\n", ok, named);
-	struct l1_gc_result g;
-	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	printf("stopped at random moments: 10 stops, %d inside the lock, %d with dirty memory "
+	       "that this process took over (%llu KiB), %llu KiB left to the stopped engine "
+	       "that had begun writing it%s\n", in_lock, taken,
+	       (unsigned long long)(dirty_taken >> 10), (unsigned long long)(writing >> 10),
+	       view > 0 ? "" : "; no view mounted");
+	ck_assert_int_eq(l1_arena_gc(a, NULL), 0);
 	ck_assert_int_eq(l1_arena_flush(a, 30000), 0);
+	keep_check(keep, STOP_KEEP, 1000, "a kept");
 	l1t_memcheck_clean(a);
+	if (view > 0)
+		unmount_view(mnt, view);
 	l1t_destroy(a);
 }
 END_TEST
