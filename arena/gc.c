@@ -84,12 +84,17 @@ static int take_entry(void *ctx, const struct l1_dirty_ent *e)
 }
 
 /* DIRTY records and dirty-table entries that may be taken over: to this
- * process's engine, each with a new generation (the old cookie is void). */
+ * process's engine, each with a new generation (the old cookie is void).
+ * Not by a handle without a client slot (a repair inside attach, before
+ * the slot is taken; a tool attached while the lock was held): its tag is
+ * 0, "nobody", so its own engine would refuse the extents as not its own
+ * and report them done unwritten, under the new generation, and the next
+ * locker would release them with their old bytes. */
 static void take_dirty(struct take_ctx *t, struct l1_zero_extent *q, uint32_t *nq,
 		       uint64_t *taken)
 {
 	struct l1_arena *a = t->a;
-	if (!a->zero)
+	if (!a->zero || !l1__client_tag(a))
 		return;
 	for (uint64_t i = 0; i < a->h->max_objects; i++) {
 		struct l1_rec *rec = &a->recs[i];
