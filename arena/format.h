@@ -258,7 +258,7 @@ static_assert(sizeof(struct l1_dirty_ent) == L1_DIRTY_SIZE, "dirty entry");
 enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1, L1_CLIENT_ANON = 2 };
 
 /* A client tag names one use of a client slot: slot | gen << L1_CLIENT_BITS
- * (gen never 0, so no tag is 0).  gen wraps after 4 million uses of one
+ * (gen never 0, so no tag is 0).  gen wraps after 2 million uses of one
  * slot; gc drops a dead client's holds and objects long before (a stale tag
  * taken for alive would keep memory, never free it early).  The top bit is
  * no part of a tag: in a zeroer_client it says that the zeroer's engine has

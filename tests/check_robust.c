@@ -9,7 +9,10 @@
  * stall: a client stopped (SIGSTOP) inside the pool lock makes the others'
  * calls fail within the bound with an error naming it, `l1ctl info` and `cat
  * MOUNT/stats` still answer and name it, and everything works once it goes
- * on.  close: a handle's close retires every doomed object it held (more
+ * on; a busy client (zeroing on) stopped at random moments: the others'
+ * calls return in time or name it, its dirty memory but what its engine was
+ * writing is zeroed and reused by another process, and after SIGCONT no
+ * byte of the others' objects changes and nothing was released twice.  close: a handle's close retires every doomed object it held (more
  * than 64), without a gc.  repair: a lock holder killed with freed extents
  * queued has them zeroed by the repairer's engine without a gc, also when
  * the repair happens inside attach.  hostile: gc never zeroes a live
