@@ -66,6 +66,26 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
  * write issued now may land after a stop of any length.  Without the pool
  * lock: the fields are written with atomic operations under it.  Also the
  * engine's sign of life for the lease. */
+/* The generation and zeroer fields of the extent a cookie names; 0 if the
+ * cookie points nowhere. */
+static int zeroer_fields(struct l1_arena *a, const struct l1_zero_extent *x, uint32_t **gen,
+			 uint32_t **who)
+{
+	if (x->slot & L1_ZX_TABLE) {
+		uint32_t i = x->slot & ~L1_ZX_TABLE;
+		if (!a->dirty || i >= a->h->max_dirty)
+			return 0;
+		*gen = &a->dirty[i].gen;
+		*who = &a->dirty[i].zeroer_client;
+		return 1;
+	}
+	if (x->slot >= a->h->max_objects)
+		return 0;
+	*gen = &a->recs[x->slot].gen;
+	*who = &a->recs[x->slot].zeroer_client;
+	return 1;
+}
+
 int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
 {
 	struct l1_arena *a = ctx;
@@ -73,18 +93,8 @@ int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
 	if (a->test_hook)
 		a->test_hook(a, L1_HOOK_ZERO_ISSUE);
 	l1__client_beat(a);
-	if (x->slot & L1_ZX_TABLE) {
-		uint32_t i = x->slot & ~L1_ZX_TABLE;
-		if (!a->dirty || i >= a->h->max_dirty)
-			return 0;
-		gen = &a->dirty[i].gen;
-		who = &a->dirty[i].zeroer_client;
-	} else {
-		if (x->slot >= a->h->max_objects)
-			return 0;
-		gen = &a->recs[x->slot].gen;
-		who = &a->recs[x->slot].zeroer_client;
-	}
+	if (!zeroer_fields(a, x, &gen, &who))
+		return 0;
 	uint32_t w = me;
 	if (!me || __atomic_load_n(gen, __ATOMIC_ACQUIRE) != x->gen)
 		return 0;
@@ -218,12 +228,23 @@ static int owner_quiet(struct l1_arena *a)
 	return quiet;
 }
 
-/* Engine thread: extents whose bytes are all zero now. */
+/* Engine thread: extents whose bytes are all zero now.  Their claims go
+ * (no write of this engine can land in them any more), so if this client
+ * stops before it releases them, another engine may take them over after
+ * the lease (and zero them once more, harmlessly). */
 void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 {
 	struct l1_arena *a = ctx;
+	uint32_t me = l1__client_tag(a), *gen, *who;
 	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
 	l1__client_beat(a);
+	for (uint32_t i = 0; i < n && me; i++) {
+		uint32_t w = me | L1_ZEROER_WRITING;
+		if (zeroer_fields(a, &e[i], &gen, &who) &&
+		    __atomic_load_n(gen, __ATOMIC_ACQUIRE) == e[i].gen)
+			__atomic_compare_exchange_n(who, &w, me, 0, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED);
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
 		    L1_FIN_CAP) {
