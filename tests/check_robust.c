@@ -374,6 +374,7 @@ START_TEST(gc_before_growth)
 		_exit(l1_alloc_bytes(w, 4 * MiB, 4, o) ? 1 : 0);
 	}
 	ck_assert_int_eq(l1t_wait(p), 0);
+	l1t_seen_dead(a, p);    /* its lock may trail waitpid (l1t_gc_dead) */
 	struct l1_usage u;
 	l1_arena_usage(a, &u);
 	ck_assert_uint_eq(u.committed_bytes, 16 * MiB);
