@@ -45,6 +45,32 @@ int l1__backing_commit(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
+static int read_ulong(const char *path, unsigned long *v);
+
+/* Huge pages of page_size a new commit can take now: the kernel's free pages
+ * less those already promised to mappings and mounts (free_hugepages counts
+ * reserved pages as free), and, when fd is a file on a hugetlbfs mount with
+ * a size= limit, no more than that mount has left. */
+uint64_t l1__hugepages_avail(uint64_t page_size, int fd)
+{
+	char knob[128];
+	unsigned long fr = 0, rs = 0;
+	if (!page_size)
+		page_size = L1_HUGEPAGE_2M;
+	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	read_ulong(knob, &fr);
+	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/resv_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	read_ulong(knob, &rs);
+	uint64_t avail = fr > rs ? fr - rs : 0;
+	struct statfs sf;
+	if (fd >= 0 && fstatfs(fd, &sf) == 0 && (uint64_t)sf.f_type == HUGETLBFS_MAGIC &&
+	    sf.f_blocks > 0 && (uint64_t)sf.f_bfree < avail)
+		avail = sf.f_bfree;
+	return avail;
+}
+
 /* Under the lock: commits grow steps until need_bytes more data bytes are
  * committed (or the pool is fully committed).  0 if anything grew. */
 int l1__grow(struct l1_arena *a, uint64_t need_bytes)
@@ -60,11 +86,17 @@ int l1__grow(struct l1_arena *a, uint64_t need_bytes)
 	int r = l1__backing_commit(a->fd, h->data_off + c, target - c);
 	if (r) {
 		atomic_store(&h->grow_failed, 1);
-		snprintf(h->grow_reason, sizeof h->grow_reason,
-			 "growth past %llu MiB failed: %s%s",
-			 (unsigned long long)(c >> 20), strerror(-r),
-			 r == -ENOSPC && h->backing == L1_BACKING_HUGETLBFS
-				 ? " (no free huge pages: run `l1ctl setup --hugepages N`)" : "");
+		if (r == -ENOSPC && h->backing == L1_BACKING_HUGETLBFS)
+			snprintf(h->grow_reason, sizeof h->grow_reason,
+				 "growth past %llu MiB failed: %llu more huge pages needed, "
+				 "%llu free", (unsigned long long)(c >> 20),
+				 (unsigned long long)((target - c + h->hugepage_size - 1) /
+						      h->hugepage_size),
+				 (unsigned long long)l1__hugepages_avail(h->hugepage_size, a->fd));
+		else
+			snprintf(h->grow_reason, sizeof h->grow_reason,
+				 "growth past %llu MiB failed: %s", (unsigned long long)(c >> 20),
+				 strerror(-r));
 		return r;
 	}
 	atomic_store(&h->grow_failed, 0);
@@ -136,7 +168,8 @@ int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoin
 		       char *msg, size_t len)
 {
 	char knob[128];
-	unsigned long total = 0, free_pages = 0;
+	unsigned long total = 0;
+	uint64_t free_pages;
 	size_t n = 0;
 	if (!page_size)
 		page_size = L1_HUGEPAGE_2M;
@@ -148,13 +181,32 @@ int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoin
 		msg[0] = 0;
 	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/",
 		 (unsigned long long)(page_size >> 10));
-	char nr[192], fr[192];
+	char nr[192];
 	snprintf(nr, sizeof nr, "%snr_hugepages", knob);
-	snprintf(fr, sizeof fr, "%sfree_hugepages", knob);
 	if (read_ulong(nr, &total) < 0)
 		return l1__err(-ENODEV, "this kernel has no %llu kB huge pages (%s missing)",
 			       (unsigned long long)(page_size >> 10), nr);
-	read_ulong(fr, &free_pages);
+	int mounted = hugetlbfs_at(mountpoint, page_size);
+	struct statfs sf;
+	if (mounted && statfs(mountpoint, &sf) == 0 && sf.f_blocks > 0) {
+		/* a mount with a size= limit: its own free pages are what a pool
+		 * there can have (a min_size= mount holds them reserved), and
+		 * more pages in the kernel would not raise the limit */
+		if ((uint64_t)sf.f_bfree < pages)
+			return l1__err(-ENOSPC, "the hugetlbfs at %s is limited to %llu huge pages "
+				       "and has %llu free, fewer than the %llu asked for: ask for "
+				       "fewer or use another mount", mountpoint,
+				       (unsigned long long)sf.f_blocks,
+				       (unsigned long long)sf.f_bfree, (unsigned long long)pages);
+		if (msg)
+			snprintf(msg, len, "huge pages: %llu free on the hugetlbfs mounted at %s "
+				 "(limited to %llu).", (unsigned long long)sf.f_bfree, mountpoint,
+				 (unsigned long long)sf.f_blocks);
+		return 0;
+	}
+	/* free and not reserved: pages another program has reserved (a
+	 * mapping, a min_size= mount) count as free in free_hugepages */
+	free_pages = l1__hugepages_avail(page_size, -1);
 	if (pages > free_pages) {
 		unsigned long want = total + (unsigned long)(pages - free_pages);
 		int r = write_ulong(nr, want);
@@ -162,19 +214,21 @@ int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoin
 			return l1__err(r, "cannot raise %s to %lu: %s%s", nr, want, strerror(-r),
 				       r == -EACCES || r == -EPERM ? " (run as root)" : "");
 		read_ulong(nr, &total);
-		read_ulong(fr, &free_pages);
+		free_pages = l1__hugepages_avail(page_size, -1);
 		if (msg)
 			n += snprintf(msg + n, n < len ? len - n : 0,
-				      "huge pages: %lu reserved, %lu free. ", total, free_pages);
+				      "huge pages: %lu in the kernel's pool, %llu free. ", total,
+				      (unsigned long long)free_pages);
 		if (free_pages < pages)
-			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %lu "
-				       "(memory too fragmented or too small)",
-				       (unsigned long long)pages, free_pages);
+			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %llu "
+				       "(memory too fragmented or too small, or taken by another "
+				       "program)", (unsigned long long)pages,
+				       (unsigned long long)free_pages);
 	} else if (msg) {
 		n += snprintf(msg + n, n < len ? len - n : 0,
-			      "huge pages: %lu free already. ", free_pages);
+			      "huge pages: %llu free already. ", (unsigned long long)free_pages);
 	}
-	if (!hugetlbfs_at(mountpoint, page_size)) {
+	if (!mounted) {
 		char opts[64];
 		snprintf(opts, sizeof opts, "pagesize=%lluM,mode=1777",
 			 (unsigned long long)(page_size >> 20));
