@@ -16,9 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,26 +221,31 @@ void l1t_memcheck_clean(struct l1_arena *a)
 	ck_assert_msg(r == 0, "memcheck found %d problem(s): %s", r, rep);
 }
 
-/* The runner's progress thread: reads the lines Check logs as each test
- * ends and, every 10 s while the program runs, says how far it is, so that
- * a long suite is never silent (Check prints its results only at the end). */
-struct progress {
-	int fd;                         /* read end of the log pipe */
-	atomic_int stop;
-	const char *prog;
-};
+/* The runner's progress reader, a child process (so that the runner stays
+ * single-threaded when Check forks a test: ThreadSanitizer and fork-safety
+ * both want that): reads the lines Check logs as each test ends and, every
+ * 10 s while the program runs, says how far it is, so that a long suite is
+ * never silent (Check prints its results only at the end).  It stops at
+ * SIGTERM from the runner. */
+static volatile sig_atomic_t progress_stop;
 
-static void *progress_main(void *arg)
+static void progress_on_term(int sig)
 {
-	struct progress *p = arg;
+	(void)sig;
+	progress_stop = 1;
+}
+
+static void progress_main(int fd, const char *prog)
+{
 	char buf[4096], last[160] = "";
 	size_t have = 0;
 	unsigned done = 0, failed = 0;
 	time_t t0 = time(NULL), next = t0 + 10;
-	while (!atomic_load(&p->stop)) {
-		struct pollfd pf = { .fd = p->fd, .events = POLLIN };
+	signal(SIGTERM, progress_on_term);
+	while (!progress_stop) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
 		if (poll(&pf, 1, 250) > 0) {
-			ssize_t n = read(p->fd, buf + have, sizeof buf - 1 - have);
+			ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
 			if (n <= 0)
 				break;
 			have += (size_t)n;
@@ -269,17 +272,12 @@ static void *progress_main(void *arg)
 		}
 		time_t now = time(NULL);
 		if (now >= next) {
-			/* write(2), not stdio: the runner forks while this runs */
-			char msg[320];
-			int m = snprintf(msg, sizeof msg, "%s: %lld s: %u tests done (%u failed)%s%s\n",
-					 p->prog, (long long)(now - t0), done, failed,
-					 *last ? ", last " : "", last);
-			if (m > 0 && write(STDOUT_FILENO, msg, (size_t)m) < 0)
-				break;
+			printf("%s: %lld s: %u tests done (%u failed)%s%s\n", prog,
+			       (long long)(now - t0), done, failed, *last ? ", last " : "", last);
+			fflush(stdout);
 			next = now + 10;
 		}
 	}
-	return NULL;
 }
 
 /* The directory this program's pools go to: a fresh one per run of the
@@ -314,16 +312,21 @@ int l1t_run_suite(Suite *s)
 	else
 		prog_dir[0] = 0;
 	SRunner *sr = srunner_create(s);
-	struct progress p = { .fd = -1, .prog = program_invocation_short_name };
-	int pfd[2];
-	pthread_t th;
-	int threaded = 0;
+	int pfd[2] = { -1, -1 };
+	pid_t reader = -1;
 	char logname[64];
+	fflush(stdout);
+	fflush(stderr);
 	if (!getenv("CK_LOG_FILE_NAME") && pipe(pfd) == 0) {
-		p.fd = pfd[0];
+		reader = fork();
+		if (reader == 0) {
+			close(pfd[1]);
+			progress_main(pfd[0], program_invocation_short_name);
+			_exit(0);
+		}
+		close(pfd[0]);
 		/* only with a reader: a full pipe would block Check */
-		threaded = pthread_create(&th, NULL, progress_main, &p) == 0;
-		if (threaded) {
+		if (reader > 0) {
 			snprintf(logname, sizeof logname, "/proc/self/fd/%d", pfd[1]);
 			srunner_set_log(sr, logname);
 		}
@@ -331,13 +334,12 @@ int l1t_run_suite(Suite *s)
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	if (p.fd >= 0) {
-		atomic_store(&p.stop, 1);
-		if (threaded)
-			pthread_join(th, NULL);
-		close(pfd[0]);
-		close(pfd[1]);
+	if (reader > 0) {
+		kill(reader, SIGTERM);
+		l1t_wait(reader);
 	}
+	if (pfd[1] >= 0)
+		close(pfd[1]);
 	if (prog_dir[0])
 		prog_dir_remove();
 	return failed ? 1 : 0;
