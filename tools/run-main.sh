@@ -21,6 +21,9 @@
 #
 # Environment (all optional):
 #   L1ARENA_PATH      the pool (default /dev/hugepages/l1arena)
+#   L1_RUN_HUGETLBFS  the directory step 1 mounts hugetlbfs at (making it if
+#                     need be) when the pool is to go there (default
+#                     /dev/hugepages; tests use a private one)
 #   L1_RUN_MOUNT      the view's mount point (default /run/l1arena/view)
 #   L1_RUN_STATE      where the state file goes (default /run/l1arena)
 #   L1_RUN_SIZE       pool size: 512M, 2G (default 1G, less on a small machine)
@@ -234,7 +237,7 @@ mib_on_pages() { echo $((($1 - 4) * 2 * 100 / 101 / 64 * 64)); }
 setup_hugepages() {
 	ALLOW_SHM=""
 	dir=$(dirname "$POOL")
-	if ! is_hugetlbfs "$dir" && [ "$dir" != /dev/hugepages ]; then
+	if ! is_hugetlbfs "$dir" && [ "$dir" != "${L1_RUN_HUGETLBFS:-/dev/hugepages}" ]; then
 		say "step 1: $dir is not a hugetlbfs: the pool goes there without huge pages"
 		ALLOW_SHM=--allow-shm
 		return 0

@@ -13,7 +13,10 @@
 #      says which step needs root, goes on without huge pages, and passes;
 #   4. as root with hugetlbfs: most of the huge pages of a mount taken by
 #      someone else: the run goes on with a smaller pool and says so;
-#   5. Ctrl-C (SIGINT to the process group) during the workload: the run
+#   5. as root, step 1 for real on a private directory that does not exist
+#      yet (L1_RUN_HUGETLBFS): it adds huge pages, makes the directory,
+#      mounts hugetlbfs there, and stop gives all of it back and removes it;
+#   6. Ctrl-C (SIGINT to the process group) during the workload: the run
 #      says it was interrupted, exits 130 (not 0), and still cleans up.
 # Huge pages are checked by difference (what a run added, it gave back),
 # since other programs change nr_hugepages meanwhile.
@@ -204,7 +207,22 @@ else
 	release_other
 fi
 
-# 5. interrupted: as a Ctrl-C does, SIGINT to the run's process group once
+# 5. step 1 for real, on a private directory
+if [ "$(id -u)" -ne 0 ]; then
+	say "skip step 1 on a private directory: it needs root"
+else
+	hp=$tmp/hp/mnt
+	mkdir "$tmp/hp"
+	run_case "own hugetlbfs" $view "$tmp/view" "" L1_RUN_HUGETLBFS="$hp" L1ARENA_PATH="$hp/l1arena" \
+		L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state"
+	check "own hugetlbfs: step 1 mounted it" grep -q "^run: step 1: .*mounted hugetlbfs at $hp" "$tmp/out"
+	check "own hugetlbfs: stop unmounted it" grep -q "^run: unmounted hugetlbfs at $hp" "$tmp/out"
+	check "own hugetlbfs: stop removed the directory step 1 made" test ! -e "$hp"
+	check "own hugetlbfs: and said so" grep -q "^run: removed $hp (a run made it)" "$tmp/out"
+	awk -v m="$hp" '$2 == m {exit 1}' /proc/mounts || { umount "$hp"; say "FAIL own hugetlbfs: still mounted"; fail=1; }
+fi
+
+# 6. interrupted: as a Ctrl-C does, SIGINT to the run's process group once
 # the workload runs
 if ! command -v setsid >/dev/null; then
 	say "skip the interrupted run: setsid missing (util-linux)"
