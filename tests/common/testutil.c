@@ -55,22 +55,31 @@ int l1t_on_hugetlbfs(void)
 	return h && *h == '1';
 }
 
-/* The parent pid of pid, from /proc; 0 if unknown. */
-static pid_t parent_of(pid_t pid)
+char l1t_proc_stat(pid_t pid, pid_t *ppid)
 {
 	char p[64], buf[512];
+	char state = 0;
+	int pp = 0;
 	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
 	FILE *f = fopen(p, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *e = strrchr(buf, ')');            /* the name may hold spaces */
-	int ppid = 0;
-	if (!e || sscanf(e + 1, " %*c %d", &ppid) != 1)
-		return 0;
-	return ppid;
+	if (f) {
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		buf[n] = 0;
+		fclose(f);
+		char *e = strrchr(buf, ')');    /* the name may hold spaces */
+		if (!e || sscanf(e + 1, " %c %d", &state, &pp) != 2)
+			state = 0, pp = 0;
+	}
+	if (ppid)
+		*ppid = pp;
+	return state;
+}
+
+static pid_t parent_of(pid_t pid)
+{
+	pid_t pp;
+	l1t_proc_stat(pid, &pp);
+	return pp;
 }
 
 /* The Check child running the current test: this process or the ancestor

@@ -29,6 +29,10 @@ struct l1_arena *l1t_create(const char *name, uint64_t size);
 void l1t_destroy(struct l1_arena *a);
 /* A layout of one tensor of n bytes (uint8). */
 void l1t_layout_bytes(struct l1_layout *l, uint64_t n);
+/* The state letter of pid in /proc/PID/stat ('R', 'S', 'Z', ...) and, if
+ * ppid is not NULL, its parent; 0 (and *ppid 0) when there is no such
+ * process. */
+char l1t_proc_stat(pid_t pid, pid_t *ppid);
 /* Waits for a child; returns its exit status, or 128+signal. */
 int l1t_wait(pid_t pid);
 /* Fills / checks a pattern derived from seed. */
