@@ -393,16 +393,7 @@ static uint64_t mount_free_pages(int *capped)
 		*capped = 1;
 		return (uint64_t)sf.f_bfree * (uint64_t)sf.f_bsize / (2 * MiB);
 	}
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[256];
-	unsigned long long fr = 0, rs = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		sscanf(line, "HugePages_Free: %llu", &fr);
-		sscanf(line, "HugePages_Rsvd: %llu", &rs);
-	}
-	if (f)
-		fclose(f);
-	return fr > rs ? fr - rs : 0;
+	return l1__hugepages_avail(2 * MiB, -1);
 }
 
 /* A lazy pool larger than the free huge pages: growth stops with a clear

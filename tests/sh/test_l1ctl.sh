@@ -277,6 +277,17 @@ if [ "${L1_TEST_HUGETLBFS:-0}" = 1 ]; then
 	# one free page on the mount tests/run.sh made: nothing to change
 	expect 0 "hugetlbfs mounted at $dir" "setup on an existing mount" -- \
 		"$L1CTL" setup --hugepages 1 --mount "$dir"
+	# that mount is limited (size=): more pages than it has left are refused
+	# with the real numbers (more pages in the kernel would not help)
+	set -- $(stat -f -c '%b %f' "$dir")
+	expect 1 "limited to $1 huge pages and has [0-9]+ free, fewer than the $(($2 + 1)) asked for" \
+		"setup on a limited mount, asking for more than it has" -- \
+		"$L1CTL" setup --hugepages $(($2 + 1)) --mount "$dir"
+	# an eager pool larger than the mount's free pages: the numbers, not "N"
+	expect 1 "not enough free huge pages: [0-9]+ needed, [0-9]+ free; run .l1ctl setup --hugepages [0-9]+." \
+		"create beyond the free huge pages names the pages needed and free" -- \
+		"$L1CTL" create --path "$dir/toobig-$$" --size $((($2 + 8) * 2))M
+	test -e "$dir/toobig-$$" && { say "FAIL a failed create left $dir/toobig-$$"; rm -f "$dir/toobig-$$"; fail=1; }
 fi
 
 # ---- destroy ---------------------------------------------------------------------

@@ -3,7 +3,8 @@
 # short, self-cleaning mode (L1_RUN_SHORT=1 L1_RUN_CLEANUP=1): it must pass
 # (every byte the readers checked was right, the evictor kept the pool
 # running full) and leave nothing behind: no view mounted, no pool file, no
-# state file, nr_hugepages and the hugetlbfs mounts as they were.
+# state file, the hugetlbfs mounts as they were, and every huge page it
+# added given back.
 #   1. on private paths: the pool in L1_TEST_DIR (tests/run.sh's hugetlbfs,
 #      else /dev/shm), the view and state under a temporary directory;
 #   2. as root, when nothing is at the defaults: with the defaults make run
