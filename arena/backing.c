@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -154,6 +155,32 @@ static int read_ulong(const char *path, unsigned long *v)
 	return r;
 }
 
+/* The lock l1arena's programs take around a change of nr_hugepages (see
+ * tools/hugepages.sh): an exclusive flock on $L1_HUGEPAGES_LOCK, default
+ * /run/lock/l1arena-nr_hugepages.  -1 (no lock, go on) where it cannot be
+ * had; a bounded wait, so a stuck holder delays but never stops setup. */
+static int hugepages_lock(void)
+{
+	const char *p = getenv("L1_HUGEPAGES_LOCK");
+	int fd = open(p && *p ? p : "/run/lock/l1arena-nr_hugepages",
+		      O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < 300; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		usleep(100000);
+	}
+	close(fd);
+	return -1;
+}
+
+static void hugepages_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Is a hugetlbfs with this page size mounted at mnt? */
 static int hugetlbfs_at(const char *mnt, uint64_t page_size)
 {
@@ -206,27 +233,36 @@ int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoin
 	}
 	/* free and not reserved: pages another program has reserved (a
 	 * mapping, a min_size= mount) count as free in free_hugepages */
+	int lk = hugepages_lock();
+	read_ulong(nr, &total);
 	free_pages = l1__hugepages_avail(page_size, -1);
 	if (pages > free_pages) {
+		/* by the difference: others change the count too */
+		unsigned long before = total;
 		unsigned long want = total + (unsigned long)(pages - free_pages);
 		int r = write_ulong(nr, want);
+		read_ulong(nr, &total);
+		hugepages_unlock(lk);
 		if (r)
 			return l1__err(r, "cannot raise %s to %lu: %s%s", nr, want, strerror(-r),
 				       r == -EACCES || r == -EPERM ? " (run as root)" : "");
-		read_ulong(nr, &total);
+		unsigned long added = total > before ? total - before : 0;
 		free_pages = l1__hugepages_avail(page_size, -1);
 		if (msg)
 			n += snprintf(msg + n, n < len ? len - n : 0,
-				      "huge pages: %lu in the kernel's pool, %llu free. ", total,
-				      (unsigned long long)free_pages);
+				      "huge pages: added %lu (%lu in the kernel's pool), %llu free. ",
+				      added, total, (unsigned long long)free_pages);
 		if (free_pages < pages)
-			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %llu "
-				       "(memory too fragmented or too small, or taken by another "
-				       "program)", (unsigned long long)pages,
-				       (unsigned long long)free_pages);
-	} else if (msg) {
-		n += snprintf(msg + n, n < len ? len - n : 0,
-			      "huge pages: %llu free already. ", (unsigned long long)free_pages);
+			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %llu, "
+				       "added %lu (memory too fragmented or too small, or taken by "
+				       "another program)", (unsigned long long)pages,
+				       (unsigned long long)free_pages, added);
+	} else {
+		hugepages_unlock(lk);
+		if (msg)
+			n += snprintf(msg + n, n < len ? len - n : 0,
+				      "huge pages: %llu free already. ",
+				      (unsigned long long)free_pages);
 	}
 	if (!mounted) {
 		char opts[64];

@@ -23,6 +23,7 @@ BUILD=${BUILD:-build}
 export BUILD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+. "$ROOT/tools/hugepages.sh"
 pages=${L1_TEST_HUGEPAGES:-768}
 added=""
 mnt=""
@@ -44,12 +45,8 @@ cleanup() {
 		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
 		rmdir "$mnt" 2>/dev/null
 	fi
-	if [ -n "$added" ]; then
-		# by difference: others may have changed the count meanwhile
-		now=$(cat /proc/sys/vm/nr_hugepages)
-		back=$((now - added)); [ "$back" -lt 0 ] && back=0
-		echo "$back" >/proc/sys/vm/nr_hugepages
-	fi
+	# by difference: others may have changed the count meanwhile
+	[ -n "$added" ] && hp_change "-$added" >/dev/null
 	rm -rf "$shmdir" "$logdir" 2>/dev/null
 }
 interrupted() {
@@ -63,14 +60,9 @@ trap 'interrupted INT' INT
 trap 'interrupted TERM' TERM
 current=""
 
-# free huge pages not promised to anyone (free_hugepages counts reserved ones)
-avail() { awk '/HugePages_Free/ {f=$2} /HugePages_Rsvd/ {r=$2} END {print f-r}' /proc/meminfo; }
-
 export L1_TEST_HUGETLBFS=0
 if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
-	before=$(cat /proc/sys/vm/nr_hugepages)
-	echo $((before + pages)) >/proc/sys/vm/nr_hugepages
-	added=$(($(cat /proc/sys/vm/nr_hugepages) - before))
+	added=$(hp_change "$pages")
 	mnt=$(mktemp -d /tmp/l1test-hugetlbfs.XXXXXX)
 	# min_size= reserves the pages for this mount at once (another program
 	# may take free pages between our count and the mount: then try again
@@ -78,7 +70,7 @@ if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
 	# exhausts this mount, not the machine
 	ok=""
 	for try in 1 2 3; do
-		got=$(avail)
+		got=$(hp_avail)
 		[ "$got" -gt "$pages" ] && got=$pages
 		[ "$got" -ge 64 ] || break
 		if mount -t hugetlbfs -o "pagesize=2M,mode=1777,size=$((got * 2))M,min_size=$((got * 2))M" \

@@ -40,6 +40,7 @@ set -u
 BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
+. "$ROOT/tools/hugepages.sh"
 case $BUILD in /*) BIN=$BUILD/bin ;; *) BIN=$ROOT/$BUILD/bin ;; esac
 L1CTL=$BIN/l1ctl
 L1FS=$BIN/l1fs
@@ -99,7 +100,7 @@ avail_pages() {
 			return
 		fi
 	fi
-	awk '/HugePages_Free/ {f=$2} /HugePages_Rsvd/ {r=$2} END {print (f > r ? f - r : 0)}' /proc/meminfo
+	hp_avail
 }
 
 # MiB from 512M, 2G, 1T or a byte count; empty on anything else.
@@ -162,13 +163,14 @@ release_hugetlbfs() {
 
 give_back_pages() {
 	[ "$pages_added" -gt 0 ] 2>/dev/null || return 0
-	cur=$(cat "$KNOB")
-	want=$((cur - pages_added))
-	[ "$want" -lt 0 ] && want=0
-	if echo "$want" >"$KNOB" 2>/dev/null; then
-		say "gave back $pages_added huge pages (nr_hugepages $cur -> $(cat "$KNOB"))"
+	back=$((-$(hp_change "-$pages_added")))
+	if [ "$back" -eq "$pages_added" ]; then
+		say "gave back $pages_added huge pages (nr_hugepages now $(cat "$KNOB"))"
+		pages_added=0
 	else
-		warn "cannot lower $KNOB to $want: run as root: echo $want > $KNOB"
+		pages_added=$((pages_added - back))
+		save_state
+		warn "gave back $back of the $pages_added huge pages a run added (the rest are in use, or this is not root); run stop again later"
 		return 1
 	fi
 }
@@ -259,16 +261,15 @@ setup_hugepages() {
 		ALLOW_SHM=--allow-shm
 		return 0
 	fi
-	before=$(cat "$KNOB")
 	was=""
 	is_hugetlbfs "$dir" && was=1
 	[ -d "$dir" ] || made=1
 	out=$("$L1CTL" setup --hugepages "$PAGES" --mount "$dir" 2>&1)
 	st=$?
-	after=$(cat "$KNOB")
-	# what l1ctl setup raised it by; others may change it too, but not
-	# within the moment setup takes
-	[ "$after" -gt "$before" ] && pages_added=$((pages_added + after - before))
+	# what l1ctl setup raised it by, as it says (it changes the count by
+	# the difference, under the lock of tools/hugepages.sh)
+	added=$(printf '%s\n' "$out" | sed -n 's/.*[(:,] added \([0-9][0-9]*\).*/\1/p' | head -n 1)
+	pages_added=$((pages_added + ${added:-0}))
 	if [ -z "$was" ] && is_hugetlbfs "$dir"; then
 		hugetlbfs_mounted=$dir
 		[ "${made:-0}" = 1 ] && hugetlbfs_dir_made=1
@@ -276,7 +277,7 @@ setup_hugepages() {
 	save_state
 	if [ $st -eq 0 ]; then
 		say "step 1: $out"
-		[ "$after" -gt "$before" ] && say "step 1: added $((after - before)) huge pages (stop gives them back)"
+		[ "${added:-0}" -gt 0 ] && say "step 1: added $added huge pages (stop gives them back)"
 		return 0
 	fi
 	# fewer pages than the pool needs (memory too fragmented, most of them

@@ -82,11 +82,9 @@ pages=${L1_GPU_HUGEPAGES:-$pages_def}
 added=""; mnt=""; shmdir=""; dir=""; shm_flag=""
 
 # by difference: other programs may change nr_hugepages meanwhile
+. "$ROOT/tools/hugepages.sh"
 give_back() {
-	[ -n "$added" ] || return 0
-	now=$(cat /proc/sys/vm/nr_hugepages)
-	back=$((now - added)); [ "$back" -lt 0 ] && back=0
-	echo "$back" >/proc/sys/vm/nr_hugepages 2>/dev/null
+	[ -n "$added" ] && hp_change "-$added" >/dev/null
 	added=""
 }
 
@@ -103,11 +101,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
-	before=$(cat /proc/sys/vm/nr_hugepages)
-	echo $((before + pages)) >/proc/sys/vm/nr_hugepages 2>/dev/null
-	added=$(($(cat /proc/sys/vm/nr_hugepages) - before))
-	# free and not reserved by another program
-	got=$(awk '/HugePages_Free/ {f=$2} /HugePages_Rsvd/ {r=$2} END {print f-r}' /proc/meminfo)
+	added=$(hp_change "$pages")
+	got=$(hp_avail)             # free and not reserved by another program
 	[ "$got" -gt "$pages" ] && got=$pages
 	mnt=$(mktemp -d /tmp/l1gpu-hugetlbfs.XXXXXX)
 	# min_size= holds them for this run, size= keeps it to them

@@ -11,11 +11,11 @@
 #   neighbour: done: R rounds, up to M huge pages held, ...
 # and FAIL lines for anything it could not give back.
 set -u
-KNOB=/proc/sys/vm/nr_hugepages
+. "$(dirname "$0")/../../tools/hugepages.sh"
 secs=${L1_NEIGHBOUR_SECONDS:-0}
 lo=${L1_NEIGHBOUR_MIN:-100}
 hi=${L1_NEIGHBOUR_MAX:-300}
-if [ "$(id -u)" -ne 0 ] || [ ! -w $KNOB ]; then
+if [ "$(id -u)" -ne 0 ] || [ ! -w "$HP_KNOB" ]; then
 	echo "neighbour: needs root to reserve huge pages"
 	exit 1
 fi
@@ -28,9 +28,9 @@ release() {
 		umount "$mnt" || { echo "FAIL neighbour: cannot unmount $mnt"; bad=1; }
 	fi
 	if [ "$added" -gt 0 ]; then
-		now=$(cat $KNOB)
-		back=$((now - added)); [ "$back" -lt 0 ] && back=0
-		echo "$back" >$KNOB || { echo "FAIL neighbour: cannot give back $added huge pages"; bad=1; }
+		back=$(hp_change "-$added")
+		[ "$back" -eq "-$added" ] ||
+			{ echo "FAIL neighbour: gave back $((-back)) of the $added huge pages it added"; bad=1; }
 		added=0
 	fi
 }
@@ -42,10 +42,7 @@ while [ $stop -eq 0 ]; do
 	[ "$secs" -gt 0 ] && [ $(($(date +%s) - t0)) -ge "$secs" ] && break
 	seed=$(((seed * 1103515245 + 12345) % 2147483648))
 	k=$((lo + seed % (hi - lo + 1)))
-	before=$(cat $KNOB)
-	echo $((before + k)) >$KNOB 2>/dev/null
-	added=$(($(cat $KNOB) - before))
-	[ "$added" -lt 0 ] && added=0       # someone else lowered it meanwhile
+	added=$(hp_change "$k")
 	if mount -t hugetlbfs -o "pagesize=2M,size=$((k * 2))M,min_size=$((k * 2))M" none "$mnt" 2>/dev/null; then
 		held=$((k / 2))
 		if fallocate -l $((held * 2))M "$mnt/held" 2>/dev/null; then

@@ -261,7 +261,7 @@ else
 		as_nobody "$L1CTL" get --path "$open" --key mine --out /dev/null
 	"$L1CTL" destroy --force --path "$open" >/dev/null
 	# one more than are free and not reserved: setup must raise nr_hugepages
-	free=$(awk '/HugePages_Free/ {f=$2} /HugePages_Rsvd/ {r=$2} END {print f-r}' /proc/meminfo)
+	free=$(. "$(dirname "$0")/../../tools/hugepages.sh"; hp_avail)
 	expect 1 "needs root|run as root" "setup as nobody says it needs root" -- \
 		as_nobody "$L1CTL" setup --hugepages $((free + 1)) --mount "$tmp/hp"
 fi

@@ -27,9 +27,9 @@ BUILD=${BUILD:-build}
 export BUILD
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
+. "$ROOT/tools/hugepages.sh"
 RUN="sh tools/run-main.sh"
 dir=${L1_TEST_DIR:-${L1_TEST_SHM_DIR:-/dev/shm/l1test-$(id -u)}}
-KNOB=/proc/sys/vm/nr_hugepages
 tmp=$(mktemp -d /tmp/l1run-test.XXXXXX)
 chmod 755 "$tmp"
 fail=0
@@ -48,11 +48,8 @@ release_other() {
 	rm -f "$other/someone-else"
 	umount "$other" 2>/dev/null
 	rmdir "$other" 2>/dev/null
-	if [ "$other_added" -gt 0 ]; then
-		now=$(cat $KNOB)
-		echo $((now - other_added)) >$KNOB
-		other_added=0
-	fi
+	[ "$other_added" -gt 0 ] && hp_change "-$other_added" >/dev/null
+	other_added=0
 	other=""
 }
 cleanup() {
@@ -187,9 +184,7 @@ else
 	other=$(mktemp -d /tmp/l1run-other.XXXXXX)
 	# another program may take pages between the count and the mount: try again
 	for try in 1 2 3; do
-		b=$(cat $KNOB)
-		echo $((b + 300)) >$KNOB
-		other_added=$((other_added + $(cat $KNOB) - b))
+		other_added=$((other_added + $(hp_change 300)))
 		mount -t hugetlbfs -o pagesize=2M,size=600M,min_size=600M none "$other" 2>/dev/null && break
 		sleep 1
 	done
