@@ -78,6 +78,7 @@ if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
 			ok=1
 			break
 		fi
+		sleep 1
 	done
 	if [ -n "$ok" ]; then
 		export L1_TEST_DIR="$mnt" L1_TEST_HUGETLBFS=1

@@ -438,9 +438,9 @@ on_exit() {
 			say "the pool $pool stays; remove it and give everything back with: sh tools/run-main.sh stop"
 		else
 			what=""
-			[ "$pages_added" -gt 0 ] && what="the $pages_added huge pages it added"
-			[ -n "$hugetlbfs_mounted" ] && what="${what:+$what and }the hugetlbfs at $hugetlbfs_mounted"
-			say "no pool was made; ${what:-what step 1 set up} stays: give it back with: sh tools/run-main.sh stop"
+			[ "$pages_added" -gt 0 ] && what="the $pages_added huge pages step 1 added"
+			[ -n "$hugetlbfs_mounted" ] && what="${what:+$what, }the hugetlbfs at $hugetlbfs_mounted"
+			say "no pool was made; still set up: ${what:-what step 1 did}; give it back with: sh tools/run-main.sh stop"
 		fi
 	fi
 	exit $st
