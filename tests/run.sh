@@ -62,25 +62,17 @@ current=""
 
 export L1_TEST_HUGETLBFS=0
 if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
-	added=$(hp_change "$pages")
 	mnt=$(mktemp -d /tmp/l1test-hugetlbfs.XXXXXX)
-	# min_size= reserves the pages for this mount at once (another program
-	# may take free pages between our count and the mount: then try again
-	# with what is left); size= caps it, so a test that exhausts huge pages
-	# exhausts this mount, not the machine
-	ok=""
-	for try in 1 2 3; do
-		got=$(hp_avail)
-		[ "$got" -gt "$pages" ] && got=$pages
-		[ "$got" -ge 64 ] || break
-		if mount -t hugetlbfs -o "pagesize=2M,mode=1777,size=$((got * 2))M,min_size=$((got * 2))M" \
-			none "$mnt" 2>/dev/null; then
-			ok=1
-			break
-		fi
-		sleep 1
-	done
-	if [ -n "$ok" ]; then
+	# min_size= reserves the pages for this mount at once, taken under the
+	# lock of tools/hugepages.sh right after adding them; size= caps it, so
+	# a test that exhausts huge pages exhausts this mount, not the machine
+	set -- $(hp_locked hp_take_now "$pages" "$mnt" 1777)
+	added=$1 got=$2
+	if [ "$got" -lt 64 ] && [ "$got" -gt 0 ]; then
+		umount "$mnt"
+		got=0
+	fi
+	if [ "$got" -gt 0 ]; then
 		export L1_TEST_DIR="$mnt" L1_TEST_HUGETLBFS=1
 		echo "tests: hugetlbfs at $mnt, $got huge pages reserved for this run"
 		if [ "${L1_TEST_NEIGHBOUR:-1}" = 1 ]; then

@@ -42,8 +42,11 @@ while [ $stop -eq 0 ]; do
 	[ "$secs" -gt 0 ] && [ $(($(date +%s) - t0)) -ge "$secs" ] && break
 	seed=$(((seed * 1103515245 + 12345) % 2147483648))
 	k=$((lo + seed % (hi - lo + 1)))
-	added=$(hp_change "$k")
-	if mount -t hugetlbfs -o "pagesize=2M,size=$((k * 2))M,min_size=$((k * 2))M" none "$mnt" 2>/dev/null; then
+	# add k pages and reserve them with a min_size= mount, as one step
+	set -- $(hp_locked hp_take_now "$k" "$mnt")
+	added=$1
+	if [ "$2" -gt 0 ]; then
+		k=$2
 		held=$((k / 2))
 		if fallocate -l $((held * 2))M "$mnt/held" 2>/dev/null; then
 			echo "neighbour: round $((rounds + 1)): $k huge pages reserved, $held of them in use"

@@ -182,13 +182,9 @@ if [ "$(id -u)" -ne 0 ] || [ "${L1_TEST_HUGETLBFS:-0}" != 1 ]; then
 	say "skip the smaller pool: it needs root and hugetlbfs (tests/run.sh as root)"
 else
 	other=$(mktemp -d /tmp/l1run-other.XXXXXX)
-	# another program may take pages between the count and the mount: try again
-	for try in 1 2 3; do
-		other_added=$((other_added + $(hp_change 300)))
-		mount -t hugetlbfs -o pagesize=2M,size=600M,min_size=600M none "$other" 2>/dev/null && break
-		sleep 1
-	done
-	if mountpoint -q "$other" && fallocate -l 220M "$other/someone-else"; then
+	set -- $(hp_locked hp_take_now 300 "$other")
+	other_added=$1
+	if [ "$2" -eq 300 ] && fallocate -l 220M "$other/someone-else"; then
 		run_case "smaller pool" $view "$tmp/view" "" L1ARENA_PATH="$other/l1run-$$" \
 			L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state"
 		check "smaller pool: the run says it goes on with a smaller pool" \
