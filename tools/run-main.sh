@@ -261,7 +261,7 @@ setup_hugepages() {
 		ALLOW_SHM=--allow-shm
 		return 0
 	fi
-	was=""
+	was="" made=0
 	is_hugetlbfs "$dir" && was=1
 	[ -d "$dir" ] || made=1
 	out=$("$L1CTL" setup --hugepages "$PAGES" --mount "$dir" 2>&1)
@@ -272,7 +272,7 @@ setup_hugepages() {
 	pages_added=$((pages_added + ${added:-0}))
 	if [ -z "$was" ] && is_hugetlbfs "$dir"; then
 		hugetlbfs_mounted=$dir
-		[ "${made:-0}" = 1 ] && hugetlbfs_dir_made=1
+		[ "$made" = 1 ] && hugetlbfs_dir_made=1
 	fi
 	save_state
 	if [ $st -eq 0 ]; then
@@ -285,6 +285,14 @@ setup_hugepages() {
 	# the pages there are
 	free=$(avail_pages "$dir")
 	warn "step 1: ${out#l1ctl: }"
+	if ! is_hugetlbfs "$dir" && [ "$free" -ge 132 ] &&
+		out=$("$L1CTL" setup --hugepages "$free" --mount "$dir" 2>&1); then
+		# setup stopped short of the mount: mount it for the pages there are
+		hugetlbfs_mounted=$dir
+		[ "$made" = 1 ] && hugetlbfs_dir_made=1
+		save_state
+		free=$(avail_pages "$dir")
+	fi
 	if is_hugetlbfs "$dir" && [ "$free" -ge 132 ]; then
 		SIZE_MIB=$(mib_on_pages "$free")
 		warn "step 1: going on with a smaller pool: ${SIZE_MIB} MiB on the $free huge pages free (of the $PAGES a ${WANT_MIB} MiB pool needs)"
