@@ -130,13 +130,15 @@ fuzz: build/fuzz/fuzz_pool
 deps:
 	@sh tools/install-deps.sh
 
+# one job per core; `make run` builds only the tools it runs
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
 check: deps
-	$(MAKE) all
-	$(MAKE) bins
+	$(MAKE) -j$(NPROC) all
 	BUILD=$(BUILD) sh tests/run.sh
 
 run: deps
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) bins
 	BUILD=$(BUILD) sh tools/run-main.sh
 
 clean:

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -61,6 +62,32 @@ static uint64_t give_back(int fd, uint64_t off, uint64_t len)
 	return counted ? 0 : len;
 }
 
+static int read_ulong(const char *path, unsigned long *v);
+
+/* Huge pages of page_size a new commit can take now: the kernel's free pages
+ * less those already promised to mappings and mounts (free_hugepages counts
+ * reserved pages as free), and, when fd is a file on a hugetlbfs mount with
+ * a size= limit, no more than that mount has left. */
+uint64_t l1__hugepages_avail(uint64_t page_size, int fd)
+{
+	char knob[128];
+	unsigned long fr = 0, rs = 0;
+	if (!page_size)
+		page_size = L1_HUGEPAGE_2M;
+	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	read_ulong(knob, &fr);
+	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/resv_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	read_ulong(knob, &rs);
+	uint64_t avail = fr > rs ? fr - rs : 0;
+	struct statfs sf;
+	if (fd >= 0 && fstatfs(fd, &sf) == 0 && (uint64_t)sf.f_type == HUGETLBFS_MAGIC &&
+	    sf.f_blocks > 0 && (uint64_t)sf.f_bfree < avail)
+		avail = sf.f_bfree;
+	return avail;
+}
+
 /* Under the lock: commits grow steps until need_bytes more data bytes are
  * committed (or the pool is fully committed).  0 if anything grew. */
 int l1__grow(struct l1_arena *a, uint64_t need_bytes)
@@ -79,12 +106,19 @@ int l1__grow(struct l1_arena *a, uint64_t need_bytes)
 		atomic_fetch_add(&h->grow_failures, 1);
 		atomic_fetch_add(&h->grow_returned, back);
 		atomic_store(&h->grow_failed, 1);
-		snprintf(h->grow_reason, sizeof h->grow_reason,
-			 "growth past %llu MiB failed: %s%s; gave back %llu MiB",
-			 (unsigned long long)(c >> 20), strerror(-r),
-			 r == -ENOSPC && h->backing == L1_BACKING_HUGETLBFS
-				 ? " (no free huge pages: l1ctl setup --hugepages N)" : "",
-			 (unsigned long long)(back >> 20));
+		if (r == -ENOSPC && h->backing == L1_BACKING_HUGETLBFS)
+			snprintf(h->grow_reason, sizeof h->grow_reason,
+				 "growth past %llu MiB failed: %llu more huge pages needed, "
+				 "%llu free; gave back %llu MiB", (unsigned long long)(c >> 20),
+				 (unsigned long long)((target - c + h->hugepage_size - 1) /
+						      h->hugepage_size),
+				 (unsigned long long)l1__hugepages_avail(h->hugepage_size, a->fd),
+				 (unsigned long long)(back >> 20));
+		else
+			snprintf(h->grow_reason, sizeof h->grow_reason,
+				 "growth past %llu MiB failed: %s; gave back %llu MiB",
+				 (unsigned long long)(c >> 20), strerror(-r),
+				 (unsigned long long)(back >> 20));
 		return r;
 	}
 	atomic_store(&h->grow_failed, 0);
@@ -142,6 +176,32 @@ static int read_ulong(const char *path, unsigned long *v)
 	return r;
 }
 
+/* The lock l1arena's programs take around a change of nr_hugepages (see
+ * tools/hugepages.sh): an exclusive flock on $L1_HUGEPAGES_LOCK, default
+ * /run/lock/l1arena-nr_hugepages.  -1 (no lock, go on) where it cannot be
+ * had; a bounded wait, so a stuck holder delays but never stops setup. */
+static int hugepages_lock(void)
+{
+	const char *p = getenv("L1_HUGEPAGES_LOCK");
+	int fd = open(p && *p ? p : "/run/lock/l1arena-nr_hugepages",
+		      O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < 300; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return fd;
+		usleep(100000);
+	}
+	close(fd);
+	return -1;
+}
+
+static void hugepages_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Is a hugetlbfs with this page size mounted at mnt? */
 static int hugetlbfs_at(const char *mnt, uint64_t page_size)
 {
@@ -156,7 +216,8 @@ int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoin
 		       char *msg, size_t len)
 {
 	char knob[128];
-	unsigned long total = 0, free_pages = 0;
+	unsigned long total = 0;
+	uint64_t free_pages;
 	size_t n = 0;
 	if (!page_size)
 		page_size = L1_HUGEPAGE_2M;
@@ -168,33 +229,63 @@ int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoin
 		msg[0] = 0;
 	snprintf(knob, sizeof knob, "/sys/kernel/mm/hugepages/hugepages-%llukB/",
 		 (unsigned long long)(page_size >> 10));
-	char nr[192], fr[192];
+	char nr[192];
 	snprintf(nr, sizeof nr, "%snr_hugepages", knob);
-	snprintf(fr, sizeof fr, "%sfree_hugepages", knob);
 	if (read_ulong(nr, &total) < 0)
 		return l1__err(-ENODEV, "this kernel has no %llu kB huge pages (%s missing)",
 			       (unsigned long long)(page_size >> 10), nr);
-	read_ulong(fr, &free_pages);
+	int mounted = hugetlbfs_at(mountpoint, page_size);
+	struct statfs sf;
+	if (mounted && statfs(mountpoint, &sf) == 0 && sf.f_blocks > 0) {
+		/* a mount with a size= limit: its own free pages are what a pool
+		 * there can have (a min_size= mount holds them reserved), and
+		 * more pages in the kernel would not raise the limit */
+		if ((uint64_t)sf.f_bfree < pages)
+			return l1__err(-ENOSPC, "the hugetlbfs at %s is limited to %llu huge pages "
+				       "and has %llu free, fewer than the %llu asked for: ask for "
+				       "fewer or use another mount", mountpoint,
+				       (unsigned long long)sf.f_blocks,
+				       (unsigned long long)sf.f_bfree, (unsigned long long)pages);
+		if (msg)
+			snprintf(msg, len, "huge pages: %llu free on the hugetlbfs mounted at %s "
+				 "(limited to %llu).", (unsigned long long)sf.f_bfree, mountpoint,
+				 (unsigned long long)sf.f_blocks);
+		return 0;
+	}
+	/* free and not reserved: pages another program has reserved (a
+	 * mapping, a min_size= mount) count as free in free_hugepages */
+	int lk = hugepages_lock();
+	read_ulong(nr, &total);
+	free_pages = l1__hugepages_avail(page_size, -1);
 	if (pages > free_pages) {
+		/* by the difference: others change the count too */
+		unsigned long before = total;
 		unsigned long want = total + (unsigned long)(pages - free_pages);
 		int r = write_ulong(nr, want);
+		read_ulong(nr, &total);
+		hugepages_unlock(lk);
 		if (r)
 			return l1__err(r, "cannot raise %s to %lu: %s%s", nr, want, strerror(-r),
 				       r == -EACCES || r == -EPERM ? " (run as root)" : "");
-		read_ulong(nr, &total);
-		read_ulong(fr, &free_pages);
+		unsigned long added = total > before ? total - before : 0;
+		free_pages = l1__hugepages_avail(page_size, -1);
 		if (msg)
 			n += snprintf(msg + n, n < len ? len - n : 0,
-				      "huge pages: %lu reserved, %lu free. ", total, free_pages);
+				      "huge pages: added %lu (%lu in the kernel's pool), %llu free. ",
+				      added, total, (unsigned long long)free_pages);
 		if (free_pages < pages)
-			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %lu "
-				       "(memory too fragmented or too small)",
-				       (unsigned long long)pages, free_pages);
-	} else if (msg) {
-		n += snprintf(msg + n, n < len ? len - n : 0,
-			      "huge pages: %lu free already. ", free_pages);
+			return l1__err(-ENOMEM, "asked the kernel for %llu free huge pages, got %llu, "
+				       "added %lu (memory too fragmented or too small, or taken by "
+				       "another program)", (unsigned long long)pages,
+				       (unsigned long long)free_pages, added);
+	} else {
+		hugepages_unlock(lk);
+		if (msg)
+			n += snprintf(msg + n, n < len ? len - n : 0,
+				      "huge pages: %llu free already. ",
+				      (unsigned long long)free_pages);
 	}
-	if (!hugetlbfs_at(mountpoint, page_size)) {
+	if (!mounted) {
 		char opts[64];
 		snprintf(opts, sizeof opts, "pagesize=%lluM,mode=1777",
 			 (unsigned long long)(page_size >> 20));

@@ -278,6 +278,7 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size);
 /* backing.c */
 int l1__backing_statfs(const char *path, uint64_t *hugepage_size, int *is_hugetlbfs);
 int l1__backing_commit(int fd, uint64_t off, uint64_t len);
+uint64_t l1__hugepages_avail(uint64_t page_size, int fd);
 int l1__find_hugetlbfs(uint64_t page_size, char *out, size_t len);
 int l1__grow(struct l1_arena *a, uint64_t need_bytes);
 

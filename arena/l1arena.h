@@ -466,9 +466,11 @@ int l1_key_view_name(const char *key, char *name, size_t len);
 
 /* ---- host setup -------------------------------------------------------- */
 
-/* Makes sure at least `pages` huge pages of page_size exist (raising
- * nr_hugepages; root only) and that a hugetlbfs of that page size is mounted
- * at mountpoint (NULL = /dev/hugepages).  Reports what it did in msg. */
+/* Makes sure at least `pages` huge pages of page_size are free and not
+ * reserved by anyone (raising nr_hugepages by what is missing; root only)
+ * and that a hugetlbfs of that page size is mounted at mountpoint (NULL =
+ * /dev/hugepages).  On a mount there already with a size= limit its own free
+ * pages count, and more than it has is -ENOSPC.  Reports what it did in msg. */
 int l1_setup_hugepages(uint64_t page_size, uint64_t pages, const char *mountpoint,
 		       char *msg, size_t len);
 /* Parses "512M", "8G", "4096", "1.5G": -EINVAL on anything else. */

@@ -541,13 +541,19 @@ static int create_once(struct l1_arena *a, const struct l1_config *c, uint64_t h
 	}
 	r = l1__backing_commit(a->fd, 0, plan.data_off + committed);
 	if (r) {
-		r = l1__err(r, "cannot commit %llu MiB for the pool at %s: %s%s%s",
-			    (unsigned long long)((plan.data_off + committed) >> 20), a->path,
-			    strerror(-r),
-			    r == -ENOSPC && backing == L1_BACKING_HUGETLBFS
-				    ? " (not enough free huge pages: run `l1ctl setup --hugepages N`)"
-				    : "",
-			    c->force ? "; the pool there is left as it was" : "");
+		uint64_t ps = plan.hugepage_size ? plan.hugepage_size : L1_HUGEPAGE_2M;
+		uint64_t need = (plan.data_off + committed + ps - 1) / ps;
+		if (r == -ENOSPC && backing == L1_BACKING_HUGETLBFS)
+			r = l1__err(r, "cannot commit %llu MiB of %s: %s (not enough free huge "
+				    "pages: %llu needed, %llu free; run `l1ctl setup --hugepages "
+				    "%llu`)%s", (unsigned long long)((plan.data_off + committed) >> 20),
+				    a->path, strerror(-r), (unsigned long long)need,
+				    (unsigned long long)l1__hugepages_avail(ps, a->fd),
+				    (unsigned long long)need, c->force ? "; the pool there is left as it was" : "");
+		else
+			r = l1__err(r, "cannot commit %llu MiB of %s: %s%s", (unsigned long long)
+				    ((plan.data_off + committed) >> 20), a->path, strerror(-r),
+				    c->force ? "; the pool there is left as it was" : "");
 		goto fail;
 	}
 	if ((r = map_file(a, plan.file_size, !c->lazy, plan.block_size, backing,

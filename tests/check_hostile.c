@@ -820,9 +820,5 @@ int main(void)
 	tcase_add_test(t, counters_and_clients);
 	tcase_add_test(t, l1ctl_repairs);
 	suite_add_tcase(s, t);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return l1t_run_suite(s);
 }

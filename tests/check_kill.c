@@ -647,16 +647,7 @@ static void *sleeper(void *arg)
 
 static char proc_state(pid_t p)
 {
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *q = strrchr(buf, ')');
-	return q && q[1] == ' ' ? q[2] : 0;
+	return l1t_proc_stat(p, NULL);
 }
 
 /* The main thread of a writer exits (its /proc entry shows a zombie) while

@@ -824,10 +824,5 @@ static Suite *pin_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(pin_suite());
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return l1t_run_suite(pin_suite());
 }

@@ -902,12 +902,5 @@ static Suite *zero_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(zero_suite());
-	int failed;
-
-	srunner_set_fork_status(sr, CK_FORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return l1t_run_suite(zero_suite());
 }

@@ -10,12 +10,20 @@
 #      or, with L1_RUN_CLEANUP=1, undo all of it
 # `sh tools/run-main.sh stop` undoes what an earlier run set up and left: it
 # unmounts the view, destroys the pool if a run created it, unmounts the
-# hugetlbfs if a run mounted it, and gives back the huge pages a run reserved.
+# hugetlbfs if a run mounted it (and removes its directory if a run made it),
+# and gives back the huge pages a run reserved.
+# Huge pages are counted as the kernel's free ones less those reserved by
+# others (free_hugepages counts reserved pages as free), or, on a hugetlbfs
+# with a size= limit, as that mount's free pages; when fewer are to be had
+# than the pool needs, the run goes on with a smaller pool and says so.
 # What a run set up is written to $L1_RUN_STATE/state as it goes, so stop
 # knows (and a failed run can be stopped too).
 #
 # Environment (all optional):
 #   L1ARENA_PATH      the pool (default /dev/hugepages/l1arena)
+#   L1_RUN_HUGETLBFS  the directory step 1 mounts hugetlbfs at (making it if
+#                     need be) when the pool is to go there (default
+#                     /dev/hugepages; tests use a private one)
 #   L1_RUN_MOUNT      the view's mount point (default /run/l1arena/view)
 #   L1_RUN_STATE      where the state file goes (default /run/l1arena)
 #   L1_RUN_SIZE       pool size: 512M, 2G (default 1G, less on a small machine)
@@ -27,18 +35,18 @@
 # Without root: says which step needs root and goes on with a pool in
 # /dev/shm (no huge pages) and, where FUSE lets a user mount, the view.
 # Exit status: the workload's (0: every byte read back was right), or 1 when
-# a step could not be done.
+# a step could not be done, or 130 when interrupted (Ctrl-C, SIGTERM).
 set -u
 BUILD=${BUILD:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
+. "$ROOT/tools/hugepages.sh"
 case $BUILD in /*) BIN=$BUILD/bin ;; *) BIN=$ROOT/$BUILD/bin ;; esac
 L1CTL=$BIN/l1ctl
 L1FS=$BIN/l1fs
 KVDEMO=$BIN/kvdemo
 UID_NOW=$(id -u)
 KNOB=/proc/sys/vm/nr_hugepages
-FREE_KNOB=/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages
 if [ "$UID_NOW" -eq 0 ]; then
 	STATE=${L1_RUN_STATE:-/run/l1arena}
 	MNT=${L1_RUN_MOUNT:-$STATE/view}
@@ -53,8 +61,10 @@ warn() { echo "run: $*" >&2; }
 
 # ---- state: what this and earlier runs set up ----------------------------
 
-# Keys: pool pool_created mount view_mounted hugetlbfs_mounted pages_added
-pool="" pool_created=0 mount="" view_mounted=0 hugetlbfs_mounted="" pages_added=0
+# Keys: pool pool_created mount view_mounted hugetlbfs_mounted hugetlbfs_dir_made
+# pages_added
+pool="" pool_created=0 mount="" view_mounted=0 hugetlbfs_mounted="" hugetlbfs_dir_made=0
+pages_added=0
 
 load_state() {
 	[ -f "$STATE/state" ] || return 1
@@ -70,12 +80,28 @@ pool_created=$pool_created
 mount='$mount'
 view_mounted=$view_mounted
 hugetlbfs_mounted='$hugetlbfs_mounted'
+hugetlbfs_dir_made=$hugetlbfs_dir_made
 pages_added=$pages_added
 EOF
 	mv "$STATE/state.tmp" "$STATE/state"
 }
 
 is_hugetlbfs() { [ "$(stat -f -c %T "$1" 2>/dev/null)" = hugetlbfs ]; }
+
+# Huge pages a pool in directory $1 can take now: on a hugetlbfs with a
+# size= limit, its free pages; else the kernel's free pages less those
+# reserved (by mappings, by min_size= mounts of other programs).
+avail_pages() {
+	if is_hugetlbfs "$1"; then
+		# shellcheck disable=SC2046
+		set -- $(stat -f -c '%b %f' "$1")
+		if [ "$1" -gt 0 ]; then
+			echo "$2"
+			return
+		fi
+	fi
+	hp_avail
+}
 
 # MiB from 512M, 2G, 1T or a byte count; empty on anything else.
 to_mib() {
@@ -128,18 +154,23 @@ release_hugetlbfs() {
 		say "left hugetlbfs mounted at $hugetlbfs_mounted: it holds other files"
 		return 0
 	fi
-	umount "$hugetlbfs_mounted" && say "unmounted hugetlbfs at $hugetlbfs_mounted"
+	umount "$hugetlbfs_mounted" || return 1
+	say "unmounted hugetlbfs at $hugetlbfs_mounted"
+	if [ "$hugetlbfs_dir_made" = 1 ] && rmdir "$hugetlbfs_mounted" 2>/dev/null; then
+		say "removed $hugetlbfs_mounted (a run made it)"
+	fi
 }
 
 give_back_pages() {
 	[ "$pages_added" -gt 0 ] 2>/dev/null || return 0
-	cur=$(cat "$KNOB")
-	want=$((cur - pages_added))
-	[ "$want" -lt 0 ] && want=0
-	if echo "$want" >"$KNOB" 2>/dev/null; then
-		say "gave back $pages_added huge pages (nr_hugepages $cur -> $(cat "$KNOB"))"
+	back=$((-$(hp_change "-$pages_added")))
+	if [ "$back" -eq "$pages_added" ]; then
+		say "gave back $pages_added huge pages (nr_hugepages now $(cat "$KNOB"))"
+		pages_added=0
 	else
-		warn "cannot lower $KNOB to $want: run as root: echo $want > $KNOB"
+		pages_added=$((pages_added - back))
+		save_state
+		warn "gave back $back of the $pages_added huge pages a run added (the rest are in use, or this is not root); run stop again later"
 		return 1
 	fi
 }
@@ -196,14 +227,19 @@ choose_size() {
 	fi
 	# the whole pool on 2 MiB pages, plus its metadata (about 0.6%)
 	PAGES=$(((SIZE_MIB * 101 / 100 + 1) / 2 + 4))
+	WANT_MIB=$SIZE_MIB
 }
+
+# The largest pool (MiB, a multiple of 64) that fits on $1 huge pages of
+# 2 MiB with its metadata: the inverse of PAGES in choose_size.
+mib_on_pages() { echo $((($1 - 4) * 2 * 100 / 101 / 64 * 64)); }
 
 # Step 1: huge pages and the hugetlbfs mount.  Sets ALLOW_SHM and may move
 # the pool to /dev/shm when it cannot be done.
 setup_hugepages() {
 	ALLOW_SHM=""
 	dir=$(dirname "$POOL")
-	if ! is_hugetlbfs "$dir" && [ "$dir" != /dev/hugepages ]; then
+	if ! is_hugetlbfs "$dir" && [ "$dir" != "${L1_RUN_HUGETLBFS:-/dev/hugepages}" ]; then
 		say "step 1: $dir is not a hugetlbfs: the pool goes there without huge pages"
 		ALLOW_SHM=--allow-shm
 		return 0
@@ -213,7 +249,7 @@ setup_hugepages() {
 		return 0
 	fi
 	if [ "$UID_NOW" -ne 0 ]; then
-		free=$(cat "$FREE_KNOB" 2>/dev/null || echo 0)
+		free=$(avail_pages "$dir")
 		if is_hugetlbfs "$dir" && [ -w "$dir" ] && [ "$free" -ge "$PAGES" ]; then
 			say "step 1: $free huge pages free and $dir writable: no root needed"
 			return 0
@@ -225,25 +261,41 @@ setup_hugepages() {
 		ALLOW_SHM=--allow-shm
 		return 0
 	fi
-	before=$(cat "$KNOB")
-	was=""
+	was="" made=0
 	is_hugetlbfs "$dir" && was=1
+	[ -d "$dir" ] || made=1
 	out=$("$L1CTL" setup --hugepages "$PAGES" --mount "$dir" 2>&1)
 	st=$?
-	after=$(cat "$KNOB")
-	pages_added=$((pages_added + after - before))
-	[ -z "$was" ] && is_hugetlbfs "$dir" && hugetlbfs_mounted=$dir
+	# what l1ctl setup raised it by, as it says (it changes the count by
+	# the difference, under the lock of tools/hugepages.sh)
+	added=$(printf '%s\n' "$out" | sed -n 's/.*[(:,] added \([0-9][0-9]*\).*/\1/p' | head -n 1)
+	pages_added=$((pages_added + ${added:-0}))
+	if [ -z "$was" ] && is_hugetlbfs "$dir"; then
+		hugetlbfs_mounted=$dir
+		[ "$made" = 1 ] && hugetlbfs_dir_made=1
+	fi
 	save_state
 	if [ $st -eq 0 ]; then
 		say "step 1: $out"
+		[ "${added:-0}" -gt 0 ] && say "step 1: added $added huge pages (stop gives them back)"
 		return 0
 	fi
-	# memory too fragmented for all of them: a smaller pool on what we got
-	free=$(cat "$FREE_KNOB" 2>/dev/null || echo 0)
-	warn "step 1: $out"
+	# fewer pages than the pool needs (memory too fragmented, most of them
+	# reserved by other programs, a mount's size= limit): a smaller pool on
+	# the pages there are
+	free=$(avail_pages "$dir")
+	warn "step 1: ${out#l1ctl: }"
+	if ! is_hugetlbfs "$dir" && [ "$free" -ge 132 ] &&
+		out=$("$L1CTL" setup --hugepages "$free" --mount "$dir" 2>&1); then
+		# setup stopped short of the mount: mount it for the pages there are
+		hugetlbfs_mounted=$dir
+		[ "$made" = 1 ] && hugetlbfs_dir_made=1
+		save_state
+		free=$(avail_pages "$dir")
+	fi
 	if is_hugetlbfs "$dir" && [ "$free" -ge 132 ]; then
-		SIZE_MIB=$(((free - 4) * 2 * 100 / 101 / 64 * 64))
-		warn "step 1: going on with a ${SIZE_MIB} MiB pool on the $free huge pages free"
+		SIZE_MIB=$(mib_on_pages "$free")
+		warn "step 1: going on with a smaller pool: ${SIZE_MIB} MiB on the $free huge pages free (of the $PAGES a ${WANT_MIB} MiB pool needs)"
 		return 0
 	fi
 	warn "step 1: going on without huge pages: the pool goes to /dev/shm"
@@ -275,11 +327,19 @@ remove_for_force() {
 	save_state
 }
 
-# Step 2: the pool.
-setup_pool() {
+# l1ctl create of a lazy pool of SIZE_MIB growing in steps of a quarter GiB
+# (half the pool, below 512 MiB); its output in out.
+create_pool() {
 	grow=256
 	[ "$SIZE_MIB" -lt 512 ] && grow=$((SIZE_MIB / 2 / 64 * 64))
 	[ "$grow" -lt 64 ] && grow=64
+	# shellcheck disable=SC2086
+	out=$("$L1CTL" create --path "$POOL" --size "${SIZE_MIB}M" --lazy \
+		--init-size "${grow}M" --grow-step "${grow}M" $ALLOW_SHM 2>&1)
+}
+
+# Step 2: the pool.
+setup_pool() {
 	if [ -e "$POOL" ]; then
 		if ! why=$("$L1CTL" info --path "$POOL" 2>&1 >/dev/null); then
 			warn "step 2: the pool at $POOL cannot be used: ${why#l1ctl: }"
@@ -291,11 +351,18 @@ setup_pool() {
 		save_state
 		return 0
 	fi
-	# shellcheck disable=SC2086
-	if ! out=$("$L1CTL" create --path "$POOL" --size "${SIZE_MIB}M" --lazy \
-		--init-size "${grow}M" --grow-step "${grow}M" $ALLOW_SHM 2>&1); then
-		warn "step 2: $out"
-		return 1
+	if ! create_pool; then
+		warn "step 2: ${out#l1ctl: }"
+		# another program took huge pages since step 1: once more, smaller
+		case $out in *"huge pages"*) ;; *) return 1 ;; esac
+		free=$(avail_pages "$(dirname "$POOL")")
+		[ "$free" -ge 132 ] || return 1
+		SIZE_MIB=$(mib_on_pages "$free")
+		warn "step 2: going on with a smaller pool: ${SIZE_MIB} MiB on the $free huge pages free now"
+		if ! create_pool; then
+			warn "step 2: ${out#l1ctl: }"
+			return 1
+		fi
 	fi
 	say "step 2: $out" | head -n 1
 	# with --allow-shm, create may have put the pool elsewhere (it says where):
@@ -360,6 +427,15 @@ show_results() {
 	fi
 }
 
+# Ctrl-C or SIGTERM: never a pass.  During the workload the shell runs this
+# once kvdemo, which stops its workers in order, has exited.
+interrupted() {
+	trap '' INT TERM
+	echo
+	warn "interrupted by SIG$1${STEP:+ during $STEP}: the run did not finish; exit status 130"
+	exit 130
+}
+
 on_exit() {
 	st=$?
 	trap - EXIT INT TERM
@@ -370,8 +446,13 @@ on_exit() {
 	elif [ -f "$STATE/state" ]; then
 		if [ "$view_mounted" = 1 ]; then
 			say "the view stays mounted at $mount (pool $pool); stop it and give everything back with: sh tools/run-main.sh stop"
-		else
+		elif [ -n "$pool" ]; then
 			say "the pool $pool stays; remove it and give everything back with: sh tools/run-main.sh stop"
+		else
+			what=""
+			[ "$pages_added" -gt 0 ] && what="the $pages_added huge pages step 1 added"
+			[ -n "$hugetlbfs_mounted" ] && what="${what:+$what, }the hugetlbfs at $hugetlbfs_mounted"
+			say "no pool was made; still set up: ${what:-what step 1 did}; give it back with: sh tools/run-main.sh stop"
 		fi
 	fi
 	exit $st
@@ -387,14 +468,25 @@ start() {
 	SECS=${L1_RUN_SECONDS:-20}
 	[ "${L1_RUN_SHORT:-0}" = 1 ] && [ -z "${L1_RUN_SECONDS:-}" ] && SECS=5
 	trap on_exit EXIT
-	trap 'exit 130' INT TERM
+	trap 'interrupted INT' INT
+	trap 'interrupted TERM' TERM
 	remove_for_force || exit 1
+	STEP="step 1 (huge pages)"
 	setup_hugepages
+	STEP="step 2 (the pool)"
 	setup_pool || exit 1
+	STEP="step 3 (the view)"
 	setup_view
+	STEP="step 4 (the workload)"
 	say "step 4: the KV-cache workload for $SECS s"
 	"$KVDEMO" --arena "$POOL" ${VIEW:+--view "$VIEW"} --seconds "$SECS"
 	rc=$?
+	if [ $rc -ge 128 ]; then
+		# kvdemo stopped by a signal it got (not through this shell's trap)
+		warn "interrupted: kvdemo stopped early (exit status $rc); the run did not finish"
+		exit 130
+	fi
+	STEP=""
 	show_results
 	echo
 	if [ $rc -eq 0 ]; then

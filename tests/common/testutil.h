@@ -1,8 +1,11 @@
 /*
  * testutil.h - helpers shared by the Check suites: where to put pool files
- * (the hugetlbfs mount tests/run.sh made, in $L1_TEST_DIR; else a private
- * directory under /dev/shm with the shm fallback allowed), a config with
- * test-sized defaults, and process helpers for the multi-process tests.
+ * (a directory of this program's own in the hugetlbfs mount tests/run.sh
+ * made, $L1_TEST_DIR; else in a private directory under /dev/shm with the
+ * shm fallback allowed), a config with test-sized defaults, process helpers
+ * for the multi-process tests, and the suite runner (pools a failed test
+ * left are removed before the next test takes pages; a line of progress
+ * every 10 s).
  */
 #ifndef L1_TESTUTIL_H
 #define L1_TESTUTIL_H
@@ -29,13 +32,19 @@ struct l1_arena *l1t_create(const char *name, uint64_t size);
 void l1t_destroy(struct l1_arena *a);
 /* A layout of one tensor of n bytes (uint8). */
 void l1t_layout_bytes(struct l1_layout *l, uint64_t n);
+/* The state letter of pid in /proc/PID/stat ('R', 'S', 'Z', ...) and, if
+ * ppid is not NULL, its parent; 0 (and *ppid 0) when there is no such
+ * process. */
+char l1t_proc_stat(pid_t pid, pid_t *ppid);
 /* Waits for a child; returns its exit status, or 128+signal. */
 int l1t_wait(pid_t pid);
 /* Fills / checks a pattern derived from seed. */
 void l1t_fill(void *p, uint64_t len, uint64_t seed);
 int l1t_check(const void *p, uint64_t len, uint64_t seed);
 int l1t_is_zero(const void *p, uint64_t len);
-/* Runs a suite (fork mode, the Check default) and gives main's exit code. */
+/* Runs a suite (fork mode, the Check default) and gives main's exit code.
+ * Sets L1_TEST_DIR to a fresh directory for this program's pools, removed
+ * at the end with whatever is left in it. */
 int l1t_run_suite(Suite *s);
 /* memcheck that must be clean; fails the test with the report otherwise. */
 void l1t_memcheck_clean(struct l1_arena *a);

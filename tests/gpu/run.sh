@@ -79,7 +79,14 @@ fi
 if [ $mock -eq 1 ]; then pages_def=$((128 + bench * 640)); elif [ $bench -eq 1 ]; then pages_def=8704
 else pages_def=1536; fi
 pages=${L1_GPU_HUGEPAGES:-$pages_def}
-orig_pages=""; mnt=""; shmdir=""; dir=""; shm_flag=""
+added=""; mnt=""; shmdir=""; dir=""; shm_flag=""
+
+# by difference: other programs may change nr_hugepages meanwhile
+. "$ROOT/tools/hugepages.sh"
+give_back() {
+	[ -n "$added" ] && hp_change "-$added" >/dev/null
+	added=""
+}
 
 cleanup() {
 	if [ -n "$mnt" ]; then
@@ -87,27 +94,27 @@ cleanup() {
 		umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
 		rmdir "$mnt" 2>/dev/null
 	fi
-	[ -n "$orig_pages" ] && echo "$orig_pages" >/proc/sys/vm/nr_hugepages 2>/dev/null
+	give_back
 	[ -n "$shmdir" ] && rm -rf "$shmdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
-	orig_pages=$(cat /proc/sys/vm/nr_hugepages)
-	free0=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-	echo $((orig_pages + pages)) >/proc/sys/vm/nr_hugepages 2>/dev/null
-	free1=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-	got=$(( ${free1:-0} - ${free0:-0} ))
+	added=$(hp_change "$pages")
+	got=$(hp_avail)             # free and not reserved by another program
+	[ "$got" -gt "$pages" ] && got=$pages
 	mnt=$(mktemp -d /tmp/l1gpu-hugetlbfs.XXXXXX)
+	# min_size= holds them for this run, size= keeps it to them
 	if [ "$got" -ge $((pages * 9 / 10)) ] &&
-		mount -t hugetlbfs -o pagesize=2M,mode=1777 none "$mnt" 2>/dev/null; then
+		mount -t hugetlbfs -o "pagesize=2M,mode=1777,size=$((got * 2))M,min_size=$((got * 2))M" \
+			none "$mnt" 2>/dev/null; then
 		dir=$mnt
 		say "hugetlbfs at $mnt, $got of $pages huge pages reserved"
 	else
 		say "could reserve only $got of $pages huge pages (or mount failed); pools go to /dev/shm"
 		rmdir "$mnt"; mnt=""
-		echo "$orig_pages" >/proc/sys/vm/nr_hugepages 2>/dev/null; orig_pages=""
+		give_back
 	fi
 else
 	say "not root or no /proc/sys/vm/nr_hugepages; pools go to /dev/shm"

@@ -39,6 +39,18 @@ def _sanitizer(lib):
     return None
 
 
+def _libstdcxx():
+    """The path of libstdc++.so.6 as the dynamic linker resolves it."""
+    try:
+        out = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"libstdc\+\+\.so\.6 \(libc6,x86-64\) => (\S+)", out) or \
+        re.search(r"libstdc\+\+\.so\.6 .*=> (\S+)", out)
+    return m.group(1) if m else None
+
+
 # `make check SANITIZE=address|thread` hands us a sanitized libl1arena.so
 # (L1ARENA_LIB under build/asan or build/tsan).  Its runtime must come first
 # in the process, so pytest is started again with it preloaded; the tests
@@ -55,8 +67,20 @@ if _lib and os.path.exists(_lib):
             if os.environ.get("L1_PYTEST_REEXEC"):
                 raise RuntimeError("cannot preload %s for %s" % (_san[1], _lib))
             _REEXEC = dict(os.environ, L1_PYTEST_REEXEC="1")
-            _REEXEC["LD_PRELOAD"] = (_san[1] + " " + os.environ.get(
-                "LD_PRELOAD", "")).strip()
+            _pre = [_san[1]]
+            if SANITIZER == "asan":
+                # libstdc++ too, right after the runtime: else ASan's
+                # __cxa_throw interceptor finds no real one and a C++
+                # extension (torch) that throws aborts the interpreter
+                _cxx = _libstdcxx()
+                if _cxx:
+                    _pre.append(_cxx)
+                else:
+                    print("tests/python: libstdc++.so.6 not found to preload with "
+                          "ASan: C++ extensions that throw (torch) may abort",
+                          flush=True)
+            _REEXEC["LD_PRELOAD"] = " ".join(_pre + [os.environ.get(
+                "LD_PRELOAD", "")]).strip()
             if SANITIZER == "asan":
                 _REEXEC["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "")
                                            + ":detect_leaks=0").lstrip(":")

@@ -1,6 +1,7 @@
 #!/bin/sh
 # test_fuse.sh - the l1fs view as an administrator sees it from a shell:
-# `ls -l`, `stat`, `cat`, `getfattr -d`, `rm`, `df`, `promtool check metrics`,
+# `ls -l`, `stat`, `cat`, `getfattr -d`, `rm`, `df`, metrics_lint.py (and
+# `promtool check metrics` where it is installed),
 # and a user without permission (nobody, through setpriv) refused by the
 # objects' modes; options given loosely (an empty or second pool path,
 # read_ahead_kb=-1, max_threads=0) refused.  Objects are made by another process (check_fuse --helper),
@@ -132,10 +133,11 @@ D=$($H put "$pool" later 4096 4 644)
 check "stats is fresh on the next read" grep -q "^objects  *0 allocated, 4 published" "$mnt/stats"
 cat "$mnt/metrics" >"$tmp/metrics"
 check "metrics: l1arena_ prefix everywhere" sh -c "! grep -v -e '^# HELP l1arena_' -e '^# TYPE l1arena_' -e '^l1arena_' '$tmp/metrics'"
+# promtool's parser and lint rules, without a Prometheus server installed
+check "metrics pass metrics_lint.py (promtool check metrics' rules)" \
+	"$(command -v /usr/bin/python3 || echo python3)" "$(dirname "$0")/metrics_lint.py" "$tmp/metrics"
 if command -v promtool >/dev/null; then
 	check "promtool check metrics" sh -c "promtool check metrics <'$tmp/metrics'"
-else
-	say "SKIP promtool check metrics: promtool missing (Debian package prometheus)"
 fi
 check "clients lists the view itself" grep -q "^PID" "$mnt/clients"
 check "df shows the pool as the source" sh -c "df '$mnt' | grep -q '^l1arena:$pool '"

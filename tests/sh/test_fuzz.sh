@@ -20,15 +20,39 @@ if ! command -v "${FUZZ_CC:-clang-14}" >/dev/null 2>&1; then
 	echo "fuzz: ${FUZZ_CC:-clang-14} is not installed: run tools/install-deps.sh (as root)"
 	exit 1
 fi
-make -s fuzz >/dev/null || { echo "fuzz: build failed (make fuzz)"; exit 1; }
 work=$(mktemp -d /tmp/l1fuzz.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+bg=""
+trap '[ -n "$bg" ] && kill $bg 2>/dev/null; rm -rf "$work"' EXIT
+
+# waits for the background job bg, printing a line every 10 s of the test
+# (what $1 prints) while it runs, so the test is never silent for long
+t=0
+tick() {
+	while kill -0 "$bg" 2>/dev/null; do
+		sleep 1
+		t=$((t + 1))
+		[ $((t % 10)) -eq 0 ] && echo "fuzz: $t s: $($1)"
+	done
+	wait "$bg"
+	st=$?
+	bg=""
+	return $st
+}
+
+echo "fuzz: building the target (make fuzz)"
+make -s fuzz >/dev/null &
+bg=$!
+tick "echo building the target" || { echo "fuzz: build failed (make fuzz)"; exit 1; }
 mkdir "$work/corpus" "$work/seeds"
 L1_FUZZ_MAKE_CORPUS="$work/seeds" build/fuzz/fuzz_pool >"$work/gen.log" 2>&1 || {
 	cat "$work/gen.log"; echo "fuzz: generating the seed pools failed"; exit 1; }
 build/fuzz/fuzz_pool -max_total_time="$secs" -max_len=65536 -timeout=30 \
 	-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/" \
-	"$work/corpus" "$work/seeds" tests/fuzz/corpus >"$work/log" 2>&1
+	"$work/corpus" "$work/seeds" tests/fuzz/corpus >"$work/log" 2>&1 &
+bg=$!
+# libFuzzer's latest count of inputs and coverage
+fuzz_now() { grep -E '^#[0-9]+' "$work/log" | tail -n 1 | awk '{print "fuzzing for '"$secs"' s:", $1, $3, $4}'; }
+tick fuzz_now
 rc=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
 cov=$(sed -n 's/^.*DONE *cov: \([0-9]*\).*/\1/p' "$work/log" | tail -1)

@@ -233,6 +233,8 @@ fi
 chmod 0444 "$prom"
 expect 0 "wrote " "metrics --textfile replaces a read-only file (rename)" -- \
 	"$L1CTL" metrics --path "$pool" --textfile "$tmp/textfile"
+expect 0 "" "metrics_lint.py (promtool's rules) on the textfile" -- \
+	/usr/bin/python3 "$(dirname "$0")/metrics_lint.py" "$prom"
 if command -v promtool >/dev/null 2>&1; then
 	expect 0 "" "promtool check metrics on the textfile" -- sh -c 'promtool check metrics <"$0"' "$prom"
 fi
@@ -429,7 +431,8 @@ else
 	expect 2 "takes no option --read-only" "rm takes no --read-only" -- \
 		as_nobody "$L1CTL" rm --read-only --path "$grp" "$gid"
 	"$L1CTL" destroy --force --path "$grp" >/dev/null
-	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
+	# one more than are free and not reserved: setup must raise nr_hugepages
+	free=$(. "$(dirname "$0")/../../tools/hugepages.sh"; hp_avail)
 	expect 1 "needs root|run as root" "setup as nobody says it needs root" -- \
 		as_nobody "$L1CTL" setup --hugepages $((free + 1)) --mount "$tmp/hp"
 fi
@@ -488,6 +491,17 @@ if [ "${L1_TEST_HUGETLBFS:-0}" = 1 ]; then
 	# one free page on the mount tests/run.sh made: nothing to change
 	expect 0 "hugetlbfs mounted at $dir" "setup on an existing mount" -- \
 		"$L1CTL" setup --hugepages 1 --mount "$dir"
+	# that mount is limited (size=): more pages than it has left are refused
+	# with the real numbers (more pages in the kernel would not help)
+	set -- $(stat -f -c '%b %f' "$dir")
+	expect 1 "limited to $1 huge pages and has [0-9]+ free, fewer than the $(($2 + 1)) asked for" \
+		"setup on a limited mount, asking for more than it has" -- \
+		"$L1CTL" setup --hugepages $(($2 + 1)) --mount "$dir"
+	# an eager pool larger than the mount's free pages: the numbers, not "N"
+	expect 1 "not enough free huge pages: [0-9]+ needed, [0-9]+ free; run .l1ctl setup --hugepages [0-9]+." \
+		"create beyond the free huge pages names the pages needed and free" -- \
+		"$L1CTL" create --path "$dir/toobig-$$" --size $((($2 + 8) * 2))M
+	test -e "$dir/toobig-$$" && { say "FAIL a failed create left $dir/toobig-$$"; rm -f "$dir/toobig-$$"; fail=1; }
 fi
 
 # ---- destroy ---------------------------------------------------------------------

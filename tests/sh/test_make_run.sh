@@ -3,23 +3,33 @@
 # short, self-cleaning mode (L1_RUN_SHORT=1 L1_RUN_CLEANUP=1): it must pass
 # (every byte the readers checked was right, the evictor kept the pool
 # running full) and leave nothing behind: no view mounted, no pool file, no
-# state file, nr_hugepages and the hugetlbfs mounts as they were.
+# state file, the hugetlbfs mounts as they were, and every huge page it
+# added given back.
 #   1. on private paths: the pool in L1_TEST_DIR (tests/run.sh's hugetlbfs,
 #      else /dev/shm), the view and state under a temporary directory;
 #   2. as root, when nothing is at the defaults: with the defaults make run
 #      uses (/dev/hugepages/l1arena, /run/l1arena/view), so the setup step
 #      really reserves huge pages and mounts /dev/hugepages, and gives back;
 #   3. as root, as the user nobody (when nobody may run the build): the run
-#      says which step needs root, goes on without huge pages, and passes.
+#      says which step needs root, goes on without huge pages, and passes;
+#   4. as root with hugetlbfs: most of the huge pages of a mount taken by
+#      someone else: the run goes on with a smaller pool and says so;
+#   5. as root, step 1 for real on a private directory that does not exist
+#      yet (L1_RUN_HUGETLBFS): it adds huge pages, makes the directory,
+#      mounts hugetlbfs there, and stop gives all of it back and removes it;
+#   6. Ctrl-C (SIGINT to the process group) during the workload: the run
+#      says it was interrupted, exits 130 (not 0), and still cleans up.
+# Huge pages are checked by difference (what a run added, it gave back),
+# since other programs change nr_hugepages meanwhile.
 # Exit status: 0 if every check passed.
 set -u
 BUILD=${BUILD:-build}
 export BUILD
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
+. "$ROOT/tools/hugepages.sh"
 RUN="sh tools/run-main.sh"
 dir=${L1_TEST_DIR:-${L1_TEST_SHM_DIR:-/dev/shm/l1test-$(id -u)}}
-KNOB=/proc/sys/vm/nr_hugepages
 tmp=$(mktemp -d /tmp/l1run-test.XXXXXX)
 chmod 755 "$tmp"
 fail=0
@@ -31,7 +41,19 @@ check() { # description, command...
 	if "$@"; then say "ok   $d"; else say "FAIL $d"; fail=1; fi
 }
 
+other=""
+other_added=0
+release_other() {
+	[ -n "$other" ] || return 0
+	rm -f "$other/someone-else"
+	umount "$other" 2>/dev/null
+	rmdir "$other" 2>/dev/null
+	[ "$other_added" -gt 0 ] && hp_change "-$other_added" >/dev/null
+	other_added=0
+	other=""
+}
 cleanup() {
+	release_other
 	# only what a failed run could have left on the private paths
 	for s in "$tmp/state" "$tmp/nobody/state"; do
 		[ -f "$s/state" ] && L1_RUN_STATE=$s $RUN stop >/dev/null 2>&1
@@ -55,7 +77,6 @@ is_mnt() { awk -v m="$1" '$2 == m {f = 1} END {exit !f}' /proc/mounts; }
 run_case() {
 	name=$1 want_view=$2 vdir=$3 prefix=$4
 	shift 4
-	pages0=$(cat $KNOB)
 	hp0=0
 	is_mnt /dev/hugepages && hp0=1
 	$prefix env "$@" L1_RUN_SHORT=1 L1_RUN_CLEANUP=1 L1_RUN_SECONDS=3 $RUN >"$tmp/out" 2>&1
@@ -86,7 +107,11 @@ run_case() {
 	hp1=0
 	is_mnt /dev/hugepages && hp1=1
 	check "$name: /dev/hugepages mounted as before ($hp0)" test $hp0 -eq $hp1
-	check "$name: nr_hugepages restored ($pages0)" test "$(cat $KNOB)" -eq "$pages0"
+	# by what it added, not to an absolute count: other programs (the
+	# competing process of tests/run.sh among them) change it meanwhile
+	added=$(sed -n 's/^run: step 1: added \([0-9]*\) huge pages.*/\1/p' "$tmp/out")
+	back=$(sed -n 's/^run: gave back \([0-9]*\) huge pages.*/\1/p' "$tmp/out")
+	check "$name: gave back the huge pages it added (${added:-0})" test "${back:-0}" -eq "${added:-0}"
 }
 
 # 1. private paths
@@ -95,6 +120,7 @@ if [ "${L1_TEST_HUGETLBFS:-0}" = 1 ]; then
 else
 	pool=/dev/shm/l1run-$$
 fi
+pool0=$pool
 view=0
 [ -x "$BUILD/bin/l1fs" ] && [ -w /dev/fuse ] && view=1
 run_case "private paths" $view "$tmp/view" "" L1ARENA_PATH="$pool" \
@@ -147,6 +173,76 @@ else
 	else
 		check "as nobody: huge pages were there already" grep -q "no root needed" "$tmp/out"
 	fi
+fi
+
+# 4. most huge pages taken by someone else: a mount of 300 pages (added by
+# difference and reserved for it with min_size=), 110 of them held by
+# another file; a 512 MiB pool needs 262
+if [ "$(id -u)" -ne 0 ] || [ "${L1_TEST_HUGETLBFS:-0}" != 1 ]; then
+	say "skip the smaller pool: it needs root and hugetlbfs (tests/run.sh as root)"
+else
+	other=$(mktemp -d /tmp/l1run-other.XXXXXX)
+	set -- $(hp_locked hp_take_now 300 "$other")
+	other_added=$1
+	if [ "$2" -eq 300 ] && fallocate -l 220M "$other/someone-else"; then
+		run_case "smaller pool" $view "$tmp/view" "" L1ARENA_PATH="$other/l1run-$$" \
+			L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state"
+		check "smaller pool: the run says it goes on with a smaller pool" \
+			grep -q "^run: step 1: going on with a smaller pool: 320 MiB on the 190 huge pages free" "$tmp/out"
+		check "smaller pool: it was made that size" \
+			grep -Eq "^run: step 2: created .*: 320(\.0)? MiB lazy pool on hugetlbfs" "$tmp/out"
+		check "smaller pool: the other file is untouched" test -e "$other/someone-else"
+	else
+		say "FAIL smaller pool: could not set up a hugetlbfs of 300 pages with 110 taken"
+		fail=1
+	fi
+	release_other
+fi
+
+# 5. step 1 for real, on a private directory
+if [ "$(id -u)" -ne 0 ]; then
+	say "skip step 1 on a private directory: it needs root"
+else
+	hp=$tmp/hp/mnt
+	mkdir "$tmp/hp"
+	run_case "own hugetlbfs" $view "$tmp/view" "" L1_RUN_HUGETLBFS="$hp" L1ARENA_PATH="$hp/l1arena" \
+		L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state"
+	check "own hugetlbfs: step 1 mounted it" grep -q "^run: step 1: .*mounted hugetlbfs at $hp" "$tmp/out"
+	check "own hugetlbfs: stop unmounted it" grep -q "^run: unmounted hugetlbfs at $hp" "$tmp/out"
+	check "own hugetlbfs: stop removed the directory step 1 made" test ! -e "$hp"
+	check "own hugetlbfs: and said so" grep -q "^run: removed $hp (a run made it)" "$tmp/out"
+	awk -v m="$hp" '$2 == m {exit 1}' /proc/mounts || { umount "$hp"; say "FAIL own hugetlbfs: still mounted"; fail=1; }
+fi
+
+# 6. interrupted: as a Ctrl-C does, SIGINT to the run's process group once
+# the workload runs
+if ! command -v setsid >/dev/null; then
+	say "skip the interrupted run: setsid missing (util-linux)"
+else
+	rm -f "$tmp/pgid"
+	(
+		i=0
+		while [ $i -lt 300 ] && ! grep -q "^run: step 4" "$tmp/out" 2>/dev/null; do
+			sleep 0.1; i=$((i + 1))
+		done
+		sleep 2
+		kill -INT -"$(cat "$tmp/pgid")"
+	) &
+	killer=$!
+	rm -f "$tmp/out"
+	pool=$dir/l1run-int-$$
+	setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$tmp/pgid" env L1ARENA_PATH="$pool" \
+		L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state" L1_RUN_SHORT=1 L1_RUN_CLEANUP=1 \
+		L1_RUN_SECONDS=60 $RUN >"$tmp/out" 2>&1
+	rc=$?
+	wait $killer
+	sed 's/^/    /' "$tmp/out" | grep -v '^    \[' | tail -n 12
+	check "interrupted: exit status 130" test $rc -eq 130
+	check "interrupted: it says so" grep -q "^run: interrupted by SIGINT during step 4" "$tmp/out"
+	check "interrupted: kvdemo says it stopped early" grep -q "^kvdemo: INTERRUPTED by Interrupt" "$tmp/out"
+	check "interrupted: no pass claimed" sh -c "! grep -q -e '^run: the workload passed' -e '^kvdemo: OK' '$tmp/out'"
+	check "interrupted: it cleaned up" grep -q "^run: stopped: nothing of make run is left" "$tmp/out"
+	check "interrupted: no pool file at $pool" test ! -e "$pool"
 fi
 
 [ $fail -eq 0 ] && say "test_make_run.sh: all checks passed"

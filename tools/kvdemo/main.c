@@ -5,7 +5,8 @@
  * evictions), stops them after --seconds, then checks the pool (memcheck)
  * and prints a summary.  Exit status: 0 when every byte read was right,
  * every worker finished cleanly and memcheck found nothing; 1 otherwise
- * (the first error is printed as a sentence); 2 for a usage error.
+ * (the first error is printed as a sentence); 2 for a usage error; 128 +
+ * the signal when SIGINT/SIGTERM stopped it early (130 for Ctrl-C).
  *
  * The driver and the workers share only the counters page (kvdemo.h).  On
  * SIGINT/SIGTERM the driver stops the workers in order, as at the end of the
@@ -74,7 +75,7 @@ static const char usage_text[] =
 "  --zipf S         Zipf exponent of the reads over requests, newest hottest (1.5)\n"
 "\n"
 "Exit status: 0 all reads verified, workers clean, memcheck clean; 1 otherwise;\n"
-"2 usage error.\n";
+"2 usage error; 130 (128 + the signal) when Ctrl-C or SIGTERM stopped it early.\n";
 
 static int bad_usage(const char *fmt, const char *arg)
 {
@@ -467,6 +468,13 @@ int main(int argc, char **argv)
 			s->first_error[0] ? s->first_error : "a worker failed",
 			errors > 1 ? " (and more errors after it)" : "");
 		return 1;
+	}
+	if (got_signal) {
+		/* not a pass: the run did not go the time it was asked to */
+		printf("kvdemo: INTERRUPTED by %s after %.1f of %.0f s: the reads done so far "
+		       "matched what their writers wrote\n", strsignal(got_signal), secs,
+		       o.seconds);
+		return 128 + got_signal;
 	}
 	if (atomic_load(&s->ev_objs))
 		printf("kvdemo: OK: every read matched what its writer wrote; the pool ran full "

@@ -80,8 +80,11 @@ static const struct cmd cmds[] = {
 	{ "setup", cmd_setup, B(O_HUGEPAGES) | B(O_HPSIZE) | B(O_MOUNT),
 	  "reserve huge pages and mount hugetlbfs (root)",
 	  "usage: l1ctl setup [--hugepages N] [--page-size 2M|1G] [--mount DIR]\n\n"
-	  "Makes sure N huge pages are free (raising /proc/sys/vm/nr_hugepages, which\n"
-	  "needs root) and that a hugetlbfs of that page size is mounted at DIR.\n"
+	  "Makes sure N huge pages are free (raising /proc/sys/vm/nr_hugepages by what\n"
+	  "is missing, which needs root) and that a hugetlbfs of that page size is\n"
+	  "mounted at DIR.  Free means free and not reserved by another program\n"
+	  "(free_hugepages less resv_hugepages); on a hugetlbfs already mounted with a\n"
+	  "size= limit, the mount's own free pages, and asking for more is an error.\n"
 	  "Nothing is undone later: lower nr_hugepages and umount DIR to give them back.\n\n"
 	  "  --hugepages N     free huge pages wanted (default 512 = 1 GiB of 2 MiB pages)\n"
 	  "  --page-size SIZE  2M (default) or 1G\n"
