@@ -34,12 +34,7 @@ tmp=$(mktemp -d /tmp/l1run-test.XXXXXX)
 chmod 755 "$tmp"
 fail=0
 
-say() { printf '%s\n' "$*"; }
-check() { # description, command...
-	d=$1
-	shift
-	if "$@"; then say "ok   $d"; else say "FAIL $d"; fail=1; fi
-}
+. "$ROOT/tests/sh/testlib.sh"
 
 other=""
 other_added=0
@@ -219,23 +214,11 @@ fi
 if ! command -v setsid >/dev/null; then
 	say "skip the interrupted run: setsid missing (util-linux)"
 else
-	rm -f "$tmp/pgid"
-	(
-		i=0
-		while [ $i -lt 300 ] && ! grep -q "^run: step 4" "$tmp/out" 2>/dev/null; do
-			sleep 0.1; i=$((i + 1))
-		done
-		sleep 2
-		kill -INT -"$(cat "$tmp/pgid")"
-	) &
-	killer=$!
-	rm -f "$tmp/out"
-	pool=$dir/l1run-int-$$
-	setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$tmp/pgid" env L1ARENA_PATH="$pool" \
+	pool=$pool0-int
+	ctrl_c_run "$tmp/out" "^run: step 4" 2 env L1ARENA_PATH="$pool" \
 		L1_RUN_MOUNT="$tmp/view" L1_RUN_STATE="$tmp/state" L1_RUN_SHORT=1 L1_RUN_CLEANUP=1 \
-		L1_RUN_SECONDS=60 $RUN >"$tmp/out" 2>&1
+		L1_RUN_SECONDS=60 $RUN
 	rc=$?
-	wait $killer
 	sed 's/^/    /' "$tmp/out" | grep -v '^    \[' | tail -n 12
 	check "interrupted: exit status 130" test $rc -eq 130
 	check "interrupted: it says so" grep -q "^run: interrupted by SIGINT during step 4" "$tmp/out"

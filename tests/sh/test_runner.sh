@@ -14,12 +14,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
 tmp=$(mktemp -d /tmp/l1runner.XXXXXX)
 fail=0
-say() { printf '%s\n' "$*"; }
-check() { # description, command...
-	d=$1
-	shift
-	if "$@"; then say "ok   $d"; else say "FAIL $d"; fail=1; fi
-}
+. "$ROOT/tests/sh/testlib.sh"
 trap 'rm -rf "$tmp"' EXIT
 
 mkdir -p "$tmp/build/tests"
@@ -63,21 +58,10 @@ check "the hugetlbfs mount is gone" gone "$tmp/out"
 if ! command -v setsid >/dev/null; then
 	say "skip the interrupted run: setsid missing (util-linux)"
 else
-	: >"$tmp/out2"
-	(
-		i=0
-		while [ $i -lt 100 ] && ! grep -q "^=== check_slow" "$tmp/out2"; do
-			sleep 0.1; i=$((i + 1))
-		done
-		sleep 1
-		kill -INT -"$(cat "$tmp/pgid")"
-	) &
-	killer=$!
-	setsid sh -c 'echo $$ >"$1"; shift; exec "$@"' sh "$tmp/pgid" env BUILD="$tmp/build" \
+	ctrl_c_run "$tmp/out2" "^=== check_slow" 1 env BUILD="$tmp/build" \
 		L1_TEST_HUGEPAGES=64 L1_TEST_NEIGHBOUR=0 L1_TEST_ONLY="check_good check_slow" \
-		sh tests/run.sh >"$tmp/out2" 2>&1
+		sh tests/run.sh
 	rc=$?
-	wait $killer
 	sed 's/^/    /' "$tmp/out2"
 	check "interrupted: exit status 130" test $rc -eq 130
 	check "interrupted: it says so, and during what" \
