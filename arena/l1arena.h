@@ -295,6 +295,17 @@ struct l1_usage {
 /* Counters are read without the lock; largest_free_bytes takes it. */
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u);
 
+/* Bytes this process zeroed, by who did it: threads that allocated (an
+ * allocation that found no clean run zeroed the dirty bytes it took),
+ * threads that freed (small extents), and the background engine. */
+struct l1_zero_split {
+	uint64_t by_allocate;
+	uint64_t by_free;
+	uint64_t by_engine;
+	uint64_t engine_skipped;        /* queued, then taken by an allocation */
+};
+int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out);
+
 struct l1_range {
 	uint64_t offset;                /* from base */
 	uint64_t len;

@@ -183,6 +183,7 @@ static void handle_free(struct l1_arena *a)
 		close(a->fd);
 	pthread_mutex_destroy(&a->local);
 	free(a->fin);
+	free(a->help);
 	free(a);
 }
 
@@ -301,7 +302,10 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 	a->fin = calloc(L1_FIN_CAP, sizeof *a->fin);
 	if (!a->fin)
 		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
-	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle };
+	if (l1__help_init(a))
+		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
+	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle,
+				   .claim = l1__zero_claim };
 	int r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
 	if (r)
 		return l1__err(r, "cannot start the zeroing engine: %s", strerror(-r));

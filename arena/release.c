@@ -30,6 +30,7 @@
  * so the next gc (in any process) takes them over. */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
 {
+	l1__help_queued(a, q, n);
 	if (!n || (a->zero && l1_zero_submit(a->zero, q, n) == 0))
 		return;
 	for (uint32_t i = 0; i < n; i++) {

@@ -92,6 +92,7 @@ struct l1_zero {
 	/* set before the thread runs (or by it before `started`), then fixed */
 	l1_zero_done_fn done;
 	l1_zero_idle_fn idle;
+	l1_zero_claim_fn claim;
 	void *ctx;
 	uint64_t piece;
 	uint32_t depth;                 /* SQ entries */
@@ -119,6 +120,7 @@ struct l1_zero {
 	uint64_t zeroed_bytes;
 	uint64_t reported_bytes;
 	uint64_t short_reads;
+	uint64_t skipped_bytes;
 	uint64_t busy_ns;
 	uint64_t busy_since;
 	int busy;
@@ -144,6 +146,7 @@ struct l1_zero {
 	uint64_t batch_bytes;
 	uint64_t new_zeroed;            /* counted here, published under lock */
 	uint64_t new_short;
+	uint64_t new_skipped;           /* bytes of jobs claim() refused */
 	uint64_t last_busy_ns;          /* last loop that had work */
 	int idle_pending;               /* idle() asked to be called again */
 	uint32_t workers_now;           /* io-wq bound in force */
@@ -372,12 +375,26 @@ static void intake_locked(struct l1_zero *z)
 	}
 }
 
-/* Skips jobs with nothing left to issue; returns the next one, or NULL. */
+/* Before the first byte of job j: may the engine zero it?  If claim() says
+ * someone else took it, the job is finished without a byte written and is
+ * never passed to done(). */
+static int job_claim(struct l1_zero *z, struct zjob *j)
+{
+	if (j->issued || !z->claim || z->claim(z->ctx, &j->e))
+		return 1;
+	j->issued = j->e.len;
+	j->completed = j->e.len;
+	z->new_skipped += j->e.len;
+	return 0;
+}
+
+/* Skips jobs with nothing left to issue (or taken by someone else);
+ * returns the next one, or NULL. */
 static struct zjob *next_to_issue(struct l1_zero *z)
 {
 	while (z->issue_seq <= z->taken_seq) {
 		struct zjob *j = job_at(z, z->issue_seq);
-		if (j->issued < j->e.len)
+		if (j->issued < j->e.len && job_claim(z, j))
 			return j;
 		z->issue_seq++;
 	}
@@ -404,11 +421,13 @@ static void report(struct l1_zero *z)
 		z->issue_seq = z->head_seq;
 
 	pthread_mutex_lock(&z->lock);
-	z->reported_bytes += bytes;
+	z->reported_bytes += bytes + z->new_skipped;
 	z->zeroed_bytes += z->new_zeroed;
 	z->short_reads += z->new_short;
+	z->skipped_bytes += z->new_skipped;
 	z->new_zeroed = 0;
 	z->new_short = 0;
+	z->new_skipped = 0;
 	if (z->done_seq != z->head_seq - 1) {
 		z->done_seq = z->head_seq - 1;
 		pthread_cond_broadcast(&z->cv);
@@ -519,7 +538,8 @@ static void uring_issue(struct l1_zero *z)
 			if (p->len == z->piece || z->issue_seq == z->taken_seq)
 				break;
 			nj = job_at(z, z->issue_seq + 1);
-			if (!nj->e.len || nj->e.ptr != (char *)j->e.ptr + j->e.len)
+			if (!nj->e.len || nj->e.ptr != (char *)j->e.ptr + j->e.len ||
+			    !job_claim(z, nj))
 				break;
 			z->issue_seq++;         /* j is all issued: go on in nj */
 			j = nj;
@@ -577,7 +597,7 @@ static void uring_step(struct l1_zero *z, int nap)
 
 	uring_set_workers(z);
 	uring_issue(z);
-	if (z->nbatch)
+	if (z->nbatch || z->new_skipped)       /* something to report now */
 		r = io_uring_submit(&z->ring);
 	else if (nap)
 		r = io_uring_submit_and_wait_timeout(&z->ring, &cqe, 1, &ts, NULL);
@@ -709,7 +729,7 @@ static void *engine_main(void *arg)
 			memset_sleep(z, nap);
 		else
 			memset_step(z);
-		if (z->nbatch || z->new_zeroed)
+		if (z->nbatch || z->new_zeroed || z->new_skipped)
 			report(z);
 	}
 	uring_teardown(z);
@@ -758,6 +778,7 @@ int l1_zero_start(const struct l1_zero_opts *o, l1_zero_done_fn done, void *ctx,
 		return -ENOMEM;
 	z->done = done;
 	z->idle = o ? o->idle : NULL;
+	z->claim = o ? o->claim : NULL;
 	z->ctx = ctx;
 	z->zfd = -1;
 	z->head_seq = 1;
@@ -985,6 +1006,7 @@ void l1_zero_get_stats(const struct l1_zero *z, struct l1_zero_stats *s)
 	s->zeroed_bytes = m->zeroed_bytes;
 	s->pending_bytes = m->submitted_bytes - m->reported_bytes;
 	s->short_reads = m->short_reads;
+	s->skipped_bytes = m->skipped_bytes;
 	s->busy_ns = m->busy_ns + (m->busy ? now_ns() - m->busy_since : 0);
 	pthread_mutex_unlock(&m->lock);
 	if (z->have_cpu_clock && clock_gettime(z->cpu_clock, &ts) == 0)

@@ -32,6 +32,11 @@ typedef void (*l1_zero_done_fn)(void *ctx, const struct l1_zero_extent *done,
 /* Called from the engine's thread whenever it has nothing to zero; returns
  * 1 to be called again after a short nap (1 ms), 0 to let it sleep. */
 typedef int (*l1_zero_idle_fn)(void *ctx);
+/* Called from the engine's thread before it writes the first byte of an
+ * extent: 1 = the engine zeroes it now (and nobody else may), 0 = someone
+ * else took it (an allocation zeroed it itself): the engine skips it and
+ * never passes it to done(). */
+typedef int (*l1_zero_claim_fn)(void *ctx, const struct l1_zero_extent *e);
 
 struct l1_zero_opts {
 	int32_t method;                 /* enum l1_zero_method (l1arena.h) */
@@ -40,6 +45,7 @@ struct l1_zero_opts {
 	uint32_t reserved;
 	uint64_t piece_bytes;           /* bytes per read; 0 = default (2 MiB) */
 	l1_zero_idle_fn idle;           /* optional */
+	l1_zero_claim_fn claim;         /* optional */
 };
 
 struct l1_zero_stats {
@@ -49,6 +55,7 @@ struct l1_zero_stats {
 	uint64_t busy_ns;               /* wall time with work in flight */
 	uint64_t short_reads;           /* resubmissions after short reads */
 	uint64_t engine_cpu_ns;         /* CPU time of the engine thread */
+	uint64_t skipped_bytes;         /* claimed by someone else (claim() said 0) */
 };
 
 /* Starts the engine thread.  Env L1ARENA_ZERO=memset|uring overrides

@@ -1,0 +1,339 @@
+/*
+ * zhelp.c - zeroing by the threads that allocate and free, beside the
+ * engine (zero.c), so that no allocation waits behind the engine's queue.
+ *
+ * Help at allocate: when no clean run is long enough, allocate looks for a
+ * dirty-extent entry of this process's engine which, with the free blocks
+ * on either side of it, holds the run it needs; it takes the entry under
+ * the pool lock, keeps its blocks for the new object, hands the rest of
+ * the entry back to the table as new entries (queued to the engine), and
+ * after the lock is dropped clears exactly the dirty bytes of its object
+ * with memset.  A process that dies in between leaves an ALLOCATED object
+ * of a dead owner, which gc zeroes like any other.
+ *
+ * Who zeroes an entry is decided by one word per table entry, private to
+ * this process (a->help[i]: the entry's gen << 2 | state): l1__zero_queue
+ * sets QUEUED before the extent reaches the engine; the engine, before the
+ * first byte, and a helper each move QUEUED -> ENGINE or QUEUED -> HELPED
+ * with a compare-and-swap, so exactly one of them zeroes it; the engine
+ * skips a job whose word is not (its gen, QUEUED) (helped, or an older use
+ * of a reused entry) and never reports it, and the entry's gen (the cookie)
+ * makes a late release of an older use a no-op.  An extent is released
+ * once: by the engine's finished ring or by the helper, never both.
+ *
+ * Zeroing at free: a freed extent no larger than zinline_max is cleared by
+ * the freeing thread with memset under the pool lock and released at once
+ * (one io_uring read costs more than memset of a few pages, and on one CPU
+ * the engine only competes with the application for it); zinline_max is
+ * L1_ZINLINE_SMALL, or L1_ZINLINE_ONECPU while this process may run on one
+ * CPU only (looked at every 100 ms).  L1ARENA_ZINLINE=bytes overrides both.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define HS_QUEUED 1ull
+#define HS_ENGINE 2ull
+#define HS_HELPED 3ull
+#define HS(gen, st) (((uint64_t)(gen) << 2) | (st))
+#define L1_ZINLINE_SMALL (64ull << 10)
+#define L1_ZINLINE_ONECPU (4ull << 20)
+#define L1_ZINLINE_RECHECK_NS 100000000ull
+#define L1_ZBACKLOG_DIV 32               /* of the pool: the engine's backlog ... */
+#define L1_ZBACKLOG_MIN (64ull << 20)    /* ... at least this */
+#define HELP_TRIES 4
+
+static int mine(const struct l1_arena *a, const struct l1_dirty_ent *e)
+{
+	return e->zeroer_pid == a->pid && e->zeroer_start == a->start;
+}
+
+int l1__help_init(struct l1_arena *a)
+{
+	if (!a->dirty || a->help)
+		return 0;
+	a->help = calloc(a->h->max_dirty, sizeof *a->help);
+	return a->help ? 0 : -1;
+}
+
+void l1__help_queued(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
+{
+	for (uint32_t i = 0; a->help && i < n; i++) {
+		uint32_t idx = q[i].slot & ~L1_ZX_TABLE;
+		if ((q[i].slot & L1_ZX_TABLE) && idx < a->h->max_dirty)
+			atomic_store(&a->help[idx], HS(q[i].gen, HS_QUEUED));
+	}
+}
+
+/* Engine thread (l1_zero_claim_fn). */
+int l1__zero_claim(void *ctx, const struct l1_zero_extent *x)
+{
+	struct l1_arena *a = ctx;
+	uint32_t idx = x->slot & ~L1_ZX_TABLE;
+	if (!(x->slot & L1_ZX_TABLE) || !a->help || idx >= a->h->max_dirty)
+		return 1;
+	uint64_t want = HS(x->gen, HS_QUEUED);
+	return atomic_compare_exchange_strong(&a->help[idx], &want, HS(x->gen, HS_ENGINE));
+}
+
+static uint64_t overlap(uint64_t s, uint64_t n, uint64_t b, uint64_t k)
+{
+	uint64_t lo = s > b ? s : b, hi = s + n < b + k ? s + n : b + k;
+	return hi > lo ? hi - lo : 0;
+}
+
+/* The entry (and where in its run) that gives n blocks with the fewest
+ * dirty ones, best fit among equals (fit_first: the smallest run, then the
+ * fewest dirty blocks; its length in *run); -1 if none. */
+static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t *start,
+			 uint64_t *run)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t step = h->grow_step / h->block_size;
+	uint64_t limit = atomic_load(&h->committed) / h->block_size;
+	uint64_t best_dirty = UINT64_MAX, best_run = UINT64_MAX;
+	int64_t best = -1;
+	for (uint64_t i = 0; i < h->max_dirty; i++) {
+		struct l1_dirty_ent *e = &a->dirty[i];
+		uint64_t b, k;
+		if (!e->offset || !mine(a, e) || !l1__extent_ok(a, e->offset, e->size) ||
+		    atomic_load_explicit(&a->help[i], memory_order_relaxed) !=
+			    HS(e->gen, HS_QUEUED))
+			continue;
+		l1__extent_blocks(a, e->offset, e->size, &b, &k);
+		uint64_t s0 = b / step * step, s1 = s0 + step < limit ? s0 + step : limit;
+		uint64_t lo = l1__bm_run_start(a, b, s0), hi = l1__bm_run_end(a, b + k, s1);
+		if (hi - lo < n)
+			continue;
+		uint64_t dl = overlap(lo, n, b, k), dr = overlap(hi - n, n, b, k);
+		uint64_t s = dl <= dr ? lo : hi - n, d = dl <= dr ? dl : dr;
+		int better = fit_first ? hi - lo < best_run || (hi - lo == best_run && d < best_dirty)
+				       : d < best_dirty || (d == best_dirty && hi - lo < best_run);
+		if (better) {
+			best = (int64_t)i;
+			best_dirty = d;
+			best_run = hi - lo;
+			*start = s;
+		}
+	}
+	*run = best_run;
+	return best;
+}
+
+/* Entries the table can still take (the caller's own entry comes back). */
+static int table_room(struct l1_arena *a, uint32_t need)
+{
+	struct l1_hdr *h = a->h;
+	if (a->dirty_limit && atomic_load(&h->dirty_extents) + need > a->dirty_limit + 1)
+		return 0;
+	return h->dirty_top + 1 >= need;
+}
+
+/* Back to the table (bits set, queued at the end of the allocation). */
+static int help_requeue(struct l1_arena *a, struct l1_help *hp, uint64_t b, uint64_t n)
+{
+	struct l1_zero_extent x;
+	uint64_t bs = a->h->block_size, off = a->h->data_off + b * bs;
+	l1__bm_set(a, b, n);
+	if (l1__dirty_add(a, off, n * bs, a->pid, a->start, &x) < 0)
+		return -1;
+	atomic_store(&a->help[x.slot & ~L1_ZX_TABLE], HS(x.gen, HS_QUEUED));
+	hp->rq[hp->nrq++] = x;
+	return 0;
+}
+
+/* Claims n blocks that take one dirty entry (and free blocks beside it):
+ * the start, or -1.  The entry's dirty part in the run goes to hp->p. */
+static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint64_t max_run)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t s = 0, b, k, run;
+	if (hp->np == L1_HELP_MAX || hp->nrq + 2 > L1_HELP_MAX * 2)
+		return -1;
+	for (int t = 0; t < HELP_TRIES; t++) {
+		int64_t i = help_pick(a, n, max_run != UINT64_MAX, &s, &run);
+		if (i < 0 || run >= max_run)
+			return -1;
+		struct l1_dirty_ent *e = &a->dirty[i];
+		l1__extent_blocks(a, e->offset, e->size, &b, &k);
+		uint32_t rem = (s > b) + (s + n < b + k);
+		if (!table_room(a, rem))
+			return -1;
+		uint64_t want = HS(e->gen, HS_QUEUED);
+		if (!atomic_compare_exchange_strong(&a->help[i], &want, HS(e->gen, HS_HELPED)))
+			continue;       /* the engine started on it just now */
+		l1__dirty_release(a, (uint32_t)i | L1_ZX_TABLE, e->gen);
+		l1__bm_set(a, s, n);
+		if ((s > b && help_requeue(a, hp, b, s - b) < 0) ||
+		    (s + n < b + k && help_requeue(a, hp, s + n, b + k - s - n) < 0))
+			return -1;      /* cannot happen: table_room said so */
+		uint64_t lo = s > b ? s : b, hi = s + n < b + k ? s + n : b + k;
+		hp->p[hp->np++] = (struct l1_help_piece){ h->data_off + lo * h->block_size,
+							  (hi - lo) * h->block_size };
+		return (int64_t)s;
+	}
+	return -1;
+}
+
+/* Undoes a failed batch: runs free again, dirty pieces back to the table
+ * (or zeroed here, under the lock, if the table is full). */
+static void help_undo(struct l1_arena *a, struct l1_help *hp, uint64_t nblk, uint32_t n,
+		      const uint64_t *starts)
+{
+	struct l1_hdr *h = a->h;
+	for (uint32_t i = 0; i < n; i++)
+		l1__bm_clear(a, starts[i], nblk);
+	for (uint32_t i = 0; i < hp->np; i++) {
+		uint64_t b = (hp->p[i].off - h->data_off) / h->block_size;
+		uint64_t k = hp->p[i].len / h->block_size;
+		if (help_requeue(a, hp, b, k) < 0) {
+			memset(a->base + hp->p[i].off, 0, hp->p[i].len);
+			l1__bm_clear(a, b, k);
+		}
+	}
+	hp->np = 0;
+}
+
+int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
+		   struct l1_help *hp)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t step = h->grow_step / h->block_size;
+	uint64_t limit = atomic_load(&h->committed) / h->block_size;
+	hp->np = hp->nrq = 0;
+	if (!a->help || !a->zero)
+		return -ENOMEM;
+	/* the batch in one run, as a clean claim would lay it out */
+	if (count > 1 && nblk * count <= step) {
+		int64_t s = help_one(a, nblk * count, hp, UINT64_MAX);
+		if (s >= 0) {
+			for (uint32_t i = 0; i < count; i++)
+				starts[i] = (uint64_t)s + i * nblk;
+			return 0;
+		}
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		int64_t s = l1__bm_find(a, nblk, 0, limit);
+		if (s >= 0)
+			l1__bm_set(a, (uint64_t)s, nblk);
+		else
+			s = help_one(a, nblk, hp, UINT64_MAX);
+		if (s < 0) {
+			help_undo(a, hp, nblk, i, starts);
+			return -ENOMEM;
+		}
+		starts[i] = (uint64_t)s;
+	}
+	return 0;
+}
+
+/* Before a clean claim of a large batch, while the engine is behind: if a
+ * dirty entry with the free blocks beside it is a tighter fit for the batch
+ * than the best clean run, take it (and zero its bytes) rather than split a
+ * larger run: placement then is what it would be with no zeroing at all,
+ * and the pool does not fragment around extents waiting in the queue.
+ * 0 (placed), or -EAGAIN (claim clean as usual). */
+int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
+		    struct l1_help *hp)
+{
+	uint64_t clean_run = UINT64_MAX;
+	hp->np = hp->nrq = 0;
+	if (!a->help || !a->zero || !atomic_load(&a->h->dirty_bytes) ||
+	    !l1__place_large(a, nblk, count))
+		return -EAGAIN;
+	if (l1__place_best(a, nblk * count, &clean_run) >= 0 && clean_run == nblk * count)
+		return -EAGAIN;         /* an exact clean fit */
+	int64_t s = help_one(a, nblk * count, hp, clean_run);
+	if (s < 0)
+		return -EAGAIN;
+	for (uint32_t i = 0; i < count; i++)
+		starts[i] = (uint64_t)s + i * nblk;
+	return 0;
+}
+
+/* Under the lock, after the records are written: counters, the remainders
+ * to the engine. */
+void l1__help_commit(struct l1_arena *a, struct l1_help *hp)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < hp->np; i++)
+		bytes += hp->p[i].len;
+	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+	l1__zero_queue(a, hp->rq, hp->nrq);
+	hp->nrq = 0;
+}
+
+/* After the lock: the allocating thread clears what it took dirty. */
+void l1__help_zero(struct l1_arena *a, struct l1_help *hp)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < hp->np; i++) {
+		memset(a->base + hp->p[i].off, 0, hp->p[i].len);
+		bytes += hp->p[i].len;
+	}
+	atomic_fetch_add_explicit(&a->help_bytes, bytes, memory_order_relaxed);
+	hp->np = 0;
+}
+
+/* ---- zeroing at free ------------------------------------------------------ */
+
+static uint64_t zinline_max(struct l1_arena *a)
+{
+	const char *env;
+	uint64_t now = l1__mono_ns();
+	if (now - a->zinline_checked < L1_ZINLINE_RECHECK_NS && a->zinline_checked)
+		return a->zinline_max;
+	a->zinline_checked = now;
+	if ((env = getenv("L1ARENA_ZINLINE")) && *env)
+		return a->zinline_max = strtoull(env, NULL, 0);
+	cpu_set_t set;
+	int one = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
+	return a->zinline_max = one ? L1_ZINLINE_ONECPU : L1_ZINLINE_SMALL;
+}
+
+/* The engine's backlog beyond which a free zeroes its own extent. */
+static uint64_t backlog_max(struct l1_arena *a)
+{
+	const char *env = getenv("L1ARENA_ZBACKLOG");
+	if (env && *env)
+		return strtoull(env, NULL, 0);
+	uint64_t m = a->h->data_size / L1_ZBACKLOG_DIV;
+	return m > L1_ZBACKLOG_MIN ? m : L1_ZBACKLOG_MIN;
+}
+
+void l1__zero_inline(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq)
+{
+	uint32_t k = 0;
+	uint64_t bytes = 0, max = zinline_max(a), backlog = backlog_max(a);
+	for (uint32_t i = 0; i < *nq; i++) {
+		if ((q[i].slot & L1_ZX_TABLE) &&
+		    (q[i].len <= max || atomic_load(&a->h->dirty_bytes) > backlog) &&
+		    l1__dirty_of(a, q[i].slot, q[i].gen)) {
+			memset(q[i].ptr, 0, q[i].len);
+			bytes += l1__dirty_release(a, q[i].slot, q[i].gen);
+			continue;
+		}
+		q[k++] = q[i];
+	}
+	*nq = k;
+	if (bytes) {
+		l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+		atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
+	}
+}
+
+int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out)
+{
+	struct l1_zero_stats st;
+	if (!a || !out)
+		return l1__err(-EINVAL, "NULL argument");
+	l1_zero_get_stats(a->zero, &st);
+	out->by_allocate = atomic_load(&a->help_bytes);
+	out->by_free = atomic_load(&a->inline_bytes);
+	out->by_engine = st.zeroed_bytes;
+	out->engine_skipped = st.skipped_bytes;
+	return 0;
+}
