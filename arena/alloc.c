@@ -225,6 +225,17 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			l1__unlock(a);
 			break;
 		}
+		if (r == -ENOMEM && !tried_grow &&
+		    atomic_load(&h->committed) < h->data_size) {
+			int g = l1__grow(a, count * size);
+			l1__unlock(a);
+			if (g == 0) {
+				l1__pin_catch_up(a);    /* before the new step is handed out */
+				continue;
+			}
+			tried_grow = 1;
+			continue;
+		}
 		/* no clean run: zero, in this thread, the dirty bytes of the
 		 * run it takes rather than wait for the engine's queue */
 		if (r == -ENOMEM && atomic_load(&h->dirty_bytes) && hp &&
@@ -344,8 +355,8 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 		     uint32_t count)
 {
 	uint32_t local[256], *slots = local;
-	struct l1_zero_extent q[L1_ZQ_MAX];
-	uint32_t nq = 0;
+	struct l1_zero_extent q[L1_ZQ_MAX], iq[L1_ZQ_MAX];
+	uint32_t nq = 0, niq = 0;
 	int r;
 	if (count == 0)
 		return 0;
@@ -371,9 +382,10 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 		}
 	}
 	l1__ctr_add(&a->h->frees, count);
-	l1__zero_inline(a, q, &nq);
+	l1__zero_inline_pick(a, q, &nq, iq, &niq);
 	l1__zero_queue(a, q, nq);
 	l1__unlock(a);
+	l1__zero_inline_finish(a, iq, niq);
 out:
 	if (slots != local)
 		free(slots);
@@ -575,8 +587,8 @@ int l1_hold_key(struct l1_arena *a, const char *key, struct l1_obj *out)
 
 int l1_release(struct l1_arena *a, uint64_t id)
 {
-	uint32_t slot, nq = 0;
-	struct l1_zero_extent q[L1_ZQ_MAX];
+	uint32_t slot, nq = 0, niq = 0;
+	struct l1_zero_extent q[L1_ZQ_MAX], iq[L1_ZQ_MAX];
 	if (!a)
 		return l1__err(-EINVAL, "NULL pool");
 	if (a->client_idx == UINT32_MAX)
@@ -591,10 +603,11 @@ int l1_release(struct l1_arena *a, uint64_t id)
 	struct l1_rec *rec = &a->recs[slot];
 	if (rec->holds == 0 && atomic_load(&rec->state) == L1_STATE_DOOMED)
 		l1__rec_retire(a, slot, q, &nq);
-	l1__zero_inline(a, q, &nq);
+	l1__zero_inline_pick(a, q, &nq, iq, &niq);
 	l1__zero_queue(a, q, nq);
 out:
 	l1__unlock(a);
+	l1__zero_inline_finish(a, iq, niq);
 	return r;
 }
 

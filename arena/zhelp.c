@@ -21,12 +21,17 @@
  * makes a late release of an older use a no-op.  An extent is released
  * once: by the engine's finished ring or by the helper, never both.
  *
- * Zeroing at free: a freed extent no larger than zinline_max is cleared by
- * the freeing thread with memset under the pool lock and released at once
- * (one io_uring read costs more than memset of a few pages, and on one CPU
- * the engine only competes with the application for it); zinline_max is
- * L1_ZINLINE_SMALL, or L1_ZINLINE_ONECPU while this process may run on one
- * CPU only (looked at every 100 ms).  L1ARENA_ZINLINE=bytes overrides both.
+ * Zeroing at free: a freed extent no larger than zinline_max, or any while
+ * the engine's backlog (the pool's dirty bytes) is over 1/32 of the pool,
+ * is cleared by the freeing thread: picked under the lock (it stays in the
+ * table, bits taken, never queued), cleared with memset after the lock is
+ * dropped, released when the lock is taken again.  One io_uring read costs
+ * more than memset of a few pages, on one CPU the engine only competes with
+ * the application, and a backlog the engine cannot clear would make
+ * allocations zero instead: so frees pay for what they free beyond what
+ * the engine keeps up with.  zinline_max is L1_ZINLINE_SMALL, or
+ * L1_ZINLINE_ONECPU while this process may run on one CPU only (looked at
+ * every 100 ms).  L1ARENA_ZINLINE=bytes and L1ARENA_ZBACKLOG=bytes override.
  */
 #include <errno.h>
 #include <sched.h>
@@ -62,8 +67,11 @@ int l1__help_init(struct l1_arena *a)
 void l1__help_queued(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
 {
 	for (uint32_t i = 0; a->help && i < n; i++) {
+		/* only the entry's current use: a stale cookie (its entry was
+		 * taken by a helper and reused meanwhile) must not claim the
+		 * word of the new use; the engine skips it */
 		uint32_t idx = q[i].slot & ~L1_ZX_TABLE;
-		if ((q[i].slot & L1_ZX_TABLE) && idx < a->h->max_dirty)
+		if (l1__dirty_of(a, q[i].slot, q[i].gen))
 			atomic_store(&a->help[idx], HS(q[i].gen, HS_QUEUED));
 	}
 }
@@ -262,7 +270,11 @@ void l1__help_commit(struct l1_arena *a, struct l1_help *hp)
 	for (uint32_t i = 0; i < hp->np; i++)
 		bytes += hp->p[i].len;
 	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
-	l1__zero_queue(a, hp->rq, hp->nrq);
+	uint32_t k = 0;         /* remainders a later object of the batch took */
+	for (uint32_t i = 0; i < hp->nrq; i++)
+		if (l1__dirty_of(a, hp->rq[i].slot, hp->rq[i].gen))
+			hp->rq[k++] = hp->rq[i];
+	l1__zero_queue(a, hp->rq, k);
 	hp->nrq = 0;
 }
 
@@ -304,25 +316,41 @@ static uint64_t backlog_max(struct l1_arena *a)
 	return m > L1_ZBACKLOG_MIN ? m : L1_ZBACKLOG_MIN;
 }
 
-void l1__zero_inline(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq)
+/* Under the lock: moves the extents this free zeroes itself from q to iq
+ * (at most L1_ZQ_MAX); they stay in the table, never queued. */
+void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+			  struct l1_zero_extent *iq, uint32_t *niq)
 {
 	uint32_t k = 0;
-	uint64_t bytes = 0, max = zinline_max(a), backlog = backlog_max(a);
+	uint64_t max = zinline_max(a), backlog = backlog_max(a);
 	for (uint32_t i = 0; i < *nq; i++) {
-		if ((q[i].slot & L1_ZX_TABLE) &&
-		    (q[i].len <= max || atomic_load(&a->h->dirty_bytes) > backlog) &&
+		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
+		    (q[i].len <= max || atomic_load(&a->h->dirty_bytes) - q[i].len > backlog) &&
 		    l1__dirty_of(a, q[i].slot, q[i].gen)) {
-			memset(q[i].ptr, 0, q[i].len);
-			bytes += l1__dirty_release(a, q[i].slot, q[i].gen);
+			iq[(*niq)++] = q[i];
 			continue;
 		}
 		q[k++] = q[i];
 	}
 	*nq = k;
-	if (bytes) {
-		l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
-		atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
-	}
+}
+
+/* After the lock: zeroes them, then takes the lock again to release them
+ * (by cookie: an entry that gc or a repair took meanwhile is left alone). */
+void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n)
+{
+	uint64_t bytes = 0;
+	if (!n)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		memset(iq[i].ptr, 0, iq[i].len);
+	if (l1__lock(a))
+		return;                 /* left dirty: gc zeroes it again */
+	for (uint32_t i = 0; i < n; i++)
+		bytes += l1__dirty_release(a, iq[i].slot, iq[i].gen);
+	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+	l1__unlock(a);
+	atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
 }
 
 int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out)

@@ -190,7 +190,7 @@ static void machine_header(const struct bench_ctx *c)
 }
 
 static const char *const scenario_names[] = {
-	"alloc", "alloc-mp", "meta", "zero", "view", "kv", "h2d",
+	"alloc", "alloc-mp", "meta", "zero", "view", "kv", "h2d", "sustain",
 };
 #define NSCENARIOS (sizeof scenario_names / sizeof scenario_names[0])
 
@@ -199,7 +199,7 @@ static bench_fn lookup(const char *name, int *known)
 {
 	bench_fn fns[NSCENARIOS] = {
 		bench_alloc, bench_alloc_mp, bench_meta, bench_zero, bench_view, bench_kv,
-		bench_h2d,
+		bench_h2d, bench_sustain,
 	};
 	for (unsigned i = 0; i < NSCENARIOS; i++)
 		if (!strcmp(name, scenario_names[i])) {
