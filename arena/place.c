@@ -20,22 +20,6 @@
 
 #define L1_PLACE_BEST_MIN (1ull << 20)
 
-/* End of the free run that starts at b (the first taken block), not
- * above hi. */
-uint64_t l1__bm_run_end(const struct l1_arena *a, uint64_t b, uint64_t hi)
-{
-	while (b < hi) {
-		uint64_t w = b >> 6;
-		uint64_t taken = a->bitmap[w] & (~0ull << (b & 63));
-		if (taken) {
-			uint64_t first = (w << 6) + (uint64_t)__builtin_ctzll(taken);
-			return first < hi ? first : hi;
-		}
-		b = (w + 1) << 6;
-	}
-	return hi;
-}
-
 /* First block of the free run that ends at b, not below lo. */
 uint64_t l1__bm_run_start(const struct l1_arena *a, uint64_t b, uint64_t lo)
 {

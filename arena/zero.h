@@ -1,7 +1,8 @@
 /*
  * zero.h - the zeroing engine (internal): clears freed extents in the
  * background so that no tenant reads another's KV data, without making the
- * caller of free do the clearing.  One engine per attached process.  The
+ * caller of free do the clearing (zhelp.c decides when a free or an
+ * allocation clears an extent itself; claim() tells the engine).  One engine per attached process.  The
  * engine knows nothing of the pool format: it is handed extents (a slot and
  * generation as a cookie, a pointer and a length), clears them with io_uring
  * reads from /dev/zero (IOSQE_ASYNC, bounded io-wq workers, short reads
