@@ -22,7 +22,10 @@
  * once: by the engine's finished ring or by the helper, never both.
  *
  * Zeroing at free: a freed extent no larger than zinline_max, or any while
- * the engine's backlog (the pool's dirty bytes) is over L1_ZBACKLOG (on the
+ * allocations find only dirty memory (one did in the last second, in any
+ * process) and the engine's backlog (the pool's dirty bytes) is over
+ * L1_ZBACKLOG: a burst of frees the engine absorbs costs the freer nothing,
+ * a free rate it cannot follow is paid by the freers, not by allocations (on the
  * kv trace 4 MiB gave allocate p99 33 us and p999 0.6 ms, 16 MiB 31 us and
  * 2.7 ms, 64 MiB 0.3 ms and 4 ms, 0 (no engine) a third fewer allocations/s),
  * is cleared by the freeing thread: picked under the lock (it stays in the
@@ -50,6 +53,23 @@
 #define L1_ZINLINE_ONECPU (4ull << 20)
 #define L1_ZINLINE_RECHECK_NS 100000000ull
 #define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
+#define L1_ZPRESSURE_NS 1000000000ull    /* an allocation found only dirty memory */
+/* The pool-wide time (CLOCK_MONOTONIC ns) an allocation last found only dirty
+ * memory: l1_hdr.reserved_atomic[12], the field set aside for this (read and
+ * written with atomics, no lock; a torn or stale value only shifts who
+ * zeroes for a while). */
+#define ZPRESSURE(a) (&(a)->h->reserved_atomic[12])
+
+static void pressure_note(struct l1_arena *a)
+{
+	__atomic_store_n(ZPRESSURE(a), l1__mono_ns(), __ATOMIC_RELAXED);
+}
+
+static int under_pressure(struct l1_arena *a)
+{
+	uint64_t t = __atomic_load_n(ZPRESSURE(a), __ATOMIC_RELAXED);
+	return t && l1__mono_ns() - t < L1_ZPRESSURE_NS;
+}
 #define HELP_TRIES 4
 
 static int mine(const struct l1_arena *a, const struct l1_dirty_ent *e)
@@ -218,6 +238,7 @@ int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *
 	uint64_t step = h->grow_step / h->block_size;
 	uint64_t limit = atomic_load(&h->committed) / h->block_size;
 	hp->np = hp->nrq = 0;
+	pressure_note(a);
 	if (!a->help || !a->zero)
 		return -ENOMEM;
 	/* the batch in one run, as a clean claim would lay it out */
@@ -244,10 +265,10 @@ int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *
 	return 0;
 }
 
-/* Before a clean claim of a large batch, while the engine is behind: if a
- * dirty entry with the free blocks beside it is a tighter fit for the batch
- * than the best clean run, take it (and zero its bytes) rather than split a
- * larger run: placement then is what it would be with no zeroing at all,
+/* Before a clean claim of a large batch, while the engine is behind: if the
+ * best clean run would leave a rest too small for another such batch and a
+ * dirty entry with the free blocks beside it is a tighter fit, take that
+ * (and zero its bytes) rather than split the run: placement then is what it would be with no zeroing at all,
  * and the pool does not fragment around extents waiting in the queue.
  * 0 (placed), or -EAGAIN (claim clean as usual). */
 int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
@@ -258,11 +279,15 @@ int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t 
 	if (!a->help || !a->zero || !atomic_load(&a->h->dirty_bytes) ||
 	    !l1__place_large(a, nblk, count))
 		return -EAGAIN;
-	if (l1__place_best(a, nblk * count, &clean_run) >= 0 && clean_run == nblk * count)
-		return -EAGAIN;         /* an exact clean fit */
+	/* a clean run that fits exactly, or leaves a rest as large as the batch
+	 * (taking its front splits nothing another batch like it needs) */
+	if (l1__place_best(a, nblk * count, &clean_run) >= 0 &&
+	    (clean_run == nblk * count || clean_run >= 2 * nblk * count))
+		return -EAGAIN;
 	int64_t s = help_one(a, nblk * count, hp, clean_run);
 	if (s < 0)
 		return -EAGAIN;
+	pressure_note(a);       /* the tight runs are dirty: frees, keep up */
 	for (uint32_t i = 0; i < count; i++)
 		starts[i] = (uint64_t)s + i * nblk;
 	return 0;
@@ -329,9 +354,11 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 {
 	uint32_t k = 0;
 	uint64_t max = zinline_max(a), backlog = backlog_max(a);
+	int pressure = *nq && under_pressure(a);
 	for (uint32_t i = 0; i < *nq; i++) {
 		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
-		    (q[i].len <= max || atomic_load(&a->h->dirty_bytes) - q[i].len > backlog) &&
+		    (q[i].len <= max ||
+		     (pressure && atomic_load(&a->h->dirty_bytes) - q[i].len > backlog)) &&
 		    l1__dirty_of(a, q[i].slot, q[i].gen)) {
 			iq[(*niq)++] = q[i];
 			continue;
