@@ -53,7 +53,7 @@
 #define L1_ZINLINE_ONECPU (4ull << 20)
 #define L1_ZINLINE_RECHECK_NS 100000000ull
 #define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
-#define L1_ZPRESSURE_NS 1000000000ull    /* an allocation found only dirty memory */
+#define L1_ZPRESSURE_NS 10000000000ull   /* an allocation found only dirty memory */
 /* The pool-wide time (CLOCK_MONOTONIC ns) an allocation last found only dirty
  * memory: l1_hdr.reserved_atomic[12], the field set aside for this (read and
  * written with atomics, no lock; a torn or stale value only shifts who
