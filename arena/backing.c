@@ -7,7 +7,9 @@
  * /proc/sys/vm/nr_hugepages (or the per-size sysfs knob) and mounting a
  * hugetlbfs.  Growth runs under the pool lock; `committed` is published with
  * a release store after the pages exist, so no process touches a page that
- * is not there.
+ * is not there.  A growth that fails gives back what it got: hugetlbfs does
+ * not undo a partial fallocate, so the range is punched out again (and the
+ * bytes so returned are counted in the header, grow_returned).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +47,20 @@ int l1__backing_commit(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* A failed commit of [off, off+len): punches it out again, so the pages it
+ * got go back to the kernel.  The bytes given back (st_blocks before and
+ * after, when the file system counts them; else the punched length). */
+static uint64_t give_back(int fd, uint64_t off, uint64_t len)
+{
+	struct stat mid, after;
+	int counted = fstat(fd, &mid) == 0;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) < 0)
+		return 0;
+	if (counted && fstat(fd, &after) == 0 && mid.st_blocks >= after.st_blocks)
+		return (uint64_t)(mid.st_blocks - after.st_blocks) * 512;
+	return counted ? 0 : len;
+}
+
 /* Under the lock: commits grow steps until need_bytes more data bytes are
  * committed (or the pool is fully committed).  0 if anything grew. */
 int l1__grow(struct l1_arena *a, uint64_t need_bytes)
@@ -59,12 +75,16 @@ int l1__grow(struct l1_arena *a, uint64_t need_bytes)
 		target = h->data_size;
 	int r = l1__backing_commit(a->fd, h->data_off + c, target - c);
 	if (r) {
+		uint64_t back = give_back(a->fd, h->data_off + c, target - c);
+		atomic_fetch_add(&h->grow_failures, 1);
+		atomic_fetch_add(&h->grow_returned, back);
 		atomic_store(&h->grow_failed, 1);
 		snprintf(h->grow_reason, sizeof h->grow_reason,
-			 "growth past %llu MiB failed: %s%s",
+			 "growth past %llu MiB failed: %s%s; gave back %llu MiB",
 			 (unsigned long long)(c >> 20), strerror(-r),
 			 r == -ENOSPC && h->backing == L1_BACKING_HUGETLBFS
-				 ? " (no free huge pages: run `l1ctl setup --hugepages N`)" : "");
+				 ? " (no free huge pages: l1ctl setup --hugepages N)" : "",
+			 (unsigned long long)(back >> 20));
 		return r;
 	}
 	atomic_store(&h->grow_failed, 0);

@@ -6,7 +6,7 @@
  * blocks at a time.  Runs never cross a grow-step boundary: the step is the
  * unit of lazy commitment and of CUDA registration, and every object must
  * lie inside one.  All calls run under the pool lock; the bitmap is derived
- * state (check.c rebuilds it from the records).
+ * state (repair.c rebuilds it from the records).
  *
  * search_hint in the header is the lowest block that may be free (every
  * block below it is taken): l1__bm_clear lowers it, the allocator raises it.

@@ -1,20 +1,11 @@
 /*
  * check.c - integrity: validation of a header before anything trusts it,
- * the rebuild of all derived state from the records and the dirty-extent
- * table (after a lock owner died and for memcheck --repair), and memcheck,
- * which recomputes everything they imply and compares it with what the pool
- * says: bitmap and summary, no overlaps, every record and dirty extent
- * inside the committed data region and inside one grow step, free-slot and
- * dirty free stacks, key index (reachable, no loops), holds, and counters.
- * Rebuild and memcheck run under the pool lock.  A record whose geometry is
- * impossible, or that overlaps an earlier one, is dropped by the rebuild
- * (its bytes are not trusted) and reported by memcheck; so is a dirty
- * extent, which comes after the sound records (a record wins an overlap);
- * a record whose other fields are impossible (generation 0, a key too
- * long, an unknown layout) but whose extent is its own is retired to
- * DIRTY, so its bytes are zeroed before reuse; of two published records
- * with one key, the second keeps its object and loses the key.  So a repair
- * always ends clean.
+ * and memcheck, which recomputes everything the records imply and compares
+ * it with what the pool says: bitmap and summary, no overlaps, every record
+ * and dirty extent inside the committed data region and inside one grow
+ * step, free-slot and dirty free stacks, key index (reachable, no loops),
+ * holds, the client table and counters.  memcheck runs under the pool lock;
+ * --repair hands over to repair.c (the rebuild) and checks again.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -42,8 +33,10 @@ static int validate_geometry(const struct l1_hdr *h, uint64_t file_size)
 	if (h->magic != L1_MAGIC)
 		return l1__err(-EBADMSG, "not an l1arena pool (bad magic)");
 	if (h->major != L1_FMT_MAJOR)
-		return l1__err(-EPROTO, "pool format version %u.%u; this library reads %d.x",
-			       h->major, h->minor, L1_FMT_MAJOR);
+		return l1__err(-EPROTO, "pool format version %u.%u; this library reads %d.x "
+			       "(pools older than 3 judged liveness by /proc, which is not "
+			       "safe): remove it with `l1ctl destroy --force` and create it "
+			       "again", h->major, h->minor, L1_FMT_MAJOR);
 	if (h->hdr_size != L1_HDR_SIZE || h->rec_size != L1_REC_SIZE)
 		return l1__err(-EBADMSG, "header or record size differs from this library's");
 	if (h->file_size != file_size)
@@ -56,8 +49,9 @@ static int validate_geometry(const struct l1_hdr *h, uint64_t file_size)
 	if (h->data_off % h->hugepage_size || h->data_off % h->block_size ||
 	    h->data_off > file_size || h->data_size > file_size - h->data_off)
 		return l1__err(-EBADMSG, "data region lies outside the file");
-	if (h->nblocks != h->data_size / h->block_size || h->nblocks == 0)
-		return l1__err(-EBADMSG, "block count disagrees with the data size");
+	if (h->pool_size > h->data_size || h->nblocks != l1__pool_size(h) / h->block_size ||
+	    h->nblocks == 0)
+		return l1__err(-EBADMSG, "block count disagrees with the pool size");
 	/* the creator caps the step at the data size; a larger one makes lazy
 	 * growth's round-up wrap, and grow "succeed" without growing, forever */
 	if (!h->grow_step || h->grow_step % h->block_size || h->grow_step > h->data_size)
@@ -120,193 +114,6 @@ int l1__validate_header(const struct l1_hdr *h, uint64_t file_size)
 	return r ? r : counters_ok(h);
 }
 
-static int live_or_dirty(uint32_t s)
-{
-	return s >= L1_STATE_ALLOCATED && s <= L1_STATE_DOOMED;
-}
-
-/* Geometry an extent must have to be trusted (and before anything derives
- * a block, a pointer or a zeroing extent from it): inside the committed
- * data region, aligned, inside one grow step. */
-int l1__extent_ok(const struct l1_arena *a, uint64_t offset, uint64_t size)
-{
-	const struct l1_hdr *h = a->h;
-	uint64_t committed = atomic_load(&((struct l1_hdr *)h)->committed);
-	uint64_t mask = h->block_size - 1;     /* a power of two (validated) */
-	if (offset < h->data_off || size == 0 || (size & mask) ||
-	    ((offset - h->data_off) & mask))
-		return 0;
-	uint64_t rel = offset - h->data_off;
-	if (rel > committed || size > committed - rel)
-		return 0;
-	return size <= h->grow_step - rel % h->grow_step;       /* inside one step */
-}
-
-int l1__rec_geometry_ok(const struct l1_arena *a, const struct l1_rec *r)
-{
-	return l1__extent_ok(a, r->offset, r->size);
-}
-
-/* The blocks of an extent (its geometry checked first). */
-void l1__extent_blocks(const struct l1_arena *a, uint64_t offset, uint64_t size, uint64_t *b,
-		       uint64_t *n)
-{
-	*b = (offset - a->h->data_off) / a->h->block_size;
-	*n = size / a->h->block_size;
-}
-
-/* Fields a live or dirty record must have besides its geometry (memcheck
- * checks the same); a dirty record's layout no longer matters. */
-static int rec_fields_ok(const struct l1_arena *a, const struct l1_rec *r, uint32_t st)
-{
-	if (r->gen == 0 || r->key_len > L1_KEY_MAX)
-		return 0;
-	return st == L1_STATE_DIRTY ||
-	       (r->layout_id < a->h->nlayouts && a->layouts[r->layout_id].bytes <= r->size);
-}
-
-/* Rebuild: takes an extent's blocks: 0, or -1 if the extent is impossible
- * or overlaps blocks taken before it (then its bytes are not trusted). */
-int l1__extent_claim(struct l1_arena *a, uint64_t offset, uint64_t size)
-{
-	uint64_t b, n;
-	if (!l1__extent_ok(a, offset, size))
-		return -1;
-	l1__extent_blocks(a, offset, size, &b, &n);
-	if (l1__bm_test_any(a, b, n))
-		return -1;
-	l1__bm_set(a, b, n);
-	return 0;
-}
-
-void l1__rebuild(struct l1_arena *a)
-{
-	struct l1_hdr *h = a->h;
-	if (atomic_load(&h->committed) > h->data_size)
-		atomic_store(&h->committed, h->data_size);
-	memset(a->bitmap, 0, h->bitmap_words * 8);
-	memset(a->buckets, 0, h->nbuckets * 4);
-	h->slot_top = 0;
-	atomic_store(&h->used_bytes, 0);
-	atomic_store(&h->dirty_bytes, 0);
-	for (int i = 0; i < 5; i++)
-		atomic_store(&h->nobj[i], 0);
-	if (h->nlayouts > h->max_layouts)
-		h->nlayouts = (uint32_t)h->max_layouts;
-	for (uint32_t i = 0; i < h->nlayouts; i++)
-		a->layouts[i].refs = 0;
-	/* first the records whose fields are sound take their blocks, so that a
-	 * record with impossible fields never wins an overlap against them */
-	for (uint64_t s = h->max_objects; s-- > 0;) {
-		struct l1_rec *r = &a->recs[s];
-		uint32_t st = atomic_load(&r->state);
-		if (live_or_dirty(st) && rec_fields_ok(a, r, st) && l1__extent_claim(a, r->offset, r->size) < 0)
-			atomic_store(&r->state, L1_STATE_FREE);   /* untrustworthy: drop */
-	}
-	l1__dirty_rebuild(a);           /* then the dirty extents take theirs */
-	/* walk down so the lowest slots end on top of the stack */
-	for (uint64_t s = h->max_objects; s-- > 0;) {
-		struct l1_rec *r = &a->recs[s];
-		uint32_t st = atomic_load(&r->state);
-		r->holds = 0;
-		r->hold_head = 0;
-		r->key_next = 0;
-		r->flags &= ~(L1_REC_F_KEYED | L1_REC_F_MARK);
-		if (live_or_dirty(st) && !rec_fields_ok(a, r, st)) {
-			/* generation 0, a key too long, an unknown layout: no longer an
-			 * object.  If its extent is its own, retire it like a freed one
-			 * (zeroed before reuse); else drop it. */
-			if (l1__extent_claim(a, r->offset, r->size) < 0) {
-				st = L1_STATE_FREE;
-			} else {
-				r->gen += !r->gen;
-				r->key_len = 0;
-				r->key[0] = 0;
-				r->zeroer_pid = 0;
-				r->zeroer_start = 0;
-				st = L1_STATE_DIRTY;
-				if (!h->zero_on_free) {
-					uint64_t b, n;
-					l1__extent_blocks(a, r->offset, r->size, &b, &n);
-					l1__bm_clear(a, b, n);
-					st = L1_STATE_FREE;
-				}
-			}
-			atomic_store(&r->state, st);
-		}
-		if (!live_or_dirty(st)) {
-			atomic_store(&r->state, L1_STATE_FREE);
-			atomic_fetch_add(&h->nobj[L1_STATE_FREE], 1);
-			a->slots[h->slot_top++] = (uint32_t)s;
-			continue;
-		}
-		atomic_fetch_add(&h->nobj[st], 1);
-		if (st == L1_STATE_DIRTY) {
-			atomic_fetch_add(&h->dirty_bytes, r->size);
-		} else {
-			atomic_fetch_add(&h->used_bytes, r->size);
-			l1__layout_ref(a, r->layout_id, 1);
-		}
-		if (st == L1_STATE_PUBLISHED && r->key_len > 0 && r->key_len <= L1_KEY_MAX) {
-			r->key_hash = l1__hash(r->key, r->key_len);
-			if (l1__key_find(a, r->key, r->key_len) < 0) {
-				l1__key_link(a, (uint32_t)s);
-			} else {        /* a second record with that key: keep it, keyless */
-				r->key_len = 0;
-				r->key[0] = 0;
-			}
-		}
-	}
-	l1__bm_rebuild_summary(a);
-	/* holds: keep entries that name a live record and a live client slot */
-	uint64_t nholds = 0, nclients = 0;
-	for (uint64_t c = 0; c < h->max_clients; c++) {
-		a->clients[c].holds = 0;
-		nclients += a->clients[c].state == L1_CLIENT_LIVE;
-	}
-	h->hold_free = 0;
-	for (uint64_t i = h->max_holds; i-- > 0;) {
-		struct l1_hold_ent *e = &a->holds[i];
-		if (e->count && e->slot < h->max_objects && e->client < h->max_clients &&
-		    a->clients[e->client].state == L1_CLIENT_LIVE &&
-		    live_or_dirty(atomic_load(&a->recs[e->slot].state)) &&
-		    atomic_load(&a->recs[e->slot].state) != L1_STATE_DIRTY &&
-		    /* the 32-bit sums must not wrap (a damaged count) */
-		    (uint64_t)a->recs[e->slot].holds + e->count <= UINT32_MAX &&
-		    (uint64_t)a->clients[e->client].holds + e->count <= UINT32_MAX) {
-			struct l1_rec *r = &a->recs[e->slot];
-			e->next = r->hold_head;
-			r->hold_head = (uint32_t)i + 1;
-			r->holds += e->count;
-			a->clients[e->client].holds += e->count;
-			nholds += e->count;
-		} else {
-			e->count = 0;
-			e->next = (uint32_t)h->hold_free;
-			h->hold_free = i + 1;
-		}
-	}
-	atomic_store(&h->nholds, nholds);
-	atomic_store(&h->nclients, nclients);
-	/* doomed records whose holders are gone: dirty, for gc to zero */
-	for (uint64_t s = 0; s < h->max_objects; s++) {
-		struct l1_rec *r = &a->recs[s];
-		if (atomic_load(&r->state) != L1_STATE_DOOMED || r->holds)
-			continue;
-		if (h->zero_on_free) {
-			r->zeroer_pid = 0;
-			r->zeroer_start = 0;
-			l1__rec_set_state(a, r, L1_STATE_DIRTY);
-		} else {
-			uint64_t b, n;
-			l1__extent_blocks(a, r->offset, r->size, &b, &n);
-			l1__bm_clear(a, b, n);
-			l1__rec_set_state(a, r, L1_STATE_FREE);
-			l1__slot_push(a, (uint32_t)s);
-		}
-	}
-	h->search_hint = 0;             /* the lowest block that may be free */
-}
 
 /* ---- memcheck ---------------------------------------------------------- */
 
@@ -598,6 +405,21 @@ static void check_slots_keys_holds(struct l1_arena *a, struct report *rp)
 	free(seen);
 }
 
+/* The client table: known states, and the clients counter (derived: the
+ * listed clients; it must never drift, let alone wrap). */
+static void check_clients(struct l1_arena *a, struct report *rp)
+{
+	struct l1_hdr *h = a->h;
+	for (uint64_t i = 0; i < h->max_clients; i++)
+		if (a->clients[i].state > L1_CLIENT_ANON)
+			problem(rp, "client %llu: unknown state %u", (unsigned long long)i,
+				a->clients[i].state);
+	uint64_t n = l1__clients_live(a);
+	if (atomic_load(&h->nclients) != n)
+		problem(rp, "clients counter says %llu, the client table lists %llu",
+			(unsigned long long)atomic_load(&h->nclients), (unsigned long long)n);
+}
+
 static int run_checks(struct l1_arena *a, struct report *rp)
 {
 	int before = rp->problems;
@@ -610,6 +432,7 @@ static int run_checks(struct l1_arena *a, struct report *rp)
 	check_records(a, rp, expect, table_dirty);
 	check_bitmap(a, rp, expect);
 	check_slots_keys_holds(a, rp);
+	check_clients(a, rp);
 	free(expect);
 	return rp->problems - before;
 }
@@ -619,11 +442,12 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *out, size_t len)
 	struct report rp = { out, len, 0, 0 };
 	if (out && len)
 		out[0] = 0;
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
-	if (repair && a->readonly)
-		return l1__err(-EROFS, "pool attached read-only: cannot repair");
-	int r = l1__lock(a);
+	int r = l1__writable(a, repair ? "repair the pool" :
+			     "check the pool (memcheck takes the pool lock, which lies in the "
+			     "pool file)");
+	if (r)
+		return r;
+	r = l1__lock(a);
 	if (r)
 		return r;
 	/* under the lock: the header's counters change with every allocation;

@@ -7,7 +7,8 @@
  * them.  Entries carry a generation, bumped on each use, which the engine
  * gets as its cookie (slot | L1_ZX_TABLE, gen), so a completion that comes
  * after a repair or a gc takeover cannot release a reused entry.  Which
- * entries are free is derived (offset 0); the free stack is rebuilt from
+ * entries are free is derived (offset 0); an entry names its zeroer by
+ * client tag (client.c), and a takeover gives it a new generation; the free stack is rebuilt from
  * that whenever it looks wrong.  Objects freed together that lie back to
  * back share one entry (and one zeroing extent): an entry is a run of
  * freed bytes, not an object.  Everything here runs under the pool lock.
@@ -41,8 +42,8 @@ static int64_t stack_pop(struct l1_arena *a)
 	return a->dirty_stack[--h->dirty_top];
 }
 
-int l1__dirty_add(struct l1_arena *a, uint64_t offset, uint64_t size, int32_t zeroer_pid,
-		  uint64_t zeroer_start, struct l1_zero_extent *x)
+int l1__dirty_add(struct l1_arena *a, uint64_t offset, uint64_t size,
+		  struct l1_zero_extent *x)
 {
 	if (!a->dirty || offset == 0 ||
 	    (a->dirty_limit && atomic_load(&a->h->dirty_extents) >= a->dirty_limit))
@@ -53,9 +54,9 @@ int l1__dirty_add(struct l1_arena *a, uint64_t offset, uint64_t size, int32_t ze
 	struct l1_dirty_ent *e = &a->dirty[i];
 	e->offset = offset;
 	e->size = size;
-	e->zeroer_pid = zeroer_pid;
-	e->zeroer_start = zeroer_start;
-	e->gen = e->gen + 1 ? e->gen + 1 : 1;
+	e->zeroer_pid = a->pid;
+	__atomic_store_n(&e->zeroer_client, l1__client_tag(a), __ATOMIC_RELAXED);
+	__atomic_store_n(&e->gen, e->gen + 1 ? e->gen + 1 : 1, __ATOMIC_RELAXED);
 	l1__ctr_add(&a->h->dirty_bytes, (int64_t)size);
 	l1__ctr_add(&a->h->dirty_extents, 1);
 	*x = (struct l1_zero_extent){ (uint32_t)i | L1_ZX_TABLE, e->gen, a->base + offset, size };
@@ -69,7 +70,7 @@ int l1__dirty_extend(struct l1_arena *a, struct l1_zero_extent *x, uint64_t offs
 {
 	struct l1_dirty_ent *e = l1__dirty_of(a, x->slot, x->gen);
 	uint64_t step = a->h->grow_step, rel;
-	if (!e || e->offset + e->size != offset || e->zeroer_pid != a->pid ||
+	if (!e || e->offset + e->size != offset || e->zeroer_client != l1__client_tag(a) ||
 	    (uint8_t *)x->ptr != a->base + e->offset || x->len != e->size)
 		return -1;
 	rel = e->offset - a->h->data_off;
@@ -104,7 +105,7 @@ uint64_t l1__dirty_release(struct l1_arena *a, uint32_t slot, uint32_t gen)
 	e->offset = 0;
 	e->size = 0;
 	e->zeroer_pid = 0;
-	e->zeroer_start = 0;
+	__atomic_store_n(&e->zeroer_client, 0, __ATOMIC_RELAXED);
 	if (a->h->dirty_top < a->h->max_dirty)
 		a->dirty_stack[a->h->dirty_top++] = slot & ~L1_ZX_TABLE;
 	return size;
@@ -138,8 +139,15 @@ void l1__dirty_rebuild(struct l1_arena *a)
 	stack_rebuild(a);
 }
 
+int l1__zeroer_seize(uint32_t *zeroer, uint32_t seen, uint32_t me)
+{
+	return __atomic_compare_exchange_n(zeroer, &seen, me, 0, __ATOMIC_ACQ_REL,
+					   __ATOMIC_RELAXED);
+}
+
 /* gc and repair: hands the extents that take(ctx, entry) allows (their
- * zeroer is gone) to this process's engine. */
+ * zeroer is gone or stalled) to this process's engine, each under a new
+ * generation, so the old zeroer's cookie releases nothing. */
 void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_dirty_ent *),
 			void *ctx, struct l1_zero_extent *q, uint32_t *nq, uint64_t *taken)
 {
@@ -149,13 +157,13 @@ void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_
 		struct l1_dirty_ent *e = &a->dirty[i];
 		if (!e->offset || !l1__extent_ok(a, e->offset, e->size))
 			continue;
-		if (e->zeroer_pid == a->pid && e->zeroer_start == a->start)
+		uint32_t seen = __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE);
+		if (!take(ctx, e) || !l1__zeroer_seize(&e->zeroer_client, seen, l1__client_tag(a)))
 			continue;
-		if (!take(ctx, e))
-			continue;
+		uint32_t gen = e->gen + 1 ? e->gen + 1 : 1;
 		e->zeroer_pid = a->pid;
-		e->zeroer_start = a->start;
-		l1__zero_push(a, q, nq, (struct l1_zero_extent){ (uint32_t)i | L1_ZX_TABLE, e->gen,
+		__atomic_store_n(&e->gen, gen, __ATOMIC_RELEASE);
+		l1__zero_push(a, q, nq, (struct l1_zero_extent){ (uint32_t)i | L1_ZX_TABLE, gen,
 								 a->base + e->offset, e->size });
 		if (taken)
 			(*taken)++;

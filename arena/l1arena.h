@@ -12,7 +12,13 @@
  * calling thread's sentence about the most recent failure (like dlerror()).
  * Handles are opaque; close/free functions accept NULL.  All calls on one
  * struct l1_arena are thread-safe, and any number of processes may attach the
- * same pool at once.
+ * same pool at once.  A handle belongs to the process that opened it: every
+ * call on a copy inherited across fork() is -EBADF (close it, open another).
+ *
+ * Trust (README, "Trust and liveness"): a process that opens the pool
+ * read-write can change all of it, so a pool is one trust domain; one pool
+ * per tenant.  The owner/mode checks on free, publish, lookup and hold stop
+ * accidents, not such a process.
  *
  * Error codes used throughout:
  *   -ENOMEM   OUT_OF_MEMORY: not enough free (zeroed) space; nothing changed
@@ -23,7 +29,11 @@
  *   -EXDEV    the object belongs to another pool
  *   -ENOENT   no such object / key / pool
  *   -EEXIST   key already published, or pool exists (create without force)
- *   -EPERM    not the owner (publish, write) or not allowed
+ *   -EPERM    not the owner (free, publish, chmod), or a write call on a
+ *             read-only handle
+ *   -EACCES   the object's uid/gid/mode do not let this process read it
+ *             (lookup, get, hold)
+ *   -EBADF    the handle was inherited across fork(): open your own
  *   -EBUSY    the object is held, or the pool is in use
  *   -EPROTO   the pool file has another format version
  *   -EBADMSG  the pool file is not a valid pool (corrupt, truncated)
@@ -129,7 +139,9 @@ enum l1_zero_method {
 struct l1_config {
 	uint32_t version;               /* set by l1_config_init */
 	uint32_t reserved0;
-	uint64_t size_bytes;            /* pool data size (required) */
+	uint64_t size_bytes;            /* pool data size (required); exact: the
+					 * backing is rounded up to the huge page,
+					 * the usable data is not */
 	uint64_t init_size_bytes;       /* lazy: committed at create; 0 = min(20 GiB, size) */
 	uint64_t grow_step_bytes;       /* lazy growth / pin chunk; 0 = 1 GiB (capped to size) */
 	uint64_t align_bytes;           /* block size; power of two, 0 = 4096 */
@@ -141,7 +153,11 @@ struct l1_config {
 	int32_t zero_method;            /* enum l1_zero_method */
 	int32_t pin;                    /* enum l1_pin_mode; default AUTO */
 	int32_t pin_mapped;             /* also cudaHostRegisterMapped */
-	int32_t allow_shm;              /* fall back to /dev/shm without huge pages */
+	int32_t allow_shm;              /* fall back to /dev/shm without huge pages: the
+					 * path's own file system, or /dev/shm/<basename>
+					 * when its directory is missing or hugetlbfs is
+					 * full (never replacing a file; see
+					 * l1_arena_path) */
 	int32_t force;                  /* create over an existing pool */
 	uint32_t mode;                  /* file mode of the pool; default 0600 */
 };
@@ -159,7 +175,9 @@ struct l1_open_opts {
 	int32_t pin;                    /* enum l1_pin_mode */
 	int32_t pin_mapped;
 	int32_t zero_method;            /* enum l1_zero_method */
-	int32_t readonly;               /* map read-only; no allocation */
+	int32_t readonly;               /* O_RDONLY + PROT_READ: look up, get and read
+					 * without the lock; writes and holds -EPERM
+					 * (hold through the view: l1_open_path) */
 	int32_t no_client;              /* do not take a client table slot */
 	int32_t reserved[3];
 };
@@ -168,14 +186,16 @@ void l1_open_opts_init(struct l1_open_opts *o);
 
 /* Formats a new pool file and attaches to it. */
 int l1_arena_create(const struct l1_config *c, struct l1_arena **out);
-/* Attaches to an existing pool (o may be NULL for defaults). */
+/* Attaches to the pool at exactly path (o may be NULL for defaults): -ENOENT
+ * if there is none there; never another file in its place. */
 int l1_arena_open(const char *path, const struct l1_open_opts *o,
 		  struct l1_arena **out);
 /* Detaches: waits for this process's zeroing, drops its holds, unpins.  A
  * handle does not survive fork(): a child opens its own (closing the one it
  * inherited only unmaps it). */
 void l1_arena_close(struct l1_arena *a);
-/* Removes the pool file.  -EBUSY if live clients are attached, unless force. */
+/* Removes the pool file at exactly path.  -EBUSY if live clients are
+ * attached, unless force; -ENOENT if there is none. */
 int l1_arena_destroy(const char *path, int force);
 /* The path of the pool file this handle maps. */
 const char *l1_arena_path(const struct l1_arena *a);
@@ -191,27 +211,36 @@ enum l1_obj_state {
 };
 const char *l1_state_name(uint32_t state);
 
-/* A MemoryObj as this process sees it. */
+/* A MemoryObj as this process sees it.  An object has two sizes: its data
+ * size, the bytes asked for (the layout's exact bytes, or the byte count of
+ * l1_alloc_bytes), and its physical size, the block it occupies (the data
+ * size rounded up to align).  `size` stays the physical size, the bytes a
+ * caller may touch through ptr and what counts in used_bytes; `data_size`
+ * is what the object holds: the view's st_size, what l1ctl get writes,
+ * LMCache's get_size(). */
 struct l1_obj {
 	uint64_t id;                    /* generation << 32 | slot */
 	uint64_t offset;                /* from the start of the pool file / vm space */
-	uint64_t size;                  /* bytes (layout bytes rounded up to align) */
+	uint64_t size;                  /* physical bytes (data_size rounded up to align) */
 	void *ptr;                      /* base + offset in this process */
 	uint64_t pool_id;               /* which pool it came from */
 	uint32_t layout_id;             /* see l1_arena_layout() */
 	uint32_t reserved;
+	uint64_t data_size;             /* bytes of data (<= size) */
 };
 
 /* Allocates count objects of the layout: 0 with objs[0..count) filled, or
- * -ENOMEM / -ENOSPC with nothing allocated (all or nothing). */
+ * -ENOMEM / -ENOSPC with nothing allocated (all or nothing).  An object
+ * larger than the pool is -ENOMEM too (it never fits); one larger than the
+ * pool's grow step (but not the pool) is -EINVAL (a configuration limit). */
 int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	     struct l1_obj *objs);
 /* Allocates by byte size (a one-tensor uint8 layout). */
 int l1_alloc_bytes(struct l1_arena *a, uint64_t bytes, uint32_t count,
 		   struct l1_obj *objs);
 /* Frees a batch.  Checks the whole batch first: on any bad entry (double
- * free, stale, foreign, duplicate, not allowed) nothing is freed and the
- * error says which index.  Held objects become DOOMED and are freed when
+ * free -EALREADY, stale, foreign, not allowed, or one object named twice in
+ * the batch -EINVAL) nothing is freed and the error says which index.  Held objects become DOOMED and are freed when
  * their last hold goes. */
 int l1_free(struct l1_arena *a, const struct l1_obj *objs, uint32_t count);
 /* Frees by id (same checks). */
@@ -248,6 +277,11 @@ int l1_obj_info(struct l1_arena *a, uint64_t id, struct l1_obj_info *out);
  * *cursor for the next call.  Returns the number written (0 at the end). */
 int l1_obj_list(struct l1_arena *a, uint64_t *cursor, struct l1_obj_info *out,
 		uint32_t max);
+/* Sets the data size of an ALLOCATED object (LMCache's set_used_size: a
+ * writer that used fewer bytes than it allocated): 1 <= bytes <= its
+ * physical size.  Owner (or root) only; -EBUSY once published, since a
+ * published object is immutable. */
+int l1_obj_set_data_size(struct l1_arena *a, uint64_t id, uint64_t bytes);
 /* Sets the owner uid/gid/mode of an object this process owns. */
 int l1_obj_chmod(struct l1_arena *a, uint64_t id, uint32_t uid, uint32_t gid,
 		 uint32_t mode);
@@ -256,13 +290,14 @@ int l1_arena_layout(struct l1_arena *a, uint32_t layout_id, struct l1_layout *ou
 
 /* ---- usage, stats, vm space -------------------------------------------- */
 
-/* Lock-free: used and total bytes (total = the configured size, also in lazy
- * mode; see committed in l1_usage). */
+/* Lock-free: used and total bytes.  total is the configured size exactly
+ * (config.size_bytes, not rounded to the huge page, also in lazy mode; see
+ * committed in l1_usage); used counts physical sizes (whole blocks). */
 void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total);
 
 struct l1_usage {
 	uint64_t used_bytes;            /* in live objects (allocated+published+doomed) */
-	uint64_t total_bytes;           /* configured data size */
+	uint64_t total_bytes;           /* configured size (config.size_bytes) */
 	uint64_t committed_bytes;       /* backed by pages now (lazy) */
 	uint64_t dirty_bytes;           /* freed, awaiting zeroing */
 	uint64_t free_bytes;            /* total - used - dirty */
@@ -292,7 +327,9 @@ struct l1_usage {
 	char zero_method[48];           /* this process's: "io_uring", "memset (...)" */
 	char grow_reason[L1_REASON_MAX];
 };
-/* Counters are read without the lock; largest_free_bytes takes it. */
+/* Counters are read without the lock; largest_free_bytes takes it (waiting
+ * at most 100 ms: when it is busy longer, largest_free_bytes is 0 and
+ * grow_reason names the lock's holder instead). */
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u);
 
 /* Bytes this process zeroed, by who did it: threads that allocated (an
@@ -306,6 +343,30 @@ struct l1_zero_split {
 };
 int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out);
 
+/* Every call that needs the pool lock waits for it at most this long
+ * ($L1ARENA_LOCK_TIMEOUT_MS overrides it, 1 to 3600000); past it the call
+ * fails with -ETIMEDOUT and l1_last_error() names the holder: pid, thread
+ * and whether it runs, is stopped or is gone.  So a client stopped inside
+ * the lock (SIGSTOP, a debugger, a frozen cgroup) stalls the others for at
+ * most this long per call. */
+#define L1_LOCK_WAIT_MS 5000
+
+/* What stalls or strands: the lock's holder and what failed growth did.
+ * Read without the lock. */
+struct l1_health {
+	int32_t lock_pid;               /* holds the pool lock now; 0: nobody */
+	int32_t lock_tid;               /* its thread */
+	uint64_t lock_held_ns;          /* for how long */
+	char lock_state[32];            /* "running", "sleeping", "stopped", "dead", ... */
+	uint64_t lock_wait_ms;          /* the bound on a lock wait, in this process */
+	uint64_t lock_timeouts;         /* lock waits that gave up, by anyone */
+	uint64_t grow_failures;         /* growths that failed */
+	uint64_t grow_returned_bytes;   /* pages they had taken and gave back */
+	char lock_text[L1_REASON_MAX];  /* the above as sentences, for tools */
+	char grow_text[L1_REASON_MAX];
+};
+int l1_arena_health(struct l1_arena *a, struct l1_health *out);
+
 struct l1_range {
 	uint64_t offset;                /* from base */
 	uint64_t len;
@@ -318,7 +379,8 @@ struct l1_vm_space {
 	uint32_t pinned;                /* ranges registered with CUDA in this process */
 	uint64_t page_size;             /* huge page size (or 4096 on shm) */
 	uint64_t data_offset;           /* where objects start */
-	uint64_t data_size;
+	uint64_t data_size;             /* the usable data: config.size_bytes (the
+					 * mapping may hold more, unused) */
 	uint64_t committed;             /* bytes of data region backed now */
 	uint64_t pool_id;
 	char path[L1_PATH_MAX];
@@ -344,24 +406,56 @@ struct l1_client_info {
 	uint64_t attach_ns;
 	uint64_t pinned_bytes;
 	uint32_t holds;
-	uint32_t alive;
+	uint32_t alive;                 /* holds its lock byte (the kernel's word) */
 	char pin_reason[L1_REASON_MAX];
 	char zero_method[48];
 };
+/* The attached clients (pid and start time for display; liveness is the
+ * lock each holds on the pool file, see README "Liveness"). */
 int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max);
+
+/* Who an attached process is, for people and monitoring: the same clients
+ * as l1_arena_clients, in the same order (match them by pid and start_time). */
+struct l1_client_owner {
+	int32_t pid;
+	uint32_t uid;                   /* effective uid at attach */
+	uint64_t start_time;
+	char comm[16];                  /* command name at attach, NUL-terminated */
+};
+int l1_arena_client_owners(struct l1_arena *a, struct l1_client_owner *out, uint32_t max);
+
+/* Figures for a fleet's monitoring, beyond struct l1_usage: counters since
+ * create (kept in the pool, so every process and every tool sees the same)
+ * and the bytes of freed objects still held by readers.  Lock-free except
+ * doomed_bytes, which walks the records. */
+struct l1_stats {
+	uint64_t zero_waits;            /* allocations that waited for zeroing */
+	uint64_t zero_wait_ns;          /* the time they spent waiting */
+	uint64_t gc_objects_reclaimed;  /* unpublished objects of dead writers */
+	uint64_t gc_holds_dropped;      /* holds of dead processes */
+	uint64_t gc_clients_dropped;    /* client slots of dead processes */
+	uint64_t gc_dirty_requeued;     /* dirty extents a dead process was zeroing */
+	uint64_t doomed_bytes;          /* freed but still held (DOOMED records) */
+	uint64_t doomed_objects;
+	uint64_t reserved[8];
+};
+int l1_arena_stats(struct l1_arena *a, struct l1_stats *s);
 
 /* ---- maintenance ------------------------------------------------------- */
 
 struct l1_gc_result {
 	uint64_t objects_reclaimed;     /* unpublished objects of dead writers */
-	uint64_t dirty_requeued;        /* dirty extents a dead process was zeroing */
+	uint64_t dirty_requeued;        /* dirty extents a dead or stopped process
+					 * was zeroing */
 	uint64_t holds_dropped;         /* holds of dead processes */
 	uint64_t clients_dropped;
 	uint64_t bytes_reclaimed;
 };
 int l1_arena_gc(struct l1_arena *a, struct l1_gc_result *r);
 /* Waits until nothing is dirty (zeroing done), at most timeout_ms (-1: no
- * limit).  -ETIMEDOUT if dirty bytes remain. */
+ * limit), running gc when it starts and again while nothing moves (so the
+ * extents of a dead or stopped zeroer are taken over).  -ETIMEDOUT if dirty
+ * bytes remain. */
 int l1_arena_flush(struct l1_arena *a, int64_t timeout_ms);
 /* Verifies every invariant of the shared state.  Returns the number of
  * problems (0 = clean) and describes them in report; with repair, rebuilds
@@ -373,7 +467,8 @@ int l1_arena_memcheck(struct l1_arena *a, int repair, char *report, size_t len);
 
 /* Given a path inside a mounted l1fs view (objects/ID or keys/KEY), takes a
  * hold on that object and returns it mapped zero-copy from this process's
- * own mapping of the pool.  Release with l1_release(a, obj.id). */
+ * own mapping of the pool.  Release with l1_release(a, obj.id).  On a
+ * read-only handle the hold is the view's: the file stays open until then. */
 int l1_open_path(struct l1_arena *a, const char *view_path, struct l1_obj *out);
 /* The name of a key in a view's keys/ directory ("model/layer 3" ->
  * "model%2Flayer%203"; see arena/viewname.c): its length, or -ENAMETOOLONG

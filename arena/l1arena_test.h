@@ -14,6 +14,8 @@
 #define L1_HOOK_FREE_MID 2              /* half of a free batch retired */
 #define L1_HOOK_ZERO_DONE 3             /* releasing a zeroed extent */
 #define L1_HOOK_PUBLISH 4               /* key linked, state not yet set */
+#define L1_HOOK_ZERO_ISSUE 5            /* engine thread, lock NOT held: about to
+					 * write an extent */
 
 void l1_test_set_hook(struct l1_arena *a, void (*hook)(struct l1_arena *a, int where));
 /* This handle's frees use the dirty-extent table only while fewer than n of

@@ -290,7 +290,10 @@ void l1__layout_ref(struct l1_arena *a, uint32_t id, int32_t d)
 
 int l1_arena_layout(struct l1_arena *a, uint32_t layout_id, struct l1_layout *out)
 {
-	if (!a || !out)
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!out)
 		return l1__err(-EINVAL, "NULL argument");
 	uint32_t n = __atomic_load_n(&a->h->nlayouts, __ATOMIC_ACQUIRE);
 	if (layout_id >= n || layout_id >= a->h->max_layouts)

@@ -3,15 +3,20 @@
  * last with a release store of the magic), open (check magic, version and
  * geometry before trusting anything), attach (client slot, zeroing engine,
  * pinning) and detach, destroy, and the lock-free usage and vm-space views.
- * The client table slot of this process is written under the pool lock when
- * taken or dropped, and by this process alone (pin status) in between.
+ * The handle's client table slot (client.c: taken at attach with its lock
+ * byte, freed at close only after the zeroing engine stopped) is written
+ * under the pool lock when taken or dropped, and by this process alone (pin
+ * status, beat) in between.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -54,11 +59,14 @@ static void plan_layout(struct l1_hdr *h, const struct l1_config *c, uint64_t hp
 	h->hugepage_size = hp;
 	h->block_size = c->align_bytes ? c->align_bytes : L1_DEFAULT_ALIGN;
 	uint64_t unit = hp > h->block_size ? hp : h->block_size;
+	/* the backing is whole huge pages; the usable data (nblocks) is
+	 * exactly what was asked for, rounded down to whole blocks */
+	h->pool_size = c->size_bytes;
 	h->data_size = round_up(c->size_bytes, unit);
 	uint64_t step = c->grow_step_bytes ? c->grow_step_bytes : L1_DEFAULT_GROW_STEP;
 	step = round_up(step, unit);
 	h->grow_step = step < h->data_size ? step : h->data_size;
-	h->nblocks = h->data_size / h->block_size;
+	h->nblocks = h->pool_size / h->block_size;
 	h->max_objects = c->max_objects ? c->max_objects : h->data_size / (64ull << 10);
 	if (h->max_objects < 1024)
 		h->max_objects = 1024;
@@ -168,33 +176,64 @@ static struct l1_arena *handle_new(const char *path)
 	a->cache_layout_id = UINT32_MAX;
 	snprintf(a->path, sizeof a->path, "%s", path);
 	pthread_mutex_init(&a->local, NULL);
-	a->pid = getpid();
+	l1__guard_init(a);
 	l1__proc_start(a->pid, &a->start);
-	a->uid = geteuid();
-	a->gid = getegid();
+	l1__handle_register(a);
 	return a;
 }
 
 static void handle_free(struct l1_arena *a)
 {
+	l1__view_release_all(a);
+	l1__handle_unregister(a);
 	if (a->base)
 		munmap(a->base, a->map_size);
 	if (a->fd >= 0)
 		close(a->fd);
 	pthread_mutex_destroy(&a->local);
 	free(a->fin);
-	free(a->help);
 	free(a);
 }
 
-static int map_file(struct l1_arena *a, uint64_t size, int populate)
+/* Maps the file at an address that is a multiple of align (the block
+ * size), so that objects (at block multiples from the file start) are
+ * aligned in memory too.  The kernel aligns a hugetlbfs mapping to its page
+ * only, a /dev/shm one to 4 KiB: for a larger block, reserve align bytes
+ * more of address space, place the file inside at an aligned address, and
+ * give back the rest. */
+static int map_file(struct l1_arena *a, uint64_t size, int populate, uint64_t align,
+		    uint32_t backing, uint64_t hugepage_size)
 {
 	int prot = PROT_READ | (a->readonly ? 0 : PROT_WRITE);
 	int flags = MAP_SHARED | MAP_NORESERVE | (populate ? MAP_POPULATE : 0);
-	void *p = mmap(NULL, size, prot, flags, a->fd, 0);
+	uint64_t page = backing == L1_BACKING_HUGETLBFS ? hugepage_size
+							: (uint64_t)sysconf(_SC_PAGESIZE);
+	char *hint = NULL, *res = MAP_FAILED;
+	if (align > page) {             /* both powers of two: align is a multiple */
+		res = mmap(NULL, size + align, PROT_NONE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (res == MAP_FAILED)
+			return l1__err(-errno, "cannot reserve %llu bytes of address space for "
+				       "%s: %s", (unsigned long long)(size + align), a->path,
+				       strerror(errno));
+		hint = (char *)(((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1));
+		flags |= MAP_FIXED;
+	}
+	void *p = mmap(hint, size, prot, flags, a->fd, 0);
+	int err = errno;
+	if (res != MAP_FAILED) {
+		if (p == MAP_FAILED) {
+			munmap(res, size + align);
+		} else {
+			if (hint > res)
+				munmap(res, (size_t)(hint - res));
+			if (res + size + align > hint + size)
+				munmap(hint + size, (size_t)(res + size + align - (hint + size)));
+		}
+	}
 	if (p == MAP_FAILED)
-		return l1__err(-errno, "cannot map %s (%llu bytes): %s", a->path,
-			       (unsigned long long)size, strerror(errno));
+		return l1__err(-err, "cannot map %s (%llu bytes): %s", a->path,
+			       (unsigned long long)size, strerror(err));
 	a->base = p;
 	a->map_size = size;
 	a->h = p;
@@ -203,28 +242,9 @@ static int map_file(struct l1_arena *a, uint64_t size, int populate)
 
 /* ---- client slot, zeroing, pinning ------------------------------------- */
 
-static void client_take(struct l1_arena *a)
-{
-	struct l1_hdr *h = a->h;
-	if (l1__lock(a))
-		return;
-	for (uint64_t i = 0; i < h->max_clients; i++) {
-		struct l1_client *c = &a->clients[i];
-		if (c->state != L1_CLIENT_FREE)
-			continue;
-		memset(c, 0, sizeof *c);
-		c->pid = a->pid;
-		c->start = a->start;
-		c->attach_ns = l1__now_ns();
-		c->pin_status = L1_PIN_NONE;
-		c->state = L1_CLIENT_LIVE;
-		a->client_idx = (uint32_t)i;
-		atomic_fetch_add(&h->nclients, 1);
-		break;
-	}
-	l1__unlock(a);
-}
-
+/* Drops the handle's holds (retiring what they kept); the slot itself is
+ * freed only after the engine stopped (l1_arena_close), so that nobody
+ * takes over extents this process may still be writing. */
 static void client_drop(struct l1_arena *a)
 {
 	uint32_t rel[64], nrel, nq = 0;
@@ -232,15 +252,12 @@ static void client_drop(struct l1_arena *a)
 	if (a->client_idx == UINT32_MAX || l1__lock(a))
 		return;
 	do {
-		l1__holds_drop_client(a, a->client_idx, rel, &nrel, 64);
+		l1__holds_drop_client(a, a->client_tag, rel, &nrel, 64);
 		for (uint32_t i = 0; i < nrel; i++)
 			if (atomic_load(&a->recs[rel[i]].state) == L1_STATE_DOOMED)
 				l1__rec_retire(a, rel[i], q, &nq);
 	} while (nrel == 64);
 	l1__zero_queue(a, q, nq);
-	a->clients[a->client_idx].state = L1_CLIENT_FREE;
-	atomic_fetch_sub(&a->h->nclients, 1);
-	a->client_idx = UINT32_MAX;
 	l1__unlock(a);
 }
 
@@ -254,10 +271,12 @@ void l1__client_refresh(struct l1_arena *a)
 			 l1_zero_method_name(a->zero));
 	if (a->pin_mode == L1_PIN_OFF) {
 		c->pin_status = L1_PIN_NONE;
-		snprintf(c->pin_reason, sizeof c->pin_reason, "pinning off");
+		snprintf(c->pin_reason, sizeof c->pin_reason,
+			 "not asked: the process attached with pin = L1_PIN_OFF");
 	} else if (!a->pin) {
 		c->pin_status = L1_PIN_DEFERRED;
-		snprintf(c->pin_reason, sizeof c->pin_reason, "deferred to first use");
+		snprintf(c->pin_reason, sizeof c->pin_reason,
+			 "L1_PIN_DEFER: registers at the first allocate or hold");
 	} else {
 		c->pin_status = l1_pin_status(a->pin);
 		c->pinned_bytes = l1_pin_bytes(a->pin);
@@ -294,21 +313,28 @@ out:
 static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_method,
 		  int no_client)
 {
+	struct stat st;
 	point_regions(a);
+	a->pool_gid = fstat(a->fd, &st) == 0 ? (uint32_t)st.st_gid : a->gid;
 	if (a->readonly)
 		return 0;
-	if (!no_client)
-		client_take(a);
+	int r;
 	a->fin = calloc(L1_FIN_CAP, sizeof *a->fin);
 	if (!a->fin)
 		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
-	if (l1__help_init(a))
-		return l1__err(-ENOMEM, "out of process memory for the zeroing engine");
 	struct l1_zero_opts zo = { .method = zero_method, .idle = l1__zero_idle,
-				   .claim = l1__zero_claim };
-	int r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
+				   .still_mine = l1__zero_still_mine };
+	r = l1_zero_start(&zo, l1__zero_done, a, &a->zero);
 	if (r)
 		return l1__err(r, "cannot start the zeroing engine: %s", strerror(-r));
+	/* after the engine: the first lock may repair a dead holder's damage,
+	 * and the repair hands its dirty extents to this engine */
+	r = l1__client_take(a, no_client);
+	if (r == -ETIMEDOUT && no_client)
+		a->client_pending = 1;  /* a tool (info, gc, memcheck) still answers, naming
+					 * the holder; its first alloc takes the slot */
+	else if (r)
+		return r;
 	a->pin_mode = pin;
 	a->pin_mapped = mapped;
 	if (pin == L1_PIN_AUTO)
@@ -320,24 +346,148 @@ static int attach(struct l1_arena *a, int32_t pin, int32_t mapped, int32_t zero_
 
 /* ---- create / open / close / destroy ----------------------------------- */
 
-static int create_file(struct l1_arena *a, const struct l1_config *c)
+/* ---- atomic create ------------------------------------------------------
+ * A pool is formatted under a temporary name beside its path, DIR/.BASE.l1new.
+ * PID.RANDOM, whose creator holds an exclusive flock on it, and renamed onto
+ * the path only when complete: a create killed part-way leaves no file at the
+ * path, and its temporary file (which may hold huge pages) is removed by the
+ * next create of that path (a temporary file nobody holds a flock on, whose
+ * pid is gone, is stale).  Replacing a pool (force) renames over it, so the
+ * old pool stays until the new one is whole; a new one that does not fit
+ * leaves the old one as it was. */
+
+#define TMP_TAG ".l1new."
+
+static void split_path(const char *path, char *dir, size_t dlen, char *base, size_t blen)
 {
-	int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC;
-	a->fd = open(a->path, flags, c->mode ? c->mode : 0600);
-	if (a->fd < 0 && errno == EEXIST && c->force) {
-		unlink(a->path);
-		a->fd = open(a->path, flags, c->mode ? c->mode : 0600);
+	char d[L1_PATH_MAX], b[L1_PATH_MAX];
+	snprintf(d, sizeof d, "%s", path);
+	snprintf(b, sizeof b, "%s", path);
+	snprintf(dir, dlen, "%s", dirname(d));
+	snprintf(base, blen, "%s", basename(b));
+}
+
+/* Removes the temporary files that creates of this path left when killed. */
+static void clean_stale(const char *path)
+{
+	char dir[L1_PATH_MAX], base[L1_PATH_MAX], prefix[L1_PATH_MAX + 16], full[2 * L1_PATH_MAX];
+	split_path(path, dir, sizeof dir, base, sizeof base);
+	snprintf(prefix, sizeof prefix, ".%.200s" TMP_TAG, base);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		size_t n = strlen(prefix);
+		if (strncmp(e->d_name, prefix, n))
+			continue;
+		long pid = strtol(e->d_name + n, NULL, 10);
+		if (pid > 0 && kill((pid_t)pid, 0) == 0)
+			continue;       /* its creator may still be at it */
+		snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+		int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlink(full);
+		close(fd);
 	}
-	if (a->fd < 0 && errno == EEXIST)
-		return l1__err(-EEXIST, "a pool already exists at %s: attach to it, or destroy "
-			       "it first (`l1ctl destroy`), or create with force", a->path);
+	closedir(d);
+}
+
+/* How many live processes are attached to the pool at path (0 if it is not
+ * a pool this library can read); *first: one of them. */
+static uint32_t live_clients(const char *path, int32_t *first)
+{
+	struct l1_open_opts o;
+	struct l1_arena *old;
+	uint32_t live = 0;
+	l1_open_opts_init(&o);
+	o.readonly = 1;
+	if (l1_arena_open(path, &o, &old))
+		return 0;
+	uint32_t max = (uint32_t)old->h->max_clients;
+	struct l1_client_info *ci = calloc(max, sizeof *ci);
+	int n = ci ? l1_arena_clients(old, ci, max) : 0;
+	for (int i = 0; i < n && (uint32_t)i < max; i++)
+		if (ci[i].alive && !live++)
+			*first = ci[i].pid;
+	free(ci);
+	l1_arena_close(old);
+	return live;
+}
+
+/* May a pool be made at a->path?  Then the temporary file, open in a->fd
+ * (flocked), its name in tmp. */
+static int create_file(struct l1_arena *a, const struct l1_config *c, char *tmp, size_t len)
+{
+	struct stat st;
+	int32_t first = 0;
+	uint32_t live;
+	if (lstat(a->path, &st) == 0) {
+		if (a->moved)
+			return l1__err(-EEXIST, "the pool was to move to %s (the /dev/shm "
+				       "fallback), but a file is there already: the fallback never "
+				       "replaces a file it was not given; name that path to replace "
+				       "it", a->path);
+		if (!c->force)
+			return l1__err(-EEXIST, "a pool already exists at %s: attach to it, or "
+				       "destroy it first (`l1ctl destroy`), or create with force",
+				       a->path);
+		if (c->force < 2 && (live = live_clients(a->path, &first)))
+			return l1__err(-EBUSY, "%u process(es) still attached to the pool at %s "
+				       "(pid %d first): stop them, or force twice (--force --force) "
+				       "to replace it anyway (they keep the old pool until they "
+				       "detach)", live, a->path, (int)first);
+	}
+	clean_stale(a->path);
+	char dir[L1_PATH_MAX], base[L1_PATH_MAX];
+	split_path(a->path, dir, sizeof dir, base, sizeof base);
+	snprintf(tmp, len, "%s/.%.200s" TMP_TAG "%d.%08llx", dir, base, (int)a->pid,
+		 (unsigned long long)(l1__random64() & 0xffffffffull));
+	a->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, c->mode ? c->mode : 0600);
 	if (a->fd < 0)
-		return l1__err(-errno, "cannot create %s: %s", a->path, strerror(errno));
+		return l1__err(-errno, "cannot create %s: %s", tmp, strerror(errno));
+	flock(a->fd, LOCK_EX);
 	fchmod(a->fd, c->mode ? c->mode : 0600);
 	return 0;
 }
 
-/* Where the pool goes: hugetlbfs at the path, or the shm fallback. */
+/* The shm fallback: the pool moves to /dev/shm/<basename>, which create
+ * then makes with O_EXCL whatever `force` says (force replaces only the path
+ * it was given), and l1_arena_path() says where it went. */
+static void shm_path(struct l1_arena *a)
+{
+	char base[L1_PATH_MAX];
+	snprintf(base, sizeof base, "%s", a->path);
+	snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
+	a->moved = 1;
+}
+
+/* The finished pool takes its name: over the old one with force, else only
+ * if the path is still free. */
+static int publish_file(struct l1_arena *a, const struct l1_config *c, const char *tmp)
+{
+	if (c->force && !a->moved) {
+		if (rename(tmp, a->path) == 0)
+			return 0;
+	} else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, a->path, RENAME_NOREPLACE) == 0) {
+		return 0;
+	} else if (errno == EINVAL || errno == ENOSYS) {
+		/* no RENAME_NOREPLACE here: a hard link is just as exclusive */
+		if (link(tmp, a->path) == 0) {
+			unlink(tmp);
+			return 0;
+		}
+	}
+	if (errno == EEXIST)
+		return l1__err(-EEXIST, "a pool appeared at %s while this one was made: "
+			       "attach to it, or create with force", a->path);
+	return l1__err(-errno, "cannot rename %s to %s: %s", tmp, a->path, strerror(errno));
+}
+
+/* Where the pool goes: hugetlbfs at the path; with allow_shm only, the same
+ * path on another file system (tmpfs, say) or, when its directory does not
+ * exist, /dev/shm/<basename> (shm_path). */
 static int choose_backing(struct l1_arena *a, const struct l1_config *c, uint64_t *hp,
 			  uint32_t *backing, char *why, size_t whylen)
 {
@@ -360,15 +510,8 @@ static int choose_backing(struct l1_arena *a, const struct l1_config *c, uint64_
 	if (!c->allow_shm)
 		return l1__err(-ENODEV, "%s: mount one with `l1ctl setup` (as root), or allow the "
 			       "/dev/shm fallback (allow_shm / --allow-shm)", why);
-	uint64_t ps2;
-	int huge2;
-	if (r == 0 && l1__backing_statfs(dir, &ps2, &huge2) == 0) {
-		/* a directory on another file system (tmpfs, say): use it as is */
-	} else {
-		char base[L1_PATH_MAX];
-		snprintf(base, sizeof base, "%s", a->path);
-		snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
-	}
+	if (r != 0)     /* no such directory: the pool goes to /dev/shm instead */
+		shm_path(a);
 	*hp = 4096;
 	*backing = L1_BACKING_SHM;
 	return 0;
@@ -387,7 +530,8 @@ static int create_once(struct l1_arena *a, const struct l1_config *c, uint64_t h
 		committed = round_up(init, plan.grow_step);
 		committed = committed < plan.data_size ? committed : plan.data_size;
 	}
-	int r = create_file(a, c);
+	char tmp[2 * L1_PATH_MAX];
+	int r = create_file(a, c, tmp, sizeof tmp);
 	if (r)
 		return r;
 	if (ftruncate(a->fd, (off_t)plan.file_size) < 0) {
@@ -397,16 +541,21 @@ static int create_once(struct l1_arena *a, const struct l1_config *c, uint64_t h
 	}
 	r = l1__backing_commit(a->fd, 0, plan.data_off + committed);
 	if (r) {
-		r = l1__err(r, "cannot commit %llu MiB of %s: %s%s", (unsigned long long)
-			    ((plan.data_off + committed) >> 20), a->path, strerror(-r),
+		r = l1__err(r, "cannot commit %llu MiB for the pool at %s: %s%s%s",
+			    (unsigned long long)((plan.data_off + committed) >> 20), a->path,
+			    strerror(-r),
 			    r == -ENOSPC && backing == L1_BACKING_HUGETLBFS
 				    ? " (not enough free huge pages: run `l1ctl setup --hugepages N`)"
-				    : "");
+				    : "",
+			    c->force ? "; the pool there is left as it was" : "");
 		goto fail;
 	}
-	if ((r = map_file(a, plan.file_size, !c->lazy)))
+	if ((r = map_file(a, plan.file_size, !c->lazy, plan.block_size, backing,
+			    plan.hugepage_size)))
 		goto fail;
 	if ((r = format_pool(a, &plan, committed)))
+		goto fail;
+	if ((r = publish_file(a, c, tmp)))
 		goto fail;
 	return 0;
 fail:
@@ -416,7 +565,7 @@ fail:
 	}
 	close(a->fd);
 	a->fd = -1;
-	unlink(a->path);
+	unlink(tmp);
 	return r;
 }
 
@@ -440,9 +589,7 @@ int l1_arena_create(const struct l1_config *cin, struct l1_arena **out)
 		goto fail;
 	r = create_once(a, &c, hp, backing);
 	if (r == -ENOSPC && backing == L1_BACKING_HUGETLBFS && c.allow_shm) {
-		char base[L1_PATH_MAX];
-		snprintf(base, sizeof base, "%s", a->path);
-		snprintf(a->path, sizeof a->path, "/dev/shm/%.200s", basename(base));
+		shm_path(a);
 		r = create_once(a, &c, 4096, L1_BACKING_SHM);
 	}
 	if (r)
@@ -456,26 +603,21 @@ fail:
 	return r;
 }
 
+/* Opens exactly the path given: never another file in its place. */
 static int open_file(struct l1_arena *a)
 {
 	a->fd = open(a->path, (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (a->fd < 0 && errno == ENOENT) {
-		char base[L1_PATH_MAX], alt[L1_PATH_MAX];
-		snprintf(base, sizeof base, "%s", a->path);
-		snprintf(alt, sizeof alt, "/dev/shm/%.200s", basename(base));
-		int fd = open(alt, (a->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd >= 0) {
-			a->fd = fd;
-			snprintf(a->path, sizeof a->path, "%s", alt);
-		}
-	}
 	if (a->fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
 			return l1__err(-ENOENT, "no pool at %s: create one with `l1ctl create`",
 				       a->path);
-		return l1__err(-e, "cannot open %s: %s%s", a->path, strerror(e),
-			       e == EACCES ? " (check the pool file's owner and mode)" : "");
+		return l1__err(-e, "cannot open %s %s: %s%s", a->path,
+			       a->readonly ? "for reading" : "read-write", strerror(e),
+			       e != EACCES ? "" : a->readonly
+				       ? " (reading needs read permission on the pool file)"
+				       : " (read-write needs write permission on the pool file; "
+					 "a member of its group can attach read-only)");
 	}
 	return 0;
 }
@@ -526,7 +668,8 @@ int l1_arena_open(const char *path, const struct l1_open_opts *oin,
 	}
 	if ((r = l1__validate_header(&hdr, (uint64_t)st.st_size)))
 		goto fail_msg;
-	if ((r = map_file(a, hdr.file_size, !hdr.lazy)))
+	if ((r = map_file(a, hdr.file_size, !hdr.lazy, hdr.block_size, hdr.backing,
+			    hdr.hugepage_size)))
 		goto fail;
 	if ((r = l1__validate_header(a->h, (uint64_t)st.st_size)))
 		goto fail_msg;
@@ -559,6 +702,10 @@ void l1_arena_close(struct l1_arena *a)
 		l1_zero_stop(a->zero);  /* everything queued reaches the ring ... */
 		a->zero = NULL;
 		l1__fin_release_now(a); /* ... and is released here */
+		if (a->client_idx != UINT32_MAX && l1__lock(a) == 0) {
+			l1__client_release(a);  /* now nothing of ours writes */
+			l1__unlock(a);
+		}
 		l1_pin_close(a->pin);
 		a->pin = NULL;
 	}
@@ -591,7 +738,7 @@ int l1_arena_destroy(const char *path, int force)
 	int32_t first = 0;
 	for (uint64_t i = 0; i < a->h->max_clients; i++) {
 		struct l1_client *c = &a->clients[i];
-		if (c->state == L1_CLIENT_LIVE && l1__proc_alive(c->pid, c->start)) {
+		if (l1__live_slot(a, NULL, (uint32_t)i)) {
 			if (!live++)
 				first = c->pid;
 		}
@@ -602,6 +749,7 @@ int l1_arena_destroy(const char *path, int force)
 			       "detach them or destroy with force", live, real, (int)first);
 	if (unlink(real) < 0)
 		return l1__err(-errno, "cannot remove %s: %s", real, strerror(errno));
+	clean_stale(real);      /* and what killed creates of it left */
 	return 0;
 }
 
@@ -609,22 +757,25 @@ int l1_arena_destroy(const char *path, int force)
 
 void l1_get_memory_usage(struct l1_arena *a, uint64_t *used, uint64_t *total)
 {
-	if (!a)
+	if (l1__handle_check(a))       /* void: refused with the sentence only */
 		return;
 	if (used)
 		*used = atomic_load_explicit(&a->h->used_bytes, memory_order_relaxed);
 	if (total)
-		*total = a->h->data_size;
+		*total = l1__pool_size(a->h);
 }
 
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 {
-	if (!a || !u)
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!u)
 		return l1__err(-EINVAL, "NULL argument");
 	struct l1_hdr *h = a->h;
 	memset(u, 0, sizeof *u);
 	u->used_bytes = atomic_load(&h->used_bytes);
-	u->total_bytes = h->data_size;
+	u->total_bytes = l1__pool_size(h);
 	u->committed_bytes = atomic_load(&h->committed);
 	u->dirty_bytes = atomic_load(&h->dirty_bytes);
 	u->free_bytes = u->total_bytes > u->used_bytes + u->dirty_bytes
@@ -654,17 +805,50 @@ int l1_arena_usage(struct l1_arena *a, struct l1_usage *u)
 	snprintf(u->zero_method, sizeof u->zero_method, "%s",
 		 !h->zero_on_free ? "off" : a->zero ? l1_zero_method_name(a->zero)
 						    : "none in this process");
-	if (l1__lock(a) == 0) {
+	if (a->readonly) {      /* no lock: the reason as it reads now */
+		memcpy(u->grow_reason, h->grow_reason, sizeof u->grow_reason);
+		u->grow_reason[sizeof u->grow_reason - 1] = 0;
+	} else if (l1__lock_within(a, 100) == 0) {
 		snprintf(u->grow_reason, sizeof u->grow_reason, "%s", h->grow_reason);
-		u->largest_free_bytes = l1__bm_largest_free(a, u->committed_bytes / h->block_size);
+		u->largest_free_bytes = l1__bm_largest_free(a, l1__blocks_usable(h));
 		l1__unlock(a);
+	} else {
+		snprintf(u->grow_reason, sizeof u->grow_reason, "(not read: %s)", l1_last_error());
 	}
+	return 0;
+}
+
+int l1_arena_health(struct l1_arena *a, struct l1_health *o)
+{
+	const char *state;
+	if (!a || !o)
+		return l1__err(-EINVAL, "NULL argument");
+	memset(o, 0, sizeof *o);
+	l1__lock_holder(a, &o->lock_pid, &o->lock_tid, &state, &o->lock_held_ns);
+	snprintf(o->lock_state, sizeof o->lock_state, "%s", state);
+	o->lock_wait_ms = l1__lock_bound_ms();
+	o->lock_timeouts = atomic_load(&a->h->lock_timeouts);
+	o->grow_failures = atomic_load(&a->h->grow_failures);
+	o->grow_returned_bytes = atomic_load(&a->h->grow_returned);
+	char who[96];
+	l1__lock_describe(o->lock_pid, o->lock_tid, o->lock_state, o->lock_held_ns, who,
+			  sizeof who);
+	snprintf(o->lock_text, sizeof o->lock_text, "%.72s; waits give up after %llu ms; %llu "
+		 "gave up so far", who, (unsigned long long)o->lock_wait_ms,
+		 (unsigned long long)o->lock_timeouts);
+	snprintf(o->grow_text, sizeof o->grow_text, "%llu failed growth(s) gave back %llu MiB "
+		 "of pages (%llu bytes)", (unsigned long long)o->grow_failures,
+		 (unsigned long long)(o->grow_returned_bytes >> 20),
+		 (unsigned long long)o->grow_returned_bytes);
 	return 0;
 }
 
 int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 {
-	if (!a || !v)
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!v)
 		return l1__err(-EINVAL, "NULL argument");
 	l1__pin_catch_up(a);
 	memset(v, 0, sizeof *v);
@@ -673,7 +857,7 @@ int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 	v->fd = a->fd;
 	v->page_size = a->h->backing == L1_BACKING_SHM ? 4096 : a->h->hugepage_size;
 	v->data_offset = a->h->data_off;
-	v->data_size = a->h->data_size;
+	v->data_size = l1__pool_size(a->h);
 	v->committed = atomic_load(&a->h->committed);
 	v->pool_id = a->h->pool_id;
 	pthread_mutex_lock(&a->local);
@@ -685,8 +869,9 @@ int l1_get_vm_space(struct l1_arena *a, struct l1_vm_space *v)
 
 int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t max)
 {
-	if (!a)
-		return l1__err(-EINVAL, "NULL pool");
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
 	l1__pin_catch_up(a);
 	pthread_mutex_lock(&a->local);
 	int n = a->pin ? l1_pin_ranges(a->pin, a->base, out, max) : 0;
@@ -696,7 +881,10 @@ int l1_arena_pinned_ranges(struct l1_arena *a, struct l1_range *out, uint32_t ma
 
 int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t max)
 {
-	if (!a || (!out && max))
+	int r = l1__handle_check(a);
+	if (r)
+		return r;
+	if (!out && max)
 		return l1__err(-EINVAL, "NULL argument");
 	uint32_t n = 0;
 	for (uint64_t i = 0; i < a->h->max_clients && n < max; i++) {
@@ -711,11 +899,54 @@ int l1_arena_clients(struct l1_arena *a, struct l1_client_info *out, uint32_t ma
 		o->attach_ns = c.attach_ns;
 		o->pinned_bytes = c.pinned_bytes;
 		o->holds = c.holds;
-		o->alive = (uint32_t)l1__proc_alive(c.pid, c.start);
+		o->alive = (uint32_t)l1__live_slot(a, NULL, (uint32_t)i);
 		memcpy(o->pin_reason, c.pin_reason, sizeof o->pin_reason);
 		o->pin_reason[sizeof o->pin_reason - 1] = 0;
 		memcpy(o->zero_method, c.zero_method, sizeof o->zero_method);
 		o->zero_method[sizeof o->zero_method - 1] = 0;
 	}
 	return (int)n;
+}
+
+int l1_arena_client_owners(struct l1_arena *a, struct l1_client_owner *out, uint32_t max)
+{
+	if (!a || (!out && max))
+		return l1__err(-EINVAL, "NULL argument");
+	uint32_t n = 0;
+	for (uint64_t i = 0; i < a->h->max_clients && n < max; i++) {
+		const struct l1_client *c = &a->clients[i];
+		if (c->state != L1_CLIENT_LIVE)
+			continue;
+		struct l1_client_owner *o = &out[n++];
+		memset(o, 0, sizeof *o);
+		o->pid = c->pid;
+		o->uid = c->uid;
+		o->start_time = c->start;
+		memcpy(o->comm, c->comm, sizeof o->comm);
+		o->comm[sizeof o->comm - 1] = 0;
+	}
+	return (int)n;
+}
+
+int l1_arena_stats(struct l1_arena *a, struct l1_stats *s)
+{
+	if (!a || !s)
+		return l1__err(-EINVAL, "NULL argument");
+	struct l1_hdr *h = a->h;
+	memset(s, 0, sizeof *s);
+	s->zero_waits = atomic_load(&h->zero_waits);
+	s->zero_wait_ns = atomic_load(&h->zero_wait_ns);
+	s->gc_objects_reclaimed = atomic_load(&h->gc_objects);
+	s->gc_holds_dropped = atomic_load(&h->gc_holds);
+	s->gc_clients_dropped = atomic_load(&h->gc_clients);
+	s->gc_dirty_requeued = atomic_load(&h->gc_requeued);
+	/* DOOMED records are few; a relaxed walk is enough for a figure */
+	if (atomic_load(&h->nobj[L1_STATE_DOOMED]))
+		for (uint64_t i = 0; i < h->max_objects; i++)
+			if (atomic_load_explicit(&a->recs[i].state, memory_order_relaxed) ==
+			    L1_STATE_DOOMED) {
+				s->doomed_objects++;
+				s->doomed_bytes += a->recs[i].size;
+			}
+	return 0;
 }

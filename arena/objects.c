@@ -156,6 +156,8 @@ void l1__rec_fill_obj(const struct l1_arena *a, uint32_t slot, struct l1_obj *o)
 	o->pool_id = a->h->pool_id;
 	o->layout_id = r->layout_id;
 	o->reserved = 0;
+	/* records made before data_size existed, or damaged ones: the block */
+	o->data_size = r->data_size && r->data_size <= r->size ? r->data_size : r->size;
 }
 
 /* ---- key index --------------------------------------------------------- */
@@ -228,11 +230,19 @@ static uint32_t *hold_find(struct l1_arena *a, uint32_t slot, uint32_t client)
 	return NULL;
 }
 
+/* The client table entry a hold's client tag names (NULL if none). */
+static struct l1_client *holder(struct l1_arena *a, uint32_t client)
+{
+	uint32_t s = client & ((1u << L1_CLIENT_BITS) - 1);
+	return s < a->h->max_clients ? &a->clients[s] : NULL;
+}
+
 static void hold_account(struct l1_arena *a, uint32_t slot, uint32_t client, int64_t d)
 {
+	struct l1_client *c = holder(a, client);
 	a->recs[slot].holds += (uint32_t)d;
-	if (client < a->h->max_clients)
-		a->clients[client].holds += (uint32_t)d;
+	if (c)
+		c->holds += (uint32_t)d;
 	ctr_add(&a->h->nholds, d);
 }
 
@@ -241,7 +251,7 @@ int l1__hold_add(struct l1_arena *a, uint32_t slot, uint32_t client)
 	uint32_t *link = hold_find(a, slot, client);
 	/* the 32-bit counts must not wrap (a damaged pool can start near it) */
 	if (a->recs[slot].holds == UINT32_MAX ||
-	    (client < a->h->max_clients && a->clients[client].holds == UINT32_MAX) ||
+	    (holder(a, client) && holder(a, client)->holds == UINT32_MAX) ||
 	    (link && a->holds[*link - 1].count == UINT32_MAX))
 		return l1__err(-EOVERFLOW, "object in slot %u: too many holds (%u)", slot,
 			       a->recs[slot].holds);
@@ -291,14 +301,16 @@ int l1__hold_drop(struct l1_arena *a, uint32_t slot, uint32_t client, uint32_t n
 	return 0;
 }
 
-/* Drops every hold of a client; writes the slots whose last hold went into
- * released (up to max).  Returns the number of holds dropped. */
+/* Drops a client's holds until max records have lost their last hold (their
+ * slots go to released) or none is left; call again while *nreleased ==
+ * max: every hold is dropped and every released slot reported, so none
+ * stays doomed.  Returns the number of holds dropped. */
 uint64_t l1__holds_drop_client(struct l1_arena *a, uint32_t client,
 			       uint32_t *released, uint32_t *nreleased, uint32_t max)
 {
 	uint64_t dropped = 0;
 	*nreleased = 0;
-	for (uint64_t i = 0; i < a->h->max_holds; i++) {
+	for (uint64_t i = 0; i < a->h->max_holds && *nreleased < max; i++) {
 		struct l1_hold_ent *e = &a->holds[i];
 		if (!e->count || e->client != client || e->slot >= a->h->max_objects)
 			continue;
@@ -314,7 +326,7 @@ uint64_t l1__holds_drop_client(struct l1_arena *a, uint32_t client,
 			e->next = (uint32_t)a->h->hold_free;
 			a->h->hold_free = (uint32_t)i + 1;
 		}
-		if (a->recs[slot].holds == 0 && *nreleased < max)
+		if (a->recs[slot].holds == 0)
 			released[(*nreleased)++] = slot;
 	}
 	return dropped;

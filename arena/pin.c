@@ -227,12 +227,12 @@ int l1_pin_open(int32_t mode, int32_t mapped, struct l1_pin **out)
 	pn->mapped = !!mapped;
 	if (mode == L1_PIN_OFF) {
 		pn->disabled = 1;
-		set_msg(pn->reason, "pinning disabled by config");
+		set_msg(pn->reason, "not asked: pin = L1_PIN_OFF in the open options");
 		goto out_ok;
 	}
 	if (env_says_off()) {
 		pn->disabled = 1;
-		set_msg(pn->reason, "pinning disabled by L1ARENA_PIN=off");
+		set_msg(pn->reason, "turned off by the environment: L1ARENA_PIN=off");
 		goto out_ok;
 	}
 	/* Lack of CUDA is a state, not an error: the module stays, inactive. */

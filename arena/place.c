@@ -43,8 +43,7 @@ int64_t l1__place_best(struct l1_arena *a, uint64_t n, uint64_t *run_len)
 {
 	struct l1_hdr *h = a->h;
 	uint64_t step = h->grow_step / h->block_size;
-	uint64_t limit = atomic_load_explicit(&h->committed, memory_order_relaxed) /
-			 h->block_size;
+	uint64_t limit = l1__blocks_usable(h);
 	uint64_t pos = l1__bm_next_zero(a, h->search_hint < limit ? h->search_hint : 0, limit);
 	uint64_t best_len = UINT64_MAX;
 	int64_t best = -1;

@@ -22,7 +22,10 @@
  * itself and releases; other processes waiting for the memory see it
  * within a couple of milliseconds.  Everything on the ring is already zero,
  * so releasing it late is never unsafe; a process that dies leaves its
- * extents dirty, and gc re-zeroes them.
+ * extents dirty, and gc re-zeroes them; so does another process's gc when
+ * this one stops for longer than the lease (client.c), and then this
+ * engine writes those extents no more (l1__zero_still_mine, asked before
+ * each write) and cannot release them (their generation moved on).
  */
 #include "internal.h"
 
@@ -30,24 +33,87 @@
  * so the next gc (in any process) takes them over. */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
 {
-	l1__help_queued(a, q, n);
-	if (!n || (a->zero && l1_zero_submit(a->zero, q, n) == 0))
+	uint32_t me = l1__client_tag(a);
+	if (!n)
 		return;
+	if (a->zero && l1_zero_submit(a->zero, q, n) == 0) {
+		l1__client_beat(a);     /* the lease of these extents starts now */
+		return;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct l1_dirty_ent *e = l1__dirty_of(a, q[i].slot, q[i].gen);
-		if (e && e->zeroer_pid == a->pid) {
+		if (e && (e->zeroer_client & ~L1_ZEROER_WRITING) == me) {
 			e->zeroer_pid = 0;
-			e->zeroer_start = 0;
+			__atomic_store_n(&e->zeroer_client, 0, __ATOMIC_RELAXED);
 			continue;
 		}
 		if (q[i].slot >= a->h->max_objects)
 			continue;
 		struct l1_rec *r = &a->recs[q[i].slot];
-		if (r->gen == q[i].gen && r->zeroer_pid == a->pid) {
+		if (r->gen == q[i].gen && (r->zeroer_client & ~L1_ZEROER_WRITING) == me) {
 			r->zeroer_pid = 0;
-			r->zeroer_start = 0;
+			__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		}
 	}
+}
+
+/* Engine thread, before it writes an extent (and before each rewrite after
+ * a short read): does the cookie still name an extent this client zeroes?
+ * Not once another engine took it over (a new generation) or it was
+ * released.  The first yes claims the extent: L1_ZEROER_WRITING is set
+ * with a compare-and-swap from the bare tag, the same claim an allocating
+ * or freeing thread makes when it zeroes the extent itself (zhelp.c), and
+ * gc's takeover swaps the zeroer first; so of engine, helper and takeover
+ * exactly one wins, and only the winner writes and releases.  From then on
+ * no other engine takes it over while this client lives, since a write
+ * issued now may land after a stop of any length; later calls only confirm
+ * the claim.  Without the pool lock: the fields are written with atomic
+ * operations under it.  Also the engine's sign of life for the lease. */
+/* The generation and zeroer fields of the extent a cookie names; 0 if the
+ * cookie points nowhere. */
+static int zeroer_fields(struct l1_arena *a, const struct l1_zero_extent *x, uint32_t **gen,
+			 uint32_t **who)
+{
+	if (x->slot & L1_ZX_TABLE) {
+		uint32_t i = x->slot & ~L1_ZX_TABLE;
+		if (!a->dirty || i >= a->h->max_dirty)
+			return 0;
+		*gen = &a->dirty[i].gen;
+		*who = &a->dirty[i].zeroer_client;
+		return 1;
+	}
+	if (x->slot >= a->h->max_objects)
+		return 0;
+	*gen = &a->recs[x->slot].gen;
+	*who = &a->recs[x->slot].zeroer_client;
+	return 1;
+}
+
+int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x, int first)
+{
+	struct l1_arena *a = ctx;
+	uint32_t me = l1__client_tag(a), *gen, *who;
+	if (a->test_hook)
+		a->test_hook(a, L1_HOOK_ZERO_ISSUE);
+	l1__client_beat(a);
+	if (!zeroer_fields(a, x, &gen, &who))
+		return 0;
+	uint32_t w = me;
+	if (!me || __atomic_load_n(gen, __ATOMIC_ACQUIRE) != x->gen)
+		return 0;
+	if (!first)     /* only this engine sets the bit with this tag before it writes */
+		return __atomic_load_n(who, __ATOMIC_ACQUIRE) == (me | L1_ZEROER_WRITING) &&
+		       __atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen;
+	if (!__atomic_compare_exchange_n(who, &w, me | L1_ZEROER_WRITING, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return 0;       /* a thread of this process zeroes it, or gc took it */
+	if (__atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen)
+		return 1;
+	/* released and reused (by this client) between the two looks: not
+	 * the extent of the cookie; the claim goes back */
+	w = me | L1_ZEROER_WRITING;
+	__atomic_compare_exchange_n(who, &w, me, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /* Under the lock: appends x to the caller's queue, handing a full queue to
@@ -77,7 +143,7 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		 * entry (a batch allocated together is freed as one run) */
 		struct l1_zero_extent x;
 		int joined = *nq && l1__dirty_extend(a, &q[*nq - 1], r->offset, r->size) == 0;
-		if (joined || l1__dirty_add(a, r->offset, r->size, a->pid, a->start, &x) == 0) {
+		if (joined || l1__dirty_add(a, r->offset, r->size, &x) == 0) {
 			l1__rec_set_state(a, r, L1_STATE_FREE);
 			l1__slot_push(a, slot);
 			if (!joined)
@@ -87,6 +153,7 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 		/* the table is full: the record stays DIRTY */
 		r->zeroer_pid = a->pid;
 		r->zeroer_start = a->start;
+		__atomic_store_n(&r->zeroer_client, l1__client_tag(a), __ATOMIC_RELAXED);
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		l1__zero_push(a, q, nq,
 			      (struct l1_zero_extent){ slot, r->gen, a->base + r->offset, r->size });
@@ -95,6 +162,7 @@ void l1__rec_retire(struct l1_arena *a, uint32_t slot, struct l1_zero_extent *q,
 	if (a->h->zero_on_free) {       /* no engine here: leave it for gc */
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
+		__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		return;
 	}
@@ -134,6 +202,7 @@ void l1__fin_release(struct l1_arena *a)
 		l1__bm_clear(a, b, n);
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
+		__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		l1__rec_set_state(a, r, L1_STATE_FREE);
 		l1__slot_push(a, e->slot);
 		bytes += r->size;
@@ -165,11 +234,23 @@ static int owner_quiet(struct l1_arena *a)
 	return quiet;
 }
 
-/* Engine thread: extents whose bytes are all zero now. */
+/* Engine thread: extents whose bytes are all zero now.  Their claims go
+ * (no write of this engine can land in them any more), so if this client
+ * stops before it releases them, another engine may take them over after
+ * the lease (and zero them once more, harmlessly). */
 void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 {
 	struct l1_arena *a = ctx;
+	uint32_t me = l1__client_tag(a), *gen, *who;
 	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
+	l1__client_beat(a);
+	for (uint32_t i = 0; i < n && me; i++) {
+		uint32_t w = me | L1_ZEROER_WRITING;
+		if (zeroer_fields(a, &e[i], &gen, &who) &&
+		    __atomic_load_n(gen, __ATOMIC_ACQUIRE) == e[i].gen)
+			__atomic_compare_exchange_n(who, &w, me, 0, __ATOMIC_RELEASE,
+						    __ATOMIC_RELAXED);
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
 		    L1_FIN_CAP) {

@@ -1,8 +1,8 @@
 /*
  * util.c - small process-local helpers: error codes and the per-thread error
  * sentence (l1_last_error, like dlerror: thread-local, the only such state in
- * the library), clocks, process identity (pid + start time from
- * /proc/PID/stat, so a reused pid is never mistaken for the owner), hashing,
+ * the library), clocks, this process's start time (from /proc/self/stat,
+ * shown beside the pid; liveness never asks /proc, see client.c), hashing,
  * and size parsing.
  */
 #include <ctype.h>
@@ -99,47 +99,6 @@ int l1__proc_start(int32_t pid, uint64_t *start)
 	return 0;
 }
 
-int l1__proc_alive(int32_t pid, uint64_t start)
-{
-	uint64_t s;
-	if (pid <= 0)
-		return 0;
-	if (l1__proc_start(pid, &s) < 0)
-		return 0;
-	if (s != start)
-		return 0;
-	/* a zombie has exited: it holds nothing any more - but only once all of
-	 * its threads have; a leader shows Z as soon as it is gone itself */
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	if (!(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X')))
-		return 1;
-	/* Until its other threads are gone too, its zeroing engine (or
-	 * io_uring's workers, threads of the process) may still be writing into
-	 * extents that others would take over and hand out again (check_kill saw
-	 * zeros land in a new owner's object).  Threads counts the leader. */
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strstr(buf, "\nThreads:");
-	return p && strtol(p + 9, NULL, 10) > 1;
-}
-
 /* FNV-1a, then a final mix so low bits are usable for buckets. */
 uint64_t l1__hash(const void *p, uint64_t n)
 {
@@ -167,11 +126,17 @@ int l1_parse_size(const char *s, uint64_t *out)
 {
 	if (!s || !out || !*s)
 		return l1__err(-EINVAL, "empty size");
+	/* decimal digits, an optional fraction, then the suffix: no spaces, no
+	 * sign, no hex or exponent (strtod alone would take those) */
+	size_t d = strspn(s, "0123456789");
+	size_t f = s[d] == '.' ? strspn(s + d + 1, "0123456789") : 0;
+	size_t n = d + (s[d] == '.' ? 1 + f : 0);
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || !(v >= 0))        /* also NaN: casting it is undefined */
-		return l1__err(-EINVAL, "'%s' is not a size (try 512M, 8G, 4096)", s);
+	if (d == 0 || (s[d] == '.' && f == 0) || end != s + n || errno || !(v >= 0))
+		return l1__err(-EINVAL, "'%s' is not a size: decimal digits and an optional "
+			       "K, M, G or T (512M, 8G, 1.5G, 4096); no spaces, signs or hex", s);
 	uint64_t mul = 1;
 	switch (toupper((unsigned char)*end)) {
 	case 0: break;

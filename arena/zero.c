@@ -1,5 +1,6 @@
 /*
- * zero.c - the zeroing engine: one background thread per engine takes the
+ * zero.c - the zeroing engine (its io_uring mode is zero_uring.c, the
+ * structures both share zero_impl.h): one background thread per engine takes the
  * extents that l1_zero_submit() queued and clears them, so the thread that
  * freed them never does.  With io_uring it issues IORING_OP_READs from
  * /dev/zero into the extent in pieces (piece_bytes each, up to queue_depth-1
@@ -31,585 +32,15 @@
  * and an engine that was busy a moment ago naps 1 ms at a time, so a thread
  * freeing batch after batch pays no wake-up; a flush always wakes it.
  */
-#include "zero.h"
-#include "l1arena.h"
-
-#include <errno.h>
 #include <fcntl.h>
-#include <liburing.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <time.h>
-#include <unistd.h>
 
-#define L1_ZERO_DEF_WORKERS 2u          /* ... and one fewer than the CPUs */
-#define L1_ZERO_DEF_DEPTH 64u
-#define L1_ZERO_MIN_DEPTH 4u
-#define L1_ZERO_MAX_DEPTH 4096u
-#define L1_ZERO_DEF_PIECE (2ull << 20)
-#define L1_ZERO_MIN_PIECE 4096ull
-#define L1_ZERO_MAX_PIECE 0xfffff000ull  /* a read's length is 32 bits */
-#define L1_ZERO_JOBS 1024u              /* extents being worked on at once */
-#define L1_ZERO_BATCH_MAX 64u           /* memset: extents per done() call */
-#define L1_ZERO_BATCH_BYTES (16ull << 20) /* memset: report at least this often */
-#define L1_ZERO_MAX_RETRIES 64u         /* -EINTR/-EAGAIN before memset */
-#define L1_ZERO_TAG_POLL UINT64_MAX     /* user_data of the eventfd poll */
-#define L1_ZERO_TAG_PROBE (UINT64_MAX - 1)
-#define L1_ZERO_NAME_MAX 96
-#define L1_ZERO_NICE 5                  /* engine and io-wq below the app */
-#define L1_ZERO_NAP_NS 1000000ull       /* idle but recently busy: re-check */
-#define L1_ZERO_LINGER_NS 20000000ull   /* ... for this long after work */
-#define L1_ZERO_WAKE_BYTES (16ull << 20) /* queued while napping: wake now */
-#define L1_ZERO_BOOST_NS 100000000ull   /* all workers this long after a wait */
-
-enum { ZS_AWAKE = 0, ZS_NAP = 1, ZS_SLEEP = 2 };
-
-struct zjob {
-	struct l1_zero_extent e;
-	uint64_t issued;                /* bytes handed to a read or memset */
-	uint64_t completed;             /* bytes known to be zero */
-};
-
-/* A read in flight.  It may span several jobs whose extents lie back to
- * back in memory (a batch freed together usually does), so that small
- * objects do not cost one io-wq work item each. */
-struct zpiece {
-	char *ptr;                      /* what is still to be read */
-	uint64_t len;
-	uint64_t seq;                   /* job that ptr lies in */
-	uint64_t off;                   /* ptr's offset inside that job */
-	uint32_t retries;
-	uint32_t next_free;
-};
-
-struct l1_zero {
-	/* set before the thread runs (or by it before `started`), then fixed */
-	l1_zero_done_fn done;
-	l1_zero_idle_fn idle;
-	l1_zero_claim_fn claim;
-	void *ctx;
-	uint64_t piece;
-	uint32_t depth;                 /* SQ entries */
-	uint32_t npieces;               /* reads in flight at most: depth - 1 */
-	uint32_t workers;
-	uint32_t workers_boost;         /* while someone waits: the full bound */
-	_Atomic uint64_t boost_until;   /* someone waits for zeroed memory */
-	int32_t method;                 /* asked for, after the env override */
-	int forced_memset;
-	int use_uring;
-	int efd;
-	pthread_t thread;
-	clockid_t cpu_clock;
-	int have_cpu_clock;
-	char name[L1_ZERO_NAME_MAX];
-
-	/* guarded by lock */
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	struct l1_zero_extent *q;       /* circular submission queue */
-	size_t qhead, qlen, qcap;
-	uint64_t sub_seq;               /* extents ever submitted */
-	uint64_t done_seq;              /* all extents <= this passed to done() */
-	uint64_t submitted_bytes;
-	uint64_t zeroed_bytes;
-	uint64_t reported_bytes;
-	uint64_t short_reads;
-	uint64_t skipped_bytes;
-	uint64_t busy_ns;
-	uint64_t busy_since;
-	int busy;
-	int sleeping;                   /* ZS_*: what the engine is about to do */
-	uint64_t queued_bytes;          /* in q, not yet taken */
-	int stopping;
-	int started;
-
-	/* engine thread only */
-	struct io_uring ring;
-	int ring_ok;
-	int zfd;
-	struct zjob *jobs;              /* job with sequence s at jobs[s % JOBS] */
-	uint64_t head_seq;              /* oldest job not yet retired */
-	uint64_t taken_seq;             /* newest job taken from the queue */
-	uint64_t issue_seq;             /* oldest job with bytes not issued */
-	struct zpiece *pieces;
-	uint32_t free_piece;            /* head of the free list; npieces = none */
-	uint32_t inflight;
-	int poll_armed;
-	struct l1_zero_extent *batch;   /* finished, not yet passed to done() */
-	uint32_t nbatch;
-	uint64_t batch_bytes;
-	uint64_t new_zeroed;            /* counted here, published under lock */
-	uint64_t new_short;
-	uint64_t new_skipped;           /* bytes of jobs claim() refused */
-	uint64_t last_busy_ns;          /* last loop that had work */
-	int idle_pending;               /* idle() asked to be called again */
-	uint32_t workers_now;           /* io-wq bound in force */
-	int warned;
-};
-
-/* io-wq workers by default: 2, but never all the CPUs, so that zeroing
- * leaves a core to the threads that allocate and free (on 2 cores a
- * second worker shares the application's core and costs it a third of
- * its time; one worker alone still zeroes at about memset's speed). */
-static uint32_t default_workers(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	if (n <= 1)
-		return 1;
-	return n - 1 < (long)L1_ZERO_DEF_WORKERS ? (uint32_t)(n - 1) : L1_ZERO_DEF_WORKERS;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static const char *err_name(int e)
-{
-	const char *n = strerrorname_np(e);
-	return n ? n : "unknown error";
-}
-
-static void wake_engine(struct l1_zero *z)
-{
-	uint64_t one = 1;
-	ssize_t r;
-	do
-		r = write(z->efd, &one, sizeof one);
-	while (r < 0 && errno == EINTR);
-	/* EAGAIN means the counter is full: the engine is woken anyway. */
-}
-
-static void drain_efd(struct l1_zero *z)
-{
-	uint64_t v;
-	while (read(z->efd, &v, sizeof v) < 0 && errno == EINTR)
-		;
-}
-
-/* ---- setup -------------------------------------------------------------- */
-
-static int io_uring_sysctl_disabled(void)
-{
-	int v = 0;
-	FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "re");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%d", &v) != 1)
-		v = 0;
-	fclose(f);
-	return v != 0;
-}
-
-/* One real read with IOSQE_ASYNC, so that a kernel that accepts the ring
- * but not the opcode, or a filter that refuses the workers, is found here
- * rather than on the first freed extent. */
-static int uring_probe(struct l1_zero *z, char *why, size_t len)
-{
-	static const size_t n = 4096;
-	struct io_uring_cqe *cqe;
-	struct io_uring_sqe *sqe;
-	unsigned char *buf;
-	int r;
-
-	buf = malloc(n);
-	if (!buf) {
-		snprintf(why, len, "probe: ENOMEM");
-		return -ENOMEM;
-	}
-	memset(buf, 0xa5, n);
-	sqe = io_uring_get_sqe(&z->ring);
-	io_uring_prep_read(sqe, z->zfd, buf, (unsigned)n, 0);
-	sqe->flags |= IOSQE_ASYNC;
-	io_uring_sqe_set_data64(sqe, L1_ZERO_TAG_PROBE);
-	r = io_uring_submit(&z->ring);
-	if (r != 1) {
-		r = r < 0 ? r : -EIO;
-		snprintf(why, len, "probe: %s", err_name(-r));
-		goto out_free;
-	}
-	do
-		r = io_uring_wait_cqe(&z->ring, &cqe);
-	while (r == -EINTR);
-	if (r < 0) {
-		snprintf(why, len, "probe: %s", err_name(-r));
-		goto out_free;
-	}
-	r = cqe->res;
-	io_uring_cqe_seen(&z->ring, cqe);
-	if (r < 0) {
-		snprintf(why, len, "probe: %s", err_name(-r));
-		goto out_free;
-	}
-	/* A short probe is fine: the engine resubmits the rest. */
-	if (r == 0 || buf[0] != 0 || buf[r - 1] != 0) {
-		snprintf(why, len, "probe: no zeros");
-		r = -EIO;
-		goto out_free;
-	}
-	r = 0;
-out_free:
-	free(buf);
-	return r;
-}
-
-/* Sets up the ring on the engine thread (so its io-wq is this thread's).
- * 0, or a negative errno with a short reason in why: at most 16 characters,
- * so that the method name fits the 48 bytes of l1_usage.zero_method. */
-static int uring_setup(struct l1_zero *z, char *why, size_t len)
-{
-	struct io_uring_params p;
-	unsigned vals[2];
-	int r;
-
-	z->zfd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
-	if (z->zfd < 0) {
-		r = -errno;
-		snprintf(why, len, "/dev/zero %s", err_name(-r));
-		goto out;
-	}
-	memset(&p, 0, sizeof p);
-	r = io_uring_queue_init_params(z->depth, &z->ring, &p);
-	if (r < 0) {
-		if (r == -EPERM && io_uring_sysctl_disabled())
-			snprintf(why, len, "sysctl disabled");
-		else
-			snprintf(why, len, "setup: %s", err_name(-r));
-		goto out_close;
-	}
-	/* Bound the io-wq: /dev/zero is a character device, so its reads go
-	 * to the unbound workers; bound both kinds.  Kernels before 5.15 lack
-	 * the call; the engine still works there, with the kernel's limit. */
-	vals[0] = z->workers;
-	vals[1] = z->workers;
-	(void)io_uring_register_iowq_max_workers(&z->ring, vals);
-	z->workers_now = z->workers;
-	r = uring_probe(z, why, len);
-	if (r < 0)
-		goto out_exit;
-	z->ring_ok = 1;
-	return 0;
-
-out_exit:
-	io_uring_queue_exit(&z->ring);
-out_close:
-	close(z->zfd);
-	z->zfd = -1;
-out:
-	return r;
-}
-
-/* Engine thread: while an allocation waits for zeroed memory (its thread
- * sleeps, so the CPU it used is free), zero with L1_ZERO_DEF_WORKERS even
- * where the default leaves a core to the application. */
-static void uring_set_workers(struct l1_zero *z)
-{
-	uint32_t want = z->workers, vals[2];
-	if (now_ns() < atomic_load_explicit(&z->boost_until, memory_order_relaxed))
-		want = z->workers_boost;
-	if (want == z->workers_now)
-		return;
-	vals[0] = want;
-	vals[1] = want;
-	if (io_uring_register_iowq_max_workers(&z->ring, vals) == 0)
-		z->workers_now = want;
-}
-
-static void uring_teardown(struct l1_zero *z)
-{
-	if (z->ring_ok)
-		io_uring_queue_exit(&z->ring);
-	z->ring_ok = 0;
-	if (z->zfd >= 0)
-		close(z->zfd);
-	z->zfd = -1;
-}
-
-/* ---- jobs (engine thread) ---------------------------------------------- */
-
-static struct zjob *job_at(struct l1_zero *z, uint64_t seq)
-{
-	return &z->jobs[seq % L1_ZERO_JOBS];
-}
-
-static uint64_t jobs_active(const struct l1_zero *z)
-{
-	return z->taken_seq + 1 - z->head_seq;
-}
-
-static void job_finish_bytes(struct l1_zero *z, uint64_t seq, uint64_t n)
-{
-	struct zjob *j = job_at(z, seq);
-
-	j->completed += n;
-	z->new_zeroed += n;
-	if (j->completed == j->e.len) {
-		z->batch[z->nbatch++] = j->e;
-		z->batch_bytes += j->e.len;
-	}
-}
-
-/* Moves queued extents into the job ring.  Called with lock held. */
-static void intake_locked(struct l1_zero *z)
-{
-	while (z->qlen && jobs_active(z) < L1_ZERO_JOBS) {
-		uint64_t seq = ++z->taken_seq;
-		struct zjob *j = job_at(z, seq);
-
-		j->e = z->q[z->qhead];
-		j->issued = 0;
-		j->completed = 0;
-		z->qhead = (z->qhead + 1) % z->qcap;
-		z->qlen--;
-		z->queued_bytes -= j->e.len;
-		if (j->e.len == 0)
-			job_finish_bytes(z, seq, 0);
-	}
-}
-
-/* Before the first byte of job j: may the engine zero it?  If claim() says
- * someone else took it, the job is finished without a byte written and is
- * never passed to done(). */
-static int job_claim(struct l1_zero *z, struct zjob *j)
-{
-	if (j->issued || !z->claim || z->claim(z->ctx, &j->e))
-		return 1;
-	j->issued = j->e.len;
-	j->completed = j->e.len;
-	z->new_skipped += j->e.len;
-	return 0;
-}
-
-/* Skips jobs with nothing left to issue (or taken by someone else);
- * returns the next one, or NULL. */
-static struct zjob *next_to_issue(struct l1_zero *z)
-{
-	while (z->issue_seq <= z->taken_seq) {
-		struct zjob *j = job_at(z, z->issue_seq);
-		if (j->issued < j->e.len && job_claim(z, j))
-			return j;
-		z->issue_seq++;
-	}
-	return NULL;
-}
-
-/* Passes the batch to done() (no lock held), retires the jobs in order and
- * publishes the counters. */
-static void report(struct l1_zero *z)
-{
-	uint64_t bytes = z->batch_bytes;
-
-	if (z->nbatch)
-		z->done(z->ctx, z->batch, z->nbatch);
-	z->nbatch = 0;
-	z->batch_bytes = 0;
-	while (z->head_seq <= z->taken_seq) {
-		struct zjob *j = job_at(z, z->head_seq);
-		if (j->completed != j->e.len)
-			break;
-		z->head_seq++;
-	}
-	if (z->issue_seq < z->head_seq)
-		z->issue_seq = z->head_seq;
-
-	pthread_mutex_lock(&z->lock);
-	z->reported_bytes += bytes + z->new_skipped;
-	z->zeroed_bytes += z->new_zeroed;
-	z->short_reads += z->new_short;
-	z->skipped_bytes += z->new_skipped;
-	z->new_zeroed = 0;
-	z->new_short = 0;
-	z->new_skipped = 0;
-	if (z->done_seq != z->head_seq - 1) {
-		z->done_seq = z->head_seq - 1;
-		pthread_cond_broadcast(&z->cv);
-	}
-	pthread_mutex_unlock(&z->lock);
-}
-
-/* ---- io_uring mode ------------------------------------------------------ */
-
-/* n more bytes at the front of the piece are zero: credit them to the
- * jobs they belong to, in order, and move the piece past them. */
-static void piece_credit(struct l1_zero *z, struct zpiece *p, uint64_t n)
-{
-	while (n) {
-		struct zjob *j = job_at(z, p->seq);
-		uint64_t k = j->e.len - p->off;
-
-		if (k > n)
-			k = n;
-		job_finish_bytes(z, p->seq, k);
-		p->ptr += k;
-		p->len -= k;
-		p->off += k;
-		n -= k;
-		if (p->off == j->e.len) {
-			p->seq++;
-			p->off = 0;
-		}
-	}
-}
-
-static void piece_memset(struct l1_zero *z, struct zpiece *p, int err)
-{
-	if (!z->warned) {
-		fprintf(stderr, "l1arena: zeroing: io_uring read from /dev/zero "
-			"failed (%s); clearing with memset instead\n", err_name(err));
-		z->warned = 1;
-	}
-	memset(p->ptr, 0, p->len);
-	piece_credit(z, p, p->len);
-}
-
-static struct io_uring_sqe *get_sqe(struct l1_zero *z)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&z->ring);
-	if (!sqe) {
-		io_uring_submit(&z->ring);
-		sqe = io_uring_get_sqe(&z->ring);
-	}
-	return sqe;
-}
-
-/* Queues the read for what is left of piece idx: 0, or -EBUSY when no SQE
- * could be had (the caller clears the piece itself). */
-static int piece_queue(struct l1_zero *z, uint32_t idx)
-{
-	struct zpiece *p = &z->pieces[idx];
-	struct io_uring_sqe *sqe = get_sqe(z);
-
-	if (!sqe)
-		return -EBUSY;
-	/* The kernel caps one read at MAX_RW_COUNT (2 GiB - 4 KiB): bigger
-	 * pieces come back short and go again, like hugetlbfs short reads. */
-	io_uring_prep_read(sqe, z->zfd, p->ptr, (unsigned)p->len, 0);
-	sqe->flags |= IOSQE_ASYNC;
-	io_uring_sqe_set_data64(sqe, idx);
-	return 0;
-}
-
-static void piece_put(struct l1_zero *z, uint32_t idx)
-{
-	z->pieces[idx].next_free = z->free_piece;
-	z->free_piece = idx;
-	z->inflight--;
-}
-
-static void uring_issue(struct l1_zero *z)
-{
-	struct zjob *j;
-
-	if (!z->poll_armed) {
-		struct io_uring_sqe *sqe = get_sqe(z);
-		if (sqe) {
-			io_uring_prep_poll_add(sqe, z->efd, POLLIN);
-			io_uring_sqe_set_data64(sqe, L1_ZERO_TAG_POLL);
-			z->poll_armed = 1;
-		}
-	}
-	while (z->free_piece < z->npieces && (j = next_to_issue(z))) {
-		uint32_t idx = z->free_piece;
-		struct zpiece *p = &z->pieces[idx];
-
-		z->free_piece = p->next_free;
-		z->inflight++;
-		p->ptr = (char *)j->e.ptr + j->issued;
-		p->len = 0;
-		p->seq = z->issue_seq;
-		p->off = j->issued;
-		p->retries = 0;
-		for (;;) {
-			uint64_t n = j->e.len - j->issued;
-			struct zjob *nj;
-
-			if (n > z->piece - p->len)
-				n = z->piece - p->len;
-			j->issued += n;
-			p->len += n;
-			if (p->len == z->piece || z->issue_seq == z->taken_seq)
-				break;
-			nj = job_at(z, z->issue_seq + 1);
-			if (!nj->e.len || nj->e.ptr != (char *)j->e.ptr + j->e.len ||
-			    !job_claim(z, nj))
-				break;
-			z->issue_seq++;         /* j is all issued: go on in nj */
-			j = nj;
-		}
-		if (piece_queue(z, idx) < 0) {
-			piece_memset(z, p, EBUSY);
-			piece_put(z, idx);
-		}
-	}
-}
-
-static void uring_complete(struct l1_zero *z, uint64_t tag, int res)
-{
-	struct zpiece *p;
-	uint32_t idx;
-
-	if (tag == L1_ZERO_TAG_POLL) {
-		z->poll_armed = 0;
-		drain_efd(z);
-		return;
-	}
-	if (tag >= z->npieces)
-		return;
-	idx = (uint32_t)tag;
-	p = &z->pieces[idx];
-	if (res > 0) {
-		piece_credit(z, p, (uint64_t)res < p->len ? (uint64_t)res : p->len);
-		if (!p->len)
-			goto out_put;
-		/* Short read: the rest goes again. */
-		z->new_short++;
-		p->retries = 0;
-	} else if ((res == -EINTR || res == -EAGAIN) &&
-		   p->retries < L1_ZERO_MAX_RETRIES) {
-		p->retries++;
-	} else {
-		piece_memset(z, p, res < 0 ? -res : EIO);
-		goto out_put;
-	}
-	if (piece_queue(z, idx) == 0)
-		return;
-	piece_memset(z, p, EBUSY);
-out_put:
-	piece_put(z, idx);
-}
-
-/* One round: issue what fits, wait for at least one completion unless
- * there is something to report already, reap all that are there. */
-static void uring_step(struct l1_zero *z, int nap)
-{
-	struct __kernel_timespec ts = { 0, (long long)L1_ZERO_NAP_NS };
-	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
-	int r;
-
-	uring_set_workers(z);
-	uring_issue(z);
-	if (z->nbatch || z->new_skipped)       /* something to report now */
-		r = io_uring_submit(&z->ring);
-	else if (nap)
-		r = io_uring_submit_and_wait_timeout(&z->ring, &cqe, 1, &ts, NULL);
-	else
-		r = io_uring_submit_and_wait(&z->ring, 1);
-	(void)r;        /* -ETIME, -EINTR and friends: the loop comes back */
-	io_uring_for_each_cqe(&z->ring, head, cqe) {
-		uring_complete(z, io_uring_cqe_get_data64(cqe), cqe->res);
-		seen++;
-	}
-	io_uring_cq_advance(&z->ring, seen);
-}
+#include "zero_impl.h"
 
 /* ---- memset mode --------------------------------------------------------- */
 
@@ -622,6 +53,10 @@ static void memset_step(struct l1_zero *z)
 		uint64_t n = j->e.len - j->issued;
 		uint64_t seq = z->issue_seq;
 
+		if (!job_mine(z, j)) {
+			job_give_up(z, seq);
+			continue;
+		}
 		if (n > z->piece)
 			n = z->piece;
 		memset((char *)j->e.ptr + j->issued, 0, n);
@@ -667,7 +102,7 @@ static void engine_init(struct l1_zero *z)
 	int r = -1;
 
 	if (!z->forced_memset)
-		r = uring_setup(z, why, sizeof why);
+		r = l1__zero_uring_setup(z, why, sizeof why);
 	pthread_mutex_lock(&z->lock);
 	if (r == 0) {
 		z->use_uring = 1;
@@ -724,15 +159,15 @@ static void *engine_main(void *arg)
 			break;
 
 		if (z->use_uring)
-			uring_step(z, idle && nap);
+			l1__zero_uring_step(z, idle && nap);
 		else if (idle)
 			memset_sleep(z, nap);
 		else
 			memset_step(z);
-		if (z->nbatch || z->new_zeroed || z->new_skipped)
+		if (z->nbatch || z->new_zeroed)
 			report(z);
 	}
-	uring_teardown(z);
+	l1__zero_uring_teardown(z);
 	return NULL;
 }
 
@@ -778,7 +213,7 @@ int l1_zero_start(const struct l1_zero_opts *o, l1_zero_done_fn done, void *ctx,
 		return -ENOMEM;
 	z->done = done;
 	z->idle = o ? o->idle : NULL;
-	z->claim = o ? o->claim : NULL;
+	z->still_mine = o ? o->still_mine : NULL;
 	z->ctx = ctx;
 	z->zfd = -1;
 	z->head_seq = 1;

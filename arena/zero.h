@@ -1,8 +1,7 @@
 /*
  * zero.h - the zeroing engine (internal): clears freed extents in the
  * background so that no tenant reads another's KV data, without making the
- * caller of free do the clearing (zhelp.c decides when a free or an
- * allocation clears an extent itself; claim() tells the engine).  One engine per attached process.  The
+ * caller of free do the clearing.  One engine per attached process.  The
  * engine knows nothing of the pool format: it is handed extents (a slot and
  * generation as a cookie, a pointer and a length), clears them with io_uring
  * reads from /dev/zero (IOSQE_ASYNC, bounded io-wq workers, short reads
@@ -33,11 +32,14 @@ typedef void (*l1_zero_done_fn)(void *ctx, const struct l1_zero_extent *done,
 /* Called from the engine's thread whenever it has nothing to zero; returns
  * 1 to be called again after a short nap (1 ms), 0 to let it sleep. */
 typedef int (*l1_zero_idle_fn)(void *ctx);
-/* Called from the engine's thread before it writes the first byte of an
- * extent: 1 = the engine zeroes it now (and nobody else may), 0 = someone
- * else took it (an allocation zeroed it itself): the engine skips it and
- * never passes it to done(). */
-typedef int (*l1_zero_claim_fn)(void *ctx, const struct l1_zero_extent *e);
+/* Called from the engine's thread before it writes an extent (each piece,
+ * and again before a piece that came back short goes again): 0 means the
+ * extent is no longer this engine's (another engine took it over, or an
+ * allocating thread took it to zero itself, zhelp.c), and it is then passed
+ * to done() without being written any more.  first: this is the call
+ * before the extent's first byte, the one that claims it (it must fail if
+ * anyone else claimed it); later calls only confirm that claim. */
+typedef int (*l1_zero_mine_fn)(void *ctx, const struct l1_zero_extent *e, int first);
 
 struct l1_zero_opts {
 	int32_t method;                 /* enum l1_zero_method (l1arena.h) */
@@ -46,7 +48,7 @@ struct l1_zero_opts {
 	uint32_t reserved;
 	uint64_t piece_bytes;           /* bytes per read; 0 = default (2 MiB) */
 	l1_zero_idle_fn idle;           /* optional */
-	l1_zero_claim_fn claim;         /* optional */
+	l1_zero_mine_fn still_mine;     /* optional */
 };
 
 struct l1_zero_stats {
@@ -55,8 +57,8 @@ struct l1_zero_stats {
 	uint64_t pending_bytes;         /* submitted, not yet done */
 	uint64_t busy_ns;               /* wall time with work in flight */
 	uint64_t short_reads;           /* resubmissions after short reads */
+	uint64_t skipped_bytes;         /* extents refused at the first claim, unwritten */
 	uint64_t engine_cpu_ns;         /* CPU time of the engine thread */
-	uint64_t skipped_bytes;         /* claimed by someone else (claim() said 0) */
 };
 
 /* Starts the engine thread.  Env L1ARENA_ZERO=memset|uring overrides

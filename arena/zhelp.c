@@ -11,15 +11,16 @@
  * with memset.  A process that dies in between leaves an ALLOCATED object
  * of a dead owner, which gc zeroes like any other.
  *
- * Who zeroes an entry is decided by one word per table entry, private to
- * this process (a->help[i]: the entry's gen << 2 | state): l1__zero_queue
- * sets QUEUED before the extent reaches the engine; the engine, before the
- * first byte, and a helper each move QUEUED -> ENGINE or QUEUED -> HELPED
- * with a compare-and-swap, so exactly one of them zeroes it; the engine
- * skips a job whose word is not (its gen, QUEUED) (helped, or an older use
- * of a reused entry) and never reports it, and the entry's gen (the cookie)
- * makes a late release of an older use a no-op.  An extent is released
- * once: by the engine's finished ring or by the helper, never both.
+ * Who zeroes an entry is decided by its zeroer_client word in the pool
+ * (format.h), with one claim for everyone: before the first byte, the
+ * engine (release.c, l1__zero_still_mine), an allocating thread (help_one)
+ * and a freeing thread (l1__zero_inline_pick) each swap the bare client tag
+ * for tag | L1_ZEROER_WRITING; gc's takeover swaps the bare tag for its own
+ * (and leaves a claimed extent of a live client alone).  So exactly one of
+ * them wins, writes and releases: an engine whose claim fails gives its job
+ * up unwritten, and the entry's gen (the cookie) makes a late release of an
+ * older use a no-op.  A helper takes only entries of this client that
+ * nobody claimed yet (mine()).
  *
  * Zeroing at free: a freed extent no larger than zinline_max, or any while
  * allocations find only dirty memory (one did in the last second, in any
@@ -30,7 +31,10 @@
  * 2.7 ms, 64 MiB 0.3 ms and 4 ms, 0 (no engine) a third fewer allocations/s),
  * is cleared by the freeing thread: picked under the lock (it stays in the
  * table, bits taken, never queued), cleared with memset after the lock is
- * dropped, released when the lock is taken again.  One io_uring read costs
+ * dropped, released when the lock is taken again (claimed all along, so gc
+ * never takes it over from a freer that stops meanwhile; if the lock cannot
+ * be had then, the claim goes and the engine zeroes it once more and
+ * releases it).  One io_uring read costs
  * more than memset of a few pages, on one CPU the engine only competes with
  * the application, and a backlog the engine cannot clear would make
  * allocations zero instead: so frees pay for what they free beyond what
@@ -45,67 +49,50 @@
 
 #include "internal.h"
 
-#define HS_QUEUED 1ull
-#define HS_ENGINE 2ull
-#define HS_HELPED 3ull
-#define HS(gen, st) (((uint64_t)(gen) << 2) | (st))
 #define L1_ZINLINE_SMALL (64ull << 10)
 #define L1_ZINLINE_ONECPU (4ull << 20)
 #define L1_ZINLINE_RECHECK_NS 100000000ull
 #define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
 #define L1_ZPRESSURE_NS 10000000000ull   /* an allocation found only dirty memory */
 /* The pool-wide time (CLOCK_MONOTONIC ns) an allocation last found only dirty
- * memory: l1_hdr.reserved_atomic[12], the field set aside for this (read and
- * written with atomics, no lock; a torn or stale value only shifts who
- * zeroes for a while). */
-#define ZPRESSURE(a) (&(a)->h->reserved_atomic[12])
+ * memory (read and written with atomics, no lock; a stale value only shifts
+ * who zeroes for a while). */
+#define ZPRESSURE(a) (&(a)->h->zero_pressure_ns)
 
 static void pressure_note(struct l1_arena *a)
 {
-	__atomic_store_n(ZPRESSURE(a), l1__mono_ns(), __ATOMIC_RELAXED);
+	atomic_store_explicit(ZPRESSURE(a), l1__mono_ns(), memory_order_relaxed);
 }
 
 static int under_pressure(struct l1_arena *a)
 {
-	uint64_t t = __atomic_load_n(ZPRESSURE(a), __ATOMIC_RELAXED);
+	uint64_t t = atomic_load_explicit(ZPRESSURE(a), memory_order_relaxed);
 	return t && l1__mono_ns() - t < L1_ZPRESSURE_NS;
 }
 #define HELP_TRIES 4
 
+/* An entry this client zeroes and nobody has claimed yet. */
 static int mine(const struct l1_arena *a, const struct l1_dirty_ent *e)
 {
-	return e->zeroer_pid == a->pid && e->zeroer_start == a->start;
+	uint32_t me = l1__client_tag(a);
+	return me && __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) == me;
 }
 
-int l1__help_init(struct l1_arena *a)
+/* The claim before the first byte (the same the engine makes): 1 if this
+ * thread now zeroes the entry and nobody else may. */
+static int claim(struct l1_arena *a, struct l1_dirty_ent *e)
 {
-	if (!a->dirty || a->help)
-		return 0;
-	a->help = calloc(a->h->max_dirty, sizeof *a->help);
-	return a->help ? 0 : -1;
+	uint32_t me = l1__client_tag(a);
+	return me && __atomic_compare_exchange_n(&e->zeroer_client, &me, me | L1_ZEROER_WRITING,
+						 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
-void l1__help_queued(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n)
+/* The claim goes (the bytes are zero; the next owner may be anyone). */
+static void unclaim(struct l1_arena *a, struct l1_dirty_ent *e)
 {
-	for (uint32_t i = 0; a->help && i < n; i++) {
-		/* only the entry's current use: a stale cookie (its entry was
-		 * taken by a helper and reused meanwhile) must not claim the
-		 * word of the new use; the engine skips it */
-		uint32_t idx = q[i].slot & ~L1_ZX_TABLE;
-		if (l1__dirty_of(a, q[i].slot, q[i].gen))
-			atomic_store(&a->help[idx], HS(q[i].gen, HS_QUEUED));
-	}
-}
-
-/* Engine thread (l1_zero_claim_fn). */
-int l1__zero_claim(void *ctx, const struct l1_zero_extent *x)
-{
-	struct l1_arena *a = ctx;
-	uint32_t idx = x->slot & ~L1_ZX_TABLE;
-	if (!(x->slot & L1_ZX_TABLE) || !a->help || idx >= a->h->max_dirty)
-		return 1;
-	uint64_t want = HS(x->gen, HS_QUEUED);
-	return atomic_compare_exchange_strong(&a->help[idx], &want, HS(x->gen, HS_ENGINE));
+	uint32_t me = l1__client_tag(a), w = me | L1_ZEROER_WRITING;
+	__atomic_compare_exchange_n(&e->zeroer_client, &w, me, 0, __ATOMIC_RELEASE,
+				    __ATOMIC_RELAXED);
 }
 
 static uint64_t overlap(uint64_t s, uint64_t n, uint64_t b, uint64_t k)
@@ -122,7 +109,7 @@ static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t
 {
 	struct l1_hdr *h = a->h;
 	uint64_t step = h->grow_step / h->block_size;
-	uint64_t limit = atomic_load(&h->committed) / h->block_size;
+	uint64_t limit = l1__blocks_usable(h);
 	uint64_t best_dirty = UINT64_MAX, best_run = UINT64_MAX;
 	int64_t best = -1;
 	/* entries in use cluster at low indices (the free stack hands out the
@@ -133,9 +120,7 @@ static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t
 		uint64_t b, k;
 		if (e->offset)
 			left--;
-		if (!e->offset || !mine(a, e) || !l1__extent_ok(a, e->offset, e->size) ||
-		    atomic_load_explicit(&a->help[i], memory_order_relaxed) !=
-			    HS(e->gen, HS_QUEUED))
+		if (!e->offset || !mine(a, e) || !l1__extent_ok(a, e->offset, e->size))
 			continue;
 		l1__extent_blocks(a, e->offset, e->size, &b, &k);
 		uint64_t s0 = b / step * step, s1 = s0 + step < limit ? s0 + step : limit;
@@ -172,9 +157,8 @@ static int help_requeue(struct l1_arena *a, struct l1_help *hp, uint64_t b, uint
 	struct l1_zero_extent x;
 	uint64_t bs = a->h->block_size, off = a->h->data_off + b * bs;
 	l1__bm_set(a, b, n);
-	if (l1__dirty_add(a, off, n * bs, a->pid, a->start, &x) < 0)
+	if (l1__dirty_add(a, off, n * bs, &x) < 0)
 		return -1;
-	atomic_store(&a->help[x.slot & ~L1_ZX_TABLE], HS(x.gen, HS_QUEUED));
 	hp->rq[hp->nrq++] = x;
 	return 0;
 }
@@ -196,8 +180,7 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 		uint32_t rem = (s > b) + (s + n < b + k);
 		if (!table_room(a, rem))
 			return -1;
-		uint64_t want = HS(e->gen, HS_QUEUED);
-		if (!atomic_compare_exchange_strong(&a->help[i], &want, HS(e->gen, HS_HELPED)))
+		if (!claim(a, e))
 			continue;       /* the engine started on it just now */
 		l1__dirty_release(a, (uint32_t)i | L1_ZX_TABLE, e->gen);
 		l1__bm_set(a, s, n);
@@ -236,10 +219,10 @@ int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *
 {
 	struct l1_hdr *h = a->h;
 	uint64_t step = h->grow_step / h->block_size;
-	uint64_t limit = atomic_load(&h->committed) / h->block_size;
+	uint64_t limit = l1__blocks_usable(h);
 	hp->np = hp->nrq = 0;
 	pressure_note(a);
-	if (!a->help || !a->zero)
+	if (!a->dirty || !a->zero)
 		return -ENOMEM;
 	/* the batch in one run, as a clean claim would lay it out */
 	if (count > 1 && nblk * count <= step) {
@@ -276,7 +259,7 @@ int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t 
 {
 	uint64_t clean_run = UINT64_MAX;
 	hp->np = hp->nrq = 0;
-	if (!a->help || !a->zero || !atomic_load(&a->h->dirty_bytes) ||
+	if (!a->dirty || !a->zero || !atomic_load(&a->h->dirty_bytes) ||
 	    !l1__place_large(a, nblk, count))
 		return -EAGAIN;
 	/* a clean run that fits exactly, or leaves a rest as large as the batch
@@ -348,10 +331,11 @@ static uint64_t backlog_max(struct l1_arena *a)
 }
 
 /* Under the lock: moves the extents this free zeroes itself from q to iq
- * (at most L1_ZQ_MAX); they stay in the table, never queued. */
+ * (at most L1_ZQ_MAX), claimed; they stay in the table, never queued. */
 void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
 			  struct l1_zero_extent *iq, uint32_t *niq)
 {
+	struct l1_dirty_ent *e;
 	uint32_t k = 0;
 	uint64_t max = zinline_max(a), backlog = backlog_max(a);
 	int pressure = *nq && under_pressure(a);
@@ -359,7 +343,7 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
 		    (q[i].len <= max ||
 		     (pressure && atomic_load(&a->h->dirty_bytes) - q[i].len > backlog)) &&
-		    l1__dirty_of(a, q[i].slot, q[i].gen)) {
+		    (e = l1__dirty_of(a, q[i].slot, q[i].gen)) && claim(a, e)) {
 			iq[(*niq)++] = q[i];
 			continue;
 		}
@@ -369,7 +353,9 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 }
 
 /* After the lock: zeroes them, then takes the lock again to release them
- * (by cookie: an entry that gc or a repair took meanwhile is left alone). */
+ * (by cookie: an entry that a repair took meanwhile is left alone).  If
+ * the lock cannot be had, the claims go and the engine zeroes them again
+ * and releases them. */
 void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n)
 {
 	uint64_t bytes = 0;
@@ -377,8 +363,16 @@ void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq,
 		return;
 	for (uint32_t i = 0; i < n; i++)
 		memset(iq[i].ptr, 0, iq[i].len);
-	if (l1__lock(a))
-		return;                 /* left dirty: gc zeroes it again */
+	if (l1__lock(a)) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct l1_dirty_ent *e = &a->dirty[iq[i].slot & ~L1_ZX_TABLE];
+			if (__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) == iq[i].gen)
+				unclaim(a, e);
+		}
+		if (a->zero)
+			(void)l1_zero_submit(a->zero, iq, n);   /* refused: dirty until this client goes */
+		return;
+	}
 	for (uint32_t i = 0; i < n; i++)
 		bytes += l1__dirty_release(a, iq[i].slot, iq[i].gen);
 	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);

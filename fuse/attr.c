@@ -1,11 +1,13 @@
 /*
  * attr.c - what `stat` says about each node of the view.  Objects take
- * size, owner, group and mode from their record; a published (or freed but
+ * size (the data size; st_blocks counts the whole block), owner, group and
+ * mode from their record; a published (or freed but
  * still open) object loses its write bits, since its bytes are immutable;
  * mtime is the publish time (the allocation time before that), ctime the
  * allocation time.  An object freed while open (DOOMED) keeps answering
  * fstat with nlink 0, like an unlinked file.  Fixed nodes belong to the user
- * who mounted the view.  Generated files (stats, metrics, clients, meta/ID)
+ * who mounted the view; meta/ID shows the read bits of its object (reading
+ * a record needs what reading the object needs).  Generated files (stats, metrics, clients, meta/ID)
  * report size 0, like /proc: they are opened with direct_io and rendered
  * afresh at each open.  Reads records through the library only; no locks.
  */
@@ -48,6 +50,9 @@ int l1fs_errno(int err)
 	case EPROTO:
 	case EBADMSG:
 		return EIO;
+	case ETIMEDOUT:         /* the pool lock stayed busy (stats names its holder) */
+		fprintf(stderr, "l1fs: answering EAGAIN: %s\n", l1_last_error());
+		return EAGAIN;
 	default:
 		return -err < 4096 ? -err : EIO;
 	}
@@ -58,7 +63,10 @@ int l1fs_obj_get(struct l1fs *fs, uint64_t id, int any_state,
 {
 	if (!l1fs_id_nameable(id))
 		return -ENOENT;
-	int r = l1_obj_info(fs->arena, id, oi);
+	int r = l1fs_intact(fs);
+	if (r < 0)
+		return r;
+	r = l1_obj_info(fs->arena, id, oi);
 	if (r < 0)
 		return r == -ENOMEM || r == -EIO ? r : -ENOENT;
 	if (oi->obj.id != id)
@@ -97,12 +105,16 @@ void l1fs_obj_stat(const struct l1fs *fs, unsigned kind,
 			st->st_mode &= ~(mode_t)0222;
 		if (oi->state == L1_STATE_DOOMED)
 			st->st_nlink = 0;
-		st->st_size = (off_t)oi->obj.size;
+		/* the data size; the block behind it shows in st_blocks, like
+		 * the allocated blocks of a file */
+		st->st_size = (off_t)oi->obj.data_size;
 		st->st_blksize = OBJ_BLKSIZE;
 		st->st_blocks = (blkcnt_t)((oi->obj.size + 511) / 512);
 		break;
 	case L1FS_K_META:
-		st->st_mode = S_IFREG | 0444;
+		/* the record says what the object's bytes and xattrs say: the
+		 * same read permission (default_permissions checks it) */
+		st->st_mode = S_IFREG | (oi->mode & 0444);
 		st->st_blksize = 4096;
 		break;
 	case L1FS_K_KEY: {

@@ -22,7 +22,7 @@
 
 struct dent {
 	uint64_t id;
-	uint64_t size;
+	uint64_t size, data_size;
 	uint64_t ctime_ns;
 	uint64_t publish_ns;
 	uint32_t uid, gid, mode, state;
@@ -81,6 +81,7 @@ static int dir_push(struct dirh *d, const struct l1_obj_info *oi, uint32_t name)
 	struct dent *e = &d->v[d->n++];
 	e->id = oi->obj.id;
 	e->size = oi->obj.size;
+	e->data_size = oi->obj.data_size;
 	e->ctime_ns = oi->ctime_ns;
 	e->publish_ns = oi->publish_ns;
 	e->uid = oi->uid;
@@ -101,6 +102,10 @@ static int dir_load(struct l1fs *fs, struct dirh *d)
 
 	if (!batch)
 		return -ENOMEM;
+	if ((r = l1fs_intact(fs)) < 0) {
+		free(batch);
+		return r;
+	}
 	d->n = 0;
 	d->names.len = 0;
 	d->names.oom = 0;
@@ -136,6 +141,7 @@ static void dent_info(const struct dent *e, struct l1_obj_info *oi)
 	memset(oi, 0, sizeof *oi);
 	oi->obj.id = e->id;
 	oi->obj.size = e->size;
+	oi->obj.data_size = e->data_size;
 	oi->ctime_ns = e->ctime_ns;
 	oi->publish_ns = e->publish_ns;
 	oi->uid = e->uid;

@@ -24,8 +24,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum fh_type { FH_OBJ = 1, FH_TEXT = 2 };
 
@@ -61,14 +64,35 @@ void l1fs_handle_del(struct l1fs *fs, struct l1fs_handle *l)
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
+/* The reader behind a hold l1fs takes for it: its pid (of the thread that
+ * opened, as FUSE reports it) and command name, shown in clients and
+ * metrics so that a reader keeping a file open is seen, not just l1fs. */
+static void opener_note(fuse_req_t req, struct l1fs_handle *l, uint64_t id)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	char path[64];
+	l->opener = ctx ? ctx->pid : 0;
+	l->held = id;
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)l->opener);
+	FILE *f = l->opener > 0 ? fopen(path, "re") : NULL;
+	if (f) {
+		if (fgets(l->comm, sizeof l->comm, f))
+			l->comm[strcspn(l->comm, "\n")] = 0;
+		fclose(f);
+	}
+}
+
 static void fh_free(struct l1fs *fs, struct fh *h)
 {
 	if (!h)
 		return;
 	l1fs_handle_del(fs, &h->link);
 	if (h->type == FH_OBJ) {
-		l1_release(fs->arena, h->id);
-		atomic_fetch_sub(&fs->open_files, 1);
+		if (!l1fs_intact(fs))   /* a damaged pool's records are not touched */
+			l1_release(fs->arena, h->id);
+		/* the last file closed after a stop signal: now it may stop */
+		if (atomic_fetch_sub(&fs->open_files, 1) == 1 && atomic_load(&fs->stop_signal))
+			kill(getpid(), atomic_load(&fs->stop_signal));
 	}
 	l1fs_buf_free(&h->text);
 	free(h);
@@ -80,6 +104,10 @@ static int open_text(struct l1fs *fs, fuse_ino_t ino, struct fh *h)
 	int r;
 
 	h->type = FH_TEXT;
+	if (ino == L1FS_INO_STATS && l1fs_intact(fs))
+		return l1fs_intact_render(fs, &h->text);
+	if ((r = l1fs_intact(fs)) < 0)
+		return r;
 	switch (ino) {
 	case L1FS_INO_STATS:
 		return l1fs_render_stats(fs, &h->text);
@@ -118,7 +146,7 @@ static int open_object(fuse_req_t req, struct l1fs *fs, fuse_ino_t ino,
 	h->type = FH_OBJ;
 	h->id = id;
 	h->ptr = obj.ptr;
-	h->size = obj.size;
+	h->size = obj.data_size;        /* reads end there: st_size */
 	h->writable = acc != O_RDONLY;
 	atomic_fetch_add(&fs->open_files, 1);
 
@@ -167,6 +195,8 @@ void l1fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
+	if (h->type == FH_OBJ)
+		opener_note(req, &h->link, h->id);
 	l1fs_handle_add(fs, &h->link, 0);
 	/* if the opener is gone (interrupted), no release will come */
 	if (fuse_reply_open(req, fi) != 0)
@@ -177,6 +207,7 @@ void l1fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+	struct l1fs *fs = l1fs_of(req);
 	const void *src;
 	uint64_t len;
 	(void)ino;
@@ -189,6 +220,11 @@ void l1fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		src = h->text.p;
 		len = h->text.len;
 	} else {
+		int r = l1fs_intact(fs);        /* before touching the object's bytes */
+		if (r < 0) {
+			fuse_reply_err(req, EIO);
+			return;
+		}
 		src = h->ptr;
 		len = h->size;
 	}
@@ -233,7 +269,7 @@ void l1fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	else if (off < 0)
 		r = -EINVAL;
 	else if ((r = l1fs_obj_get(fs, h->id, 1, &oi)) < 0)
-		r = -EROFS;             /* freed under the handle */
+		r = r == -EIO ? r : -EROFS;     /* freed under the handle */
 	else if (oi.state != L1_STATE_ALLOCATED)
 		r = -EROFS;
 	else if ((uint64_t)off >= h->size)

@@ -98,6 +98,9 @@ struct l1fs_idset {                     /* open addressing, 0 = empty slot */
 struct l1fs_handle {
 	struct l1fs_handle *prev, *next;
 	int is_dir;
+	pid_t opener;                   /* who opened it (fuse_req_ctx), for display */
+	uint64_t held;                  /* the object it holds, or 0 */
+	char comm[16];                  /* the opener's command name */
 };
 
 struct l1fs {
@@ -141,7 +144,14 @@ struct l1fs {
 	_Atomic uint64_t gc_last_ns;
 	_Atomic uint64_t invalidated;
 	_Atomic uint64_t open_files;
+	_Atomic int stop_signal;        /* a stop signal waits for open files */
 	_Atomic uint64_t requests_refused;
+
+	/* intact.c: the pool file's size at attach, and what it was found
+	 * shrunk to (UINT64_MAX: not shrunk) */
+	int pool_fd;
+	uint64_t pool_size;
+	_Atomic uint64_t truncated_to;
 };
 
 /* ---- text buffers (text.c) --------------------------------------------- */
@@ -219,6 +229,16 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 int l1fs_xattr_get(struct l1fs *fs, const struct l1_obj_info *oi,
 		   const char *name, struct l1fs_buf *b);
 void l1fs_xattr_names(const struct l1_obj_info *oi, struct l1fs_buf *b);
+
+/* ---- a shrunk pool file (intact.c) ------------------------------------- */
+
+void l1fs_intact_init(struct l1fs *fs, int fd, uint64_t size);
+/* 0, or -EIO once the pool file is found shorter than at attach (then for
+ * good; logged once).  Called before every library call that reads the
+ * mapping. */
+int l1fs_intact(struct l1fs *fs);
+/* What `stats` says instead of the usage once the pool is damaged. */
+int l1fs_intact_render(struct l1fs *fs, struct l1fs_buf *b);
 
 /* ---- id sets (idset.c) ------------------------------------------------- */
 

@@ -30,7 +30,10 @@ static int key_object(struct l1fs *fs, const char *name, struct l1_obj_info *oi)
 
 	if (l1fs_key_decode(name, key, sizeof key) < 0)
 		return -ENOENT;
-	int r = l1_lookup(fs->arena, key, &obj);
+	int r = l1fs_intact(fs);
+	if (r < 0)
+		return r;
+	r = l1_lookup(fs->arena, key, &obj);
 	if (r < 0)
 		return r == -ENOMEM ? r : -ENOENT;
 	r = l1fs_obj_get(fs, obj.id, 0, oi);
@@ -313,7 +316,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs sv;
 	(void)ino;
 
-	int r = l1_arena_usage(fs->arena, &u);
+	int r = l1fs_intact(fs);
+	if (r == 0)
+		r = l1_arena_usage(fs->arena, &u);
 	if (r < 0) {
 		fuse_reply_err(req, l1fs_errno(r));
 		return;

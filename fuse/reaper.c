@@ -1,8 +1,10 @@
 /*
  * reaper.c - the view's housekeeping thread.  Every gc_interval_ms it runs
- * l1_arena_gc (unpublished objects of dead writers, dirty extents a dead
- * process was zeroing, holds and client slots of dead processes: l1fs is the
- * pool's periodic collector), then compares the live objects with the last
+ * l1_arena_gc (unpublished objects of dead writers, dirty extents a dead or
+ * stopped process was zeroing, holds and client slots of dead processes: l1fs
+ * is the pool's periodic collector; "dead" is the kernel's word, from the
+ * lock each client holds on the pool file, so writers in other PID or mount
+ * namespaces than the view's are judged right), then compares the live objects with the last
  * pass and tells the kernel to forget the names of those that went away
  * (objects/ID, meta/ID, keys/KEY), so an object freed by another process
  * vanishes from cached lookups without waiting for the entry timeout.
@@ -134,6 +136,8 @@ static void reap_once(struct l1fs *fs)
 	struct timespec now;
 
 	memset(&r, 0, sizeof r);
+	if (l1fs_intact(fs) < 0)        /* periodically, even when nobody asks */
+		return;
 	if (l1_arena_gc(fs->arena, &r) < 0) {
 		atomic_fetch_add(&fs->gc_errors, 1);
 	} else {

@@ -9,6 +9,7 @@
  * no locks of its own; allocation failures surface through buf->oom.
  */
 #include "l1fs.h"
+#include "../tools/common/l1text.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -41,16 +42,7 @@ static int get_clients(struct l1fs *fs, uint64_t hint, struct l1_client_info **o
 	return n > (int)max ? (int)max : n;
 }
 
-static const char *pin_name(uint32_t s)
-{
-	switch (s) {
-	case L1_PIN_NONE: return "off";
-	case L1_PIN_PINNED: return "pinned";
-	case L1_PIN_UNPINNED: return "unpinned";
-	case L1_PIN_DEFERRED: return "deferred";
-	default: return "unknown";
-	}
-}
+
 
 /* Bytes as "<human> (<exact>)". */
 #define HS(v, i) l1fs_fmt_size((v), hs[i], sizeof hs[i])
@@ -59,8 +51,10 @@ int l1fs_render_stats(struct l1fs *fs, struct l1fs_buf *b)
 {
 	struct l1_usage u;
 	char hs[8][32], ts[48];
+	struct l1_stats st;
+	char d[2][32];
 	int r = l1_arena_usage(fs->arena, &u);
-	if (r < 0)
+	if (r < 0 || (r = l1_arena_stats(fs->arena, &st)) < 0)
 		return r;
 
 	l1fs_buf_printf(b, "pool              %s (id %" PRIu64 ")\n",
@@ -78,8 +72,12 @@ int l1fs_render_stats(struct l1fs *fs, struct l1fs_buf *b)
 			HS(u.free_bytes, 0), pct(u.free_bytes, u.total_bytes), u.free_bytes);
 	l1fs_buf_printf(b, "dirty             %s  [%" PRIu64 " bytes awaiting zeroing]\n",
 			HS(u.dirty_bytes, 0), u.dirty_bytes);
-	l1fs_buf_printf(b, "largest free      %s  [%" PRIu64 " bytes, committed part]\n",
-			HS(u.largest_free_bytes, 0), u.largest_free_bytes);
+	uint64_t free_c = u.committed_bytes > u.used_bytes + u.dirty_bytes ?
+			  u.committed_bytes - u.used_bytes - u.dirty_bytes : 0;
+	l1fs_buf_printf(b, "largest free      %s of %s free in the committed part  [%" PRIu64 " bytes]\n",
+			HS(u.largest_free_bytes, 0), HS(free_c, 1), u.largest_free_bytes);
+	l1fs_buf_printf(b, "freed, held       %s in %" PRIu64 " objects (reused when their readers let go)\n",
+			HS(st.doomed_bytes, 0), st.doomed_objects);
 	if (u.lazy)
 		l1fs_buf_printf(b, "growth            lazy, step %s, %s%s%s\n",
 				HS(u.grow_step_bytes, 0),
@@ -95,16 +93,26 @@ int l1fs_render_stats(struct l1fs *fs, struct l1fs_buf *b)
 			u.objects[L1_STATE_ALLOCATED], u.objects[L1_STATE_PUBLISHED],
 			u.objects[L1_STATE_DIRTY], u.objects[L1_STATE_DOOMED],
 			u.objects[L1_STATE_FREE], u.max_objects);
+	struct l1_health hl;
+	l1_arena_health(fs->arena, &hl);
+	l1fs_buf_printf(b, "lock              %s\n", hl.lock_text);
+	l1fs_buf_printf(b, "given back        %s\n", hl.grow_text);
 	l1fs_buf_printf(b, "holds             %" PRIu64 "\n", u.holds);
-	l1fs_buf_printf(b, "zeroing           %s, method %s; %s zeroed since create, busy %.3f s\n",
+	l1fs_buf_printf(b, "zeroing           %s, method %s; %s zeroed since create, busy %s\n",
 			u.zero_on_free ? "on free" : "OFF", u.zero_method,
-			HS(u.zeroed_bytes, 0), (double)u.zero_busy_ns / 1e9);
+			HS(u.zeroed_bytes, 0), l1t_duration(u.zero_busy_ns, d[0], sizeof d[0]));
+	l1fs_buf_printf(b, "zero waits        %" PRIu64 " allocations waited for zeroing, %s in all\n",
+			st.zero_waits, l1t_duration(st.zero_wait_ns, d[1], sizeof d[1]));
 	l1fs_buf_printf(b, "clients           %" PRIu64 " attached (see clients)\n", u.clients);
 	l1fs_buf_printf(b, "counters          %" PRIu64 " allocs, %" PRIu64 " frees, %" PRIu64
-			" refused for lack of space, %" PRIu64 " lock repairs\n",
+			" refused, %" PRIu64 " lock repairs (since create)\n",
 			u.allocs, u.frees, u.ooms, u.repairs);
+	l1fs_buf_printf(b, "gc, all processes %" PRIu64 " objects reclaimed, %" PRIu64 " holds and %"
+			PRIu64 " clients dropped, %" PRIu64 " extents requeued (since create)\n",
+			st.gc_objects_reclaimed, st.gc_holds_dropped, st.gc_clients_dropped,
+			st.gc_dirty_requeued);
 	if (fs->gc_interval_ms)
-		l1fs_buf_printf(b, "view gc           every %.1f s; ", fs->gc_interval_ms / 1000.0);
+		l1fs_buf_printf(b, "view gc           every %s; ", l1t_duration(fs->gc_interval_ms * 1000000ull, d[0], sizeof d[0]));
 	else
 		l1fs_buf_printf(b, "view gc           off (gc_interval=0); ");
 	l1fs_buf_printf(b, "%" PRIu64 " runs, last %s; reclaimed %"
@@ -115,90 +123,79 @@ int l1fs_render_stats(struct l1fs *fs, struct l1fs_buf *b)
 			atomic_load(&fs->gc_objects), HS(atomic_load(&fs->gc_bytes), 0),
 			atomic_load(&fs->gc_dirty), atomic_load(&fs->gc_holds),
 			atomic_load(&fs->gc_clients));
-	l1fs_buf_printf(b, "view files open   %" PRIu64 "\n", atomic_load(&fs->open_files));
+	l1fs_buf_printf(b, "view files open   %" PRIu64 "%s\n", atomic_load(&fs->open_files),
+			atomic_load(&fs->stop_signal) ? " (asked to stop: stopping when the last closes)" : "");
 	return b->oom ? -ENOMEM : 0;
 }
 
-static void family(struct l1fs_buf *b, const char *name, const char *type,
-		   const char *help)
+/* The readers behind the view's holds, by pid: how many objects each holds
+ * through open files (fuse_req_ctx at open).  Returns how many there are. */
+struct reader {
+	pid_t pid;
+	uint64_t holds;
+	char comm[16];
+};
+
+static int readers_get(struct l1fs *fs, struct reader *out, int max)
 {
-	l1fs_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	int n = 0;
+	pthread_mutex_lock(&fs->handles_lock);
+	for (struct l1fs_handle *l = fs->handles.next; l != &fs->handles; l = l->next) {
+		if (!l->held)
+			continue;
+		int k = 0;
+		while (k < n && out[k].pid != l->opener)
+			k++;
+		if (k == n) {
+			if (n == max)
+				continue;
+			memset(&out[n], 0, sizeof out[n]);
+			out[n].pid = l->opener;
+			memcpy(out[n].comm, l->comm, sizeof out[n].comm);
+			n++;
+		}
+		out[k].holds++;
+	}
+	pthread_mutex_unlock(&fs->handles_lock);
+	return n;
 }
 
-static void sample(struct l1fs_buf *b, const char *name, const char *type,
-		   const char *help, double v)
-{
-	family(b, name, type, help);
-	l1fs_buf_printf(b, "%s %.17g\n", name, v);
-}
+#define MAX_READERS 256
 
 int l1fs_render_metrics(struct l1fs *fs, struct l1fs_buf *b)
 {
-	struct l1_usage u;
-	struct l1_client_info *cl = NULL;
-	int r = l1_arena_usage(fs->arena, &u);
+	static struct reader rd[MAX_READERS];  /* under readers_lock below */
+	static pthread_mutex_t readers_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct l1_arena *a = fs->arena;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return -ENOMEM;
+	int r = l1t_metrics(f, a);
+	if (r == 0) {
+		l1t_sample(f, a, "l1arena_view_gc_runs_total", "counter", "Periodic gc passes run by l1fs.", (double)atomic_load(&fs->gc_runs));
+		l1t_sample(f, a, "l1arena_view_gc_reclaimed_bytes_total", "counter", "Bytes of dead writers' objects reclaimed by l1fs's gc.", (double)atomic_load(&fs->gc_bytes));
+		l1t_sample(f, a, "l1arena_view_gc_errors_total", "counter", "Failed gc passes of l1fs.", (double)atomic_load(&fs->gc_errors));
+		l1t_sample(f, a, "l1arena_view_open_files", "gauge", "Object files open through the view (each holds its object).", (double)atomic_load(&fs->open_files));
+		l1t_family(f, "l1arena_view_reader_holds", "gauge", "Objects held through open view files, by the reader that opened them.");
+		pthread_mutex_lock(&readers_lock);
+		int n = readers_get(fs, rd, MAX_READERS);
+		for (int i = 0; i < n; i++) {
+			l1t_series(f, a, "l1arena_view_reader_holds");
+			fprintf(f, ",pid=\"%d\",comm=\"", (int)rd[i].pid);
+			l1t_label(f, rd[i].comm);
+			fprintf(f, "\"} %llu\n", (unsigned long long)rd[i].holds);
+		}
+		pthread_mutex_unlock(&readers_lock);
+	}
+	if (fclose(f) != 0 && r == 0)
+		r = -ENOMEM;
+	if (r == 0 && text)
+		l1fs_buf_printf(b, "%s", text);
+	free(text);
 	if (r < 0)
 		return r;
-	int nc = get_clients(fs, u.clients, &cl);
-	if (nc < 0)
-		return nc;
-
-	family(b, "l1arena_info", "gauge", "Pool identity: path, backing, zeroing method of the view, format version.");
-	l1fs_buf_printf(b, "l1arena_info{path=\"");
-	l1fs_buf_label(b, l1_arena_path(fs->arena));
-	l1fs_buf_printf(b, "\",backing=\"");
-	l1fs_buf_label(b, u.backing);
-	l1fs_buf_printf(b, "\",zero_method=\"");
-	l1fs_buf_label(b, u.zero_method);
-	l1fs_buf_printf(b, "\",pool_id=\"%" PRIu64 "\",version=\"%d.%d\"} 1\n",
-			fs->pool_id, L1_VERSION_MAJOR, L1_VERSION_MINOR);
-	sample(b, "l1arena_used_bytes", "gauge", "Bytes in live objects (allocated, published, doomed).", (double)u.used_bytes);
-	sample(b, "l1arena_size_bytes", "gauge", "Configured size of the data region.", (double)u.total_bytes);
-	sample(b, "l1arena_committed_bytes", "gauge", "Bytes of the data region backed by pages now.", (double)u.committed_bytes);
-	sample(b, "l1arena_free_bytes", "gauge", "Bytes neither used nor dirty.", (double)u.free_bytes);
-	sample(b, "l1arena_dirty_bytes", "gauge", "Bytes freed and awaiting zeroing.", (double)u.dirty_bytes);
-	sample(b, "l1arena_largest_free_extent_bytes", "gauge", "Largest free run in the committed part.", (double)u.largest_free_bytes);
-	sample(b, "l1arena_used_ratio", "gauge", "used_bytes / size_bytes.", u.total_bytes ? (double)u.used_bytes / (double)u.total_bytes : 0);
-	sample(b, "l1arena_committed_ratio", "gauge", "committed_bytes / size_bytes.", u.total_bytes ? (double)u.committed_bytes / (double)u.total_bytes : 0);
-	sample(b, "l1arena_metadata_bytes", "gauge", "Bytes of header, records, indexes and bitmaps.", (double)u.metadata_bytes);
-	sample(b, "l1arena_hugepage_size_bytes", "gauge", "Page size of the backing.", (double)u.hugepage_size);
-	sample(b, "l1arena_block_size_bytes", "gauge", "Allocation granularity.", (double)u.align_bytes);
-	sample(b, "l1arena_grow_step_bytes", "gauge", "Lazy growth step (and pin chunk).", (double)u.grow_step_bytes);
-	sample(b, "l1arena_lazy", "gauge", "1 if the pool grows on demand.", u.lazy);
-	sample(b, "l1arena_grow_failed", "gauge", "1 if the last lazy growth failed.", u.grow_failed);
-	sample(b, "l1arena_zero_on_free", "gauge", "1 if freed memory is zeroed.", u.zero_on_free);
-	family(b, "l1arena_objects", "gauge", "Object records by state.");
-	for (unsigned s = L1_STATE_ALLOCATED; s <= L1_STATE_DOOMED; s++)
-		l1fs_buf_printf(b, "l1arena_objects{state=\"%s\"} %" PRIu64 "\n",
-				state_names[s], u.objects[s]);
-	sample(b, "l1arena_object_slots_free", "gauge", "Free object records.", (double)u.objects[L1_STATE_FREE]);
-	sample(b, "l1arena_object_slots", "gauge", "Object records in the pool (max_objects).", (double)u.max_objects);
-	sample(b, "l1arena_holds", "gauge", "Holds on objects, all processes.", (double)u.holds);
-	sample(b, "l1arena_clients", "gauge", "Processes attached.", (double)u.clients);
-	sample(b, "l1arena_allocs_total", "counter", "Objects allocated since create.", (double)u.allocs);
-	sample(b, "l1arena_frees_total", "counter", "Objects freed since create.", (double)u.frees);
-	sample(b, "l1arena_ooms_total", "counter", "Allocations refused for lack of space.", (double)u.ooms);
-	sample(b, "l1arena_lock_repairs_total", "counter", "Repairs after a lock owner died.", (double)u.repairs);
-	sample(b, "l1arena_zeroed_bytes_total", "counter", "Bytes zeroed by all processes since create.", (double)u.zeroed_bytes);
-	sample(b, "l1arena_zero_busy_seconds_total", "counter", "Time with zeroing in flight.", (double)u.zero_busy_ns / 1e9);
-
-	family(b, "l1arena_client_holds", "gauge", "Holds per attached process.");
-	for (int i = 0; i < nc; i++)
-		l1fs_buf_printf(b, "l1arena_client_holds{pid=\"%d\"} %u\n", cl[i].pid, cl[i].holds);
-	family(b, "l1arena_client_pinned_bytes", "gauge", "Bytes registered with CUDA per attached process.");
-	for (int i = 0; i < nc; i++)
-		l1fs_buf_printf(b, "l1arena_client_pinned_bytes{pid=\"%d\",status=\"%s\"} %" PRIu64 "\n",
-				cl[i].pid, pin_name(cl[i].pin_status), cl[i].pinned_bytes);
-	family(b, "l1arena_client_alive", "gauge", "1 if the attached process is alive.");
-	for (int i = 0; i < nc; i++)
-		l1fs_buf_printf(b, "l1arena_client_alive{pid=\"%d\"} %u\n", cl[i].pid, cl[i].alive ? 1u : 0u);
-
-	sample(b, "l1arena_view_gc_runs_total", "counter", "Periodic gc passes run by l1fs.", (double)atomic_load(&fs->gc_runs));
-	sample(b, "l1arena_view_gc_reclaimed_objects_total", "counter", "Unpublished objects of dead writers reclaimed by l1fs.", (double)atomic_load(&fs->gc_objects));
-	sample(b, "l1arena_view_gc_reclaimed_bytes_total", "counter", "Bytes reclaimed by l1fs gc.", (double)atomic_load(&fs->gc_bytes));
-	sample(b, "l1arena_view_gc_errors_total", "counter", "Failed gc passes.", (double)atomic_load(&fs->gc_errors));
-	sample(b, "l1arena_view_open_files", "gauge", "Object files open through the view (each holds its object).", (double)atomic_load(&fs->open_files));
-	free(cl);
 	return b->oom ? -ENOMEM : 0;
 }
 
@@ -206,6 +203,8 @@ int l1fs_render_clients(struct l1fs *fs, struct l1fs_buf *b)
 {
 	struct l1_usage u;
 	struct l1_client_info *cl = NULL;
+	struct l1_client_owner *co = NULL;
+	struct reader rd[64];
 	char hs[8][32], ts[48];
 	int r = l1_arena_usage(fs->arena, &u);
 	if (r < 0)
@@ -213,18 +212,42 @@ int l1fs_render_clients(struct l1fs *fs, struct l1fs_buf *b)
 	int nc = get_clients(fs, u.clients, &cl);
 	if (nc < 0)
 		return nc;
-	l1fs_buf_printf(b, "%-8s %-5s %-30s %6s %-9s %12s  %-24s %s\n", "PID", "ALIVE",
-			"ATTACHED", "HOLDS", "PIN", "PINNED", "ZEROING", "PIN REASON");
+	int no = -ENOMEM;
+	if ((co = calloc((size_t)nc + 64, sizeof *co)))
+		no = l1_arena_client_owners(fs->arena, co, (uint32_t)nc + 64);
+	if (no < 0) {
+		free(cl);
+		free(co);
+		return no;
+	}
+	l1fs_buf_printf(b, "%-8s %-6s %-16s %-5s %-24s %6s %-9s %12s  %-24s %s\n", "PID", "UID",
+			"COMMAND", "ALIVE", "ATTACHED", "HOLDS", "PIN", "PINNED", "ZEROING",
+			"PIN REASON");
 	for (int i = 0; i < nc; i++) {
 		const struct l1_client_info *c = &cl[i];
-		l1fs_buf_printf(b, "%-8d %-5s %-30s %6u %-9s %12s  %-24s %s\n", c->pid,
-				c->alive ? "yes" : "no",
-				l1fs_fmt_time(c->attach_ns, ts, sizeof ts), c->holds,
-				pin_name(c->pin_status), HS(c->pinned_bytes, 0),
+		const struct l1_client_owner *o = NULL;
+		for (int k = 0; k < no && !o; k++)
+			if (co[k].pid == c->pid && co[k].start_time == c->start_time)
+				o = &co[k];
+		char uid[16] = "-";
+		if (o)
+			snprintf(uid, sizeof uid, "%u", o->uid);
+		l1fs_buf_printf(b, "%-8d %-6s %-16s %-5s %-24s %6u %-9s %12s  %-24s %s\n", c->pid,
+				uid, o && o->comm[0] ? o->comm : "-", c->alive ? "yes" : "no",
+				l1t_time(c->attach_ns, ts, sizeof ts), c->holds,
+				l1t_pin_name(c->pin_status), HS(c->pinned_bytes, 0),
 				c->zero_method[0] ? c->zero_method : "-",
 				c->pin_reason[0] ? c->pin_reason : "-");
 	}
 	free(cl);
+	free(co);
+	int n = readers_get(fs, rd, 64);
+	l1fs_buf_printf(b, "\nreaders holding objects through this view (l1fs holds for them): %d\n", n);
+	if (n)
+		l1fs_buf_printf(b, "%-8s %-16s %s\n", "PID", "COMMAND", "OBJECTS HELD");
+	for (int i = 0; i < n; i++)
+		l1fs_buf_printf(b, "%-8d %-16s %llu\n", (int)rd[i].pid,
+				rd[i].comm[0] ? rd[i].comm : "-", (unsigned long long)rd[i].holds);
 	return b->oom ? -ENOMEM : 0;
 }
 
@@ -266,11 +289,12 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 	l1fs_buf_printf(b, "key:         ");
 	key_text(b, oi->key);
 	l1fs_buf_printf(b, "\nlayout:      %s\n", lay);
-	l1fs_buf_printf(b, "size:        %" PRIu64 "\n", oi->obj.size);
+	l1fs_buf_printf(b, "size:        %" PRIu64 "\n", oi->obj.data_size);
+	l1fs_buf_printf(b, "phys_size:   %" PRIu64 "\n", oi->obj.size);
 	l1fs_buf_printf(b, "offset:      %" PRIu64 "\n", oi->obj.offset);
 	l1fs_buf_printf(b, "pool:        %" PRIu64 "\n", oi->obj.pool_id);
 	l1fs_buf_printf(b, "owner_pid:   %d\n", oi->owner_pid);
-	l1fs_buf_printf(b, "owner_start: %" PRIu64 "\n", oi->owner_start);
+	l1fs_buf_printf(b, "owner_start: %" PRIu64 " clock ticks after boot (/proc/PID/stat field 22)\n", oi->owner_start);
 	l1fs_buf_printf(b, "uid:         %u\n", oi->uid);
 	l1fs_buf_printf(b, "gid:         %u\n", oi->gid);
 	l1fs_buf_printf(b, "mode:        %04o\n", oi->mode & 07777);
@@ -283,7 +307,8 @@ int l1fs_render_meta(struct l1fs *fs, const struct l1_obj_info *oi,
 /* The user.l1.* names, in the order getfattr -d shows them. */
 static const char *xattr_list[] = {
 	"user.l1.id", "user.l1.pool", "user.l1.state", "user.l1.key",
-	"user.l1.layout", "user.l1.size", "user.l1.offset", "user.l1.owner_pid",
+	"user.l1.layout", "user.l1.size", "user.l1.phys_size", "user.l1.offset",
+	"user.l1.owner_pid",
 	"user.l1.holds", "user.l1.ctime", "user.l1.publish_time",
 };
 
@@ -326,6 +351,8 @@ int l1fs_xattr_get(struct l1fs *fs, const struct l1_obj_info *oi,
 		layout_text(fs, oi, tmp, sizeof tmp);
 		l1fs_buf_printf(b, "%s", tmp);
 	} else if (!strcmp(n, "size"))
+		l1fs_buf_printf(b, "%" PRIu64, oi->obj.data_size);
+	else if (!strcmp(n, "phys_size"))
 		l1fs_buf_printf(b, "%" PRIu64, oi->obj.size);
 	else if (!strcmp(n, "offset"))
 		l1fs_buf_printf(b, "%" PRIu64, oi->obj.offset);

@@ -5,6 +5,7 @@
  * into ENOMEM instead of serving a cut text.  No state, no locks.
  */
 #include "l1fs.h"
+#include "../tools/common/l1text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,19 +73,7 @@ void l1fs_buf_label(struct l1fs_buf *b, const char *s)
 
 const char *l1fs_fmt_size(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	double v = (double)bytes;
-	unsigned u = 0;
-
-	while (v >= 1024 && u + 1 < sizeof unit / sizeof unit[0]) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
-	else
-		snprintf(buf, len, "%.2f %s", v, unit[u]);
-	return buf;
+	return l1t_size(bytes, buf, len);       /* one style with l1ctl */
 }
 
 const char *l1fs_fmt_time(uint64_t ns, char *buf, size_t len)

@@ -211,13 +211,143 @@ START_TEST(alloc_errors)
 	bad.t[0].shape[0] = 4;
 	bad.t[0].dtype = 1234;
 	ck_assert_int_eq(l1_alloc(a, &bad, 1, o), -EINVAL);
-	ck_assert_int_eq(l1_alloc_bytes(a, 64 * MiB, 1, o), -EINVAL);   /* > grow step */
+	/* larger than the pool: it can never fit, OUT_OF_MEMORY like LMCache */
+	ck_assert_int_eq(l1_alloc_bytes(a, 64 * MiB, 1, o), -ENOMEM);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "larger than the pool"));
 	ck_assert_int_eq(l1_alloc(a, &l, 4000000, o), -ENOSPC);
 	struct l1_usage u;
 	l1_arena_usage(a, &u);
 	ck_assert_uint_eq(u.used_bytes, 0);
 	l1t_memcheck_clean(a);
 	l1t_destroy(a);
+}
+END_TEST
+
+/* An object larger than the grow step but not than the pool: a limit of
+ * this pool's configuration, -EINVAL with a sentence that says so. */
+START_TEST(alloc_larger_than_step)
+{
+	struct l1_config c;
+	struct l1_arena *a;
+	struct l1_obj o;
+	l1t_config(&c, "astep", 8 * MiB);
+	c.grow_step_bytes = 2 * MiB;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 4 * MiB, 1, &o), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "grow step"));
+	l1t_destroy(a);
+}
+END_TEST
+
+/* An object's data size (the bytes asked for) and its physical size (the
+ * block): both in what allocate, get, info and lookup hand back. */
+START_TEST(data_and_physical_size)
+{
+	struct l1_arena *a = l1t_create("dsize", 8 * MiB);
+	struct l1_layout l;
+	struct l1_obj o, b, g;
+	struct l1_obj_info oi;
+	ck_assert_int_eq(l1_layout_parse("[3,5,7]:fp16", &l), 0);
+	ck_assert_int_eq(l1_alloc(a, &l, 1, &o), 0);
+	ck_assert_uint_eq(o.data_size, 210);
+	ck_assert_uint_eq(o.size, 4096);
+	ck_assert_int_eq(l1_get(a, o.id, &g), 0);
+	ck_assert_uint_eq(g.data_size, 210);
+	ck_assert_uint_eq(g.size, 4096);
+	ck_assert_int_eq(l1_obj_info(a, o.id, &oi), 0);
+	ck_assert_uint_eq(oi.obj.data_size, 210);
+	ck_assert_int_eq(l1_alloc_bytes(a, 5, 1, &b), 0);
+	ck_assert_uint_eq(b.data_size, 5);
+	ck_assert_uint_eq(b.size, 4096);
+	/* used bytes count whole blocks */
+	uint64_t used, total;
+	l1_get_memory_usage(a, &used, &total);
+	ck_assert_uint_eq(used, 8192);
+	/* set_data_size: 1..physical, owner, unpublished only */
+	ck_assert_int_eq(l1_obj_set_data_size(a, b.id, 100), 0);
+	ck_assert_int_eq(l1_get(a, b.id, &g), 0);
+	ck_assert_uint_eq(g.data_size, 100);
+	ck_assert_int_eq(l1_obj_set_data_size(a, b.id, 0), -EINVAL);
+	ck_assert_int_eq(l1_obj_set_data_size(a, b.id, 4097), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "physical size"));
+	ck_assert_int_eq(l1_obj_set_data_size(a, b.id, 4096), 0);
+	ck_assert_int_eq(l1_publish(a, b.id, "five"), 0);
+	ck_assert_int_eq(l1_obj_set_data_size(a, b.id, 5), -EBUSY);
+	ck_assert_int_eq(l1_lookup(a, "five", &g), 0);
+	ck_assert_uint_eq(g.data_size, 4096);
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	ck_assert_int_eq(l1_obj_set_data_size(a, o.id, 5), -EALREADY);
+	l1t_destroy(a);
+}
+END_TEST
+
+/* The pool holds what was asked for, not the huge page multiple behind it:
+ * 12.5 MiB takes 32 objects of 400 KiB, not a 33rd, on any backing. */
+START_TEST(pool_size_is_exact)
+{
+	const uint64_t size = 13107200;
+	struct l1_config c;
+	struct l1_arena *a, *b;
+	struct l1_layout l;
+	struct l1_obj o[33];
+	l1t_config(&c, "exact", size);
+	c.grow_step_bytes = 0;
+	ck_assert_msg(l1_arena_create(&c, &a) == 0, "%s", l1_last_error());
+	uint64_t used, total;
+	l1_get_memory_usage(a, &used, &total);
+	ck_assert_uint_eq(total, size);
+	struct l1_usage u;
+	ck_assert_int_eq(l1_arena_usage(a, &u), 0);
+	ck_assert_uint_eq(u.total_bytes, size);
+	ck_assert_uint_eq(u.free_bytes, size);
+	ck_assert_uint_eq(u.largest_free_bytes, size);
+	struct l1_vm_space v;
+	ck_assert_int_eq(l1_get_vm_space(a, &v), 0);
+	ck_assert_uint_eq(v.data_size, size);
+	ck_assert_uint_ge(v.size, v.data_offset + size);
+	ck_assert_int_eq(l1_layout_parse("[100,2,1024]:bf16", &l), 0);
+	ck_assert_int_eq(l1_alloc(a, &l, 33, o), -ENOMEM);
+	for (int i = 0; i < 32; i++)
+		ck_assert_int_eq(l1_alloc(a, &l, 1, &o[i]), 0);
+	ck_assert_int_eq(l1_alloc(a, &l, 1, &o[32]), -ENOMEM);
+	l1_get_memory_usage(a, &used, &total);
+	ck_assert_uint_eq(used, size);
+	l1t_memcheck_clean(a);
+	/* another process's view of the same header agrees */
+	ck_assert_int_eq(l1_arena_open(l1_arena_path(a), NULL, &b), 0);
+	l1_get_memory_usage(b, &used, &total);
+	ck_assert_uint_eq(total, size);
+	l1_arena_close(b);
+	l1t_destroy(a);
+}
+END_TEST
+
+/* Objects are aligned in memory to align_bytes, also above the page the
+ * kernel aligns mappings to (4 KiB on /dev/shm, the huge page on
+ * hugetlbfs), in the creator and in a process that attaches. */
+START_TEST(large_align_honoured)
+{
+	static const uint64_t aligns[] = { 64 << 10, 4 * MiB };
+	for (unsigned k = 0; k < 2; k++) {
+		struct l1_config c;
+		struct l1_arena *a, *b;
+		struct l1_obj o[3], g;
+		l1t_config(&c, "align", 16 * MiB);
+		c.align_bytes = aligns[k];
+		c.grow_step_bytes = 0;
+		ck_assert_msg(l1_arena_create(&c, &a) == 0, "%s", l1_last_error());
+		ck_assert_int_eq(l1_alloc_bytes(a, 210, 3, o), 0);
+		for (int i = 0; i < 3; i++)
+			ck_assert_uint_eq((uintptr_t)o[i].ptr % aligns[k], 0);
+		ck_assert_int_eq(l1_arena_open(l1_arena_path(a), NULL, &b), 0);
+		ck_assert_int_eq(l1_get(b, o[2].id, &g), 0);
+		ck_assert_uint_eq((uintptr_t)g.ptr % aligns[k], 0);
+		memset(g.ptr, 0x5a, g.size);
+		ck_assert_uint_eq(((unsigned char *)o[2].ptr)[g.size - 1], 0x5a);
+		l1_arena_close(b);
+		l1t_destroy(a);
+	}
 }
 END_TEST
 
@@ -236,7 +366,7 @@ START_TEST(free_detections)
 	ck_assert_int_eq(l1_free(a, &foreign, 1), -EXDEV);
 	/* duplicate inside one batch: nothing freed */
 	struct l1_obj dup[3] = { o[0], o[1], o[0] };
-	ck_assert_int_eq(l1_free(a, dup, 3), -EALREADY);
+	ck_assert_int_eq(l1_free(a, dup, 3), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(l1_last_error(), "nothing was freed"));
 	struct l1_usage u;
 	l1_arena_usage(a, &u);
@@ -527,7 +657,7 @@ START_TEST(vm_space_and_usage)
 	ck_assert_ptr_nonnull(v.base);
 	ck_assert_int_ge(v.fd, 0);
 	ck_assert_uint_eq(v.data_size, 32 * MiB);
-	ck_assert_uint_eq(v.size, v.data_offset + v.data_size);
+	ck_assert_uint_ge(v.size, v.data_offset + v.data_size);
 	ck_assert_uint_eq(v.committed, 32 * MiB);
 	ck_assert_str_eq(v.path, l1_arena_path(a));
 	struct stat st;
@@ -546,6 +676,62 @@ START_TEST(vm_space_and_usage)
 }
 END_TEST
 
+/* A path means that path (issue 11): open and destroy of a missing file
+ * never act on /dev/shm/<basename> instead; create may move a pool whose
+ * directory is missing to /dev/shm only with allow_shm, says where (its
+ * path), and never replaces what is there, even with force. */
+START_TEST(path_is_path)
+{
+	char victim[256], missing[512], elsewhere[256], moved[256];
+	struct l1_config c;
+	struct l1_arena *v, *a;
+	struct l1_vm_space vm;
+	snprintf(victim, sizeof victim, "/dev/shm/l1test-victim-%d", (int)getpid());
+	snprintf(missing, sizeof missing, "%s/l1test-victim-%d", l1t_shm_dir(), (int)getpid());
+	snprintf(elsewhere, sizeof elsewhere, "/no-such-dir-%d/l1test-victim-%d",
+		 (int)getpid(), (int)getpid());
+	l1t_config(&c, "unused", 8 * MiB);
+	c.path = victim;
+	c.allow_shm = 1;
+	ck_assert_int_eq(l1_arena_create(&c, &v), 0);
+	ck_assert_str_eq(l1_arena_path(v), victim);
+	l1_get_vm_space(v, &vm);
+
+	ck_assert_int_eq(l1_arena_open(missing, NULL, &a), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), missing));
+	ck_assert_int_eq(l1_arena_destroy(missing, 0), -ENOENT);
+	ck_assert_int_eq(l1_arena_destroy(missing, 1), -ENOENT);
+	ck_assert_int_eq(l1_arena_destroy(elsewhere, 1), -ENOENT);
+	ck_assert_int_eq(access(victim, F_OK), 0);
+
+	c.path = elsewhere;
+	c.force = 1;
+	ck_assert_int_eq(l1_arena_create(&c, &a), -EEXIST);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "never replaces"));
+	struct l1_vm_space vm2;
+	ck_assert_int_eq(l1_arena_open(victim, NULL, &a), 0);
+	l1_get_vm_space(a, &vm2);
+	ck_assert_uint_eq(vm2.pool_id, vm.pool_id);     /* the same pool, untouched */
+	l1_arena_close(a);
+	c.allow_shm = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), -ENODEV);
+	ck_assert_ptr_nonnull(strstr(l1_last_error(), "does not exist"));
+
+	snprintf(elsewhere, sizeof elsewhere, "/no-such-dir-%d/l1test-moved-%d",
+		 (int)getpid(), (int)getpid());
+	snprintf(moved, sizeof moved, "/dev/shm/l1test-moved-%d", (int)getpid());
+	c.path = elsewhere;
+	c.allow_shm = 1;
+	c.force = 0;
+	ck_assert_int_eq(l1_arena_create(&c, &a), 0);
+	ck_assert_str_eq(l1_arena_path(a), moved);      /* it says where it went */
+	l1_arena_close(a);
+	ck_assert_int_eq(l1_arena_destroy(moved, 0), 0);
+	l1_arena_close(v);
+	ck_assert_int_eq(l1_arena_destroy(victim, 0), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("arena");
@@ -553,6 +739,7 @@ int main(void)
 	tcase_add_test(t, create_open_destroy);
 	tcase_add_test(t, force_recreate);
 	tcase_add_test(t, refuses_bad_files);
+	tcase_add_test(t, path_is_path);
 	tcase_add_test(t, vm_space_and_usage);
 	suite_add_tcase(s, t);
 	t = tcase_create("alloc");
@@ -562,6 +749,12 @@ int main(void)
 	tcase_add_test(t, lazy_growth);
 	tcase_add_test(t, growth_stops_cleanly);
 	tcase_add_test(t, layout_slots_are_reused);
+	tcase_add_test(t, alloc_larger_than_step);
+	suite_add_tcase(s, t);
+	t = tcase_create("sizes");
+	tcase_add_test(t, data_and_physical_size);
+	tcase_add_test(t, pool_size_is_exact);
+	tcase_add_test(t, large_align_honoured);
 	suite_add_tcase(s, t);
 	t = tcase_create("free");
 	tcase_add_test(t, free_detections);

@@ -511,9 +511,11 @@ START_TEST(records_dirty_outside)
 	 * must not zero it (that would wipe the records) */
 	m.recs[5].offset = m.h->records_off;
 	m.recs[5].zeroer_pid = 0;
+	m.recs[5].zeroer_client = 0;
 	atomic_store(&m.recs[5].state, L1_STATE_DIRTY);
 	m.recs[6].offset = m.h->file_size + 8 * MiB;
 	m.recs[6].zeroer_pid = 0;
+	m.recs[6].zeroer_client = 0;
 	atomic_store(&m.recs[6].state, L1_STATE_DIRTY);
 	damaged_then_repaired(&m, "outside", 0);
 	img_drop(&m);
@@ -530,8 +532,8 @@ START_TEST(dirty_table_lies)
 	/* dirty extents whose zeroer is gone: one on the records (zeroing it
 	 * would wipe them), one on published key2's bytes (gc must leave it:
 	 * the record wins), the counter and the free stack wrong */
-	e[0] = (struct l1_dirty_ent){ m.h->records_off, 4096, 0, 0, 1 };
-	e[1] = (struct l1_dirty_ent){ m.recs[2].offset, m.recs[2].size, 0, 0, 1 };
+	e[0] = (struct l1_dirty_ent){ m.h->records_off, 4096, 0, 0, 0, 1 };
+	e[1] = (struct l1_dirty_ent){ m.recs[2].offset, m.recs[2].size, 0, 0, 0, 1 };
 	atomic_store(&m.h->dirty_extents, 0);
 	stack[m.h->dirty_top - 1] = 1;
 	damaged_then_repaired(&m, "dirty extent", 0);
@@ -625,7 +627,7 @@ START_TEST(hold_count_at_limit)
 	ck_assert_int_eq(cl[0].pid, getpid());
 	ck_assert_uint_eq(m.h->hold_free, 1);
 	m.h->hold_free = he[0].next;
-	he[0] = (struct l1_hold_ent){ 0, 0, UINT32_MAX, 0 };
+	he[0] = (struct l1_hold_ent){ 0, cl[0].gen << L1_CLIENT_BITS, UINT32_MAX, 0 };
 	m.recs[0].hold_head = 1;
 	m.recs[0].holds = UINT32_MAX;
 	cl[0].holds = UINT32_MAX;
@@ -717,11 +719,13 @@ START_TEST(counters_and_clients)
 	struct l1_arena *a;
 	char rep[8192];
 	ck_assert_int_eq(l1_arena_open(m.path, NULL, &a), 0);
+	atomic_store(&m.h->nclients, UINT64_MAX);   /* as after a wrap (attach recounts) */
 	int n = l1_arena_memcheck(a, 0, rep, sizeof rep);
 	ck_assert_int_ge(n, 4);
 	ck_assert_ptr_nonnull(strstr(rep, "used_bytes"));
 	ck_assert_ptr_nonnull(strstr(rep, "unknown layout"));
 	ck_assert_ptr_nonnull(strstr(rep, "generation 0"));
+	ck_assert_ptr_nonnull(strstr(rep, "clients counter says 18446744073709551615"));
 	api_battery(&m, a);
 	/* a record with an unknown layout or generation 0 is not derived state:
 	 * repair rebuilds what it can and says what is left */
@@ -732,6 +736,9 @@ START_TEST(counters_and_clients)
 	struct l1_client_info ci[8];
 	ck_assert_int_eq(l1_arena_clients(a, ci, 8), 1);     /* the ghosts are gone */
 	ck_assert_int_eq(ci[0].pid, getpid());
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.clients, 1);                     /* recounted, not wrapped */
 	expect_intact(a, 0);
 	l1_arena_close(a);
 	img_drop(&m);

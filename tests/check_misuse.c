@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <signal.h>
+#include <libgen.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -174,11 +177,12 @@ START_TEST(alloc_misuse)
 	MISUSE(-ENOSPC, l1_alloc(F.a, &l, UINT32_MAX, o));
 	MISUSE(-ENOSPC, l1_alloc(F.a, &l, 1u << 20, o));
 	MISUSE(-EINVAL, l1_alloc_bytes(F.a, 0, 1, o));
-	MISUSE(-EINVAL, l1_alloc_bytes(F.a, UINT64_MAX, 1, o));
-	MISUSE(-EINVAL, l1_alloc_bytes(F.a, 1ull << 62, 1, o));
-	MISUSE(-EINVAL, l1_alloc_bytes(F.a, 9 * MiB, 1, o));          /* > the pool */
+	/* larger than the pool: never fits, OUT_OF_MEMORY (as LMCache says) */
+	MISUSE(-ENOMEM, l1_alloc_bytes(F.a, UINT64_MAX, 1, o));
+	MISUSE(-ENOMEM, l1_alloc_bytes(F.a, 1ull << 62, 1, o));
+	MISUSE(-ENOMEM, l1_alloc_bytes(F.a, 9 * MiB, 1, o));
 	MISUSE(-EINVAL, l1_alloc_bytes(NULL, 4096, 1, o));
-	MISUSE(-EROFS, l1_alloc_bytes(F.ro, 4096, 1, o));
+	MISUSE(-EPERM, l1_alloc_bytes(F.ro, 4096, 1, o));
 	/* more than is free: all or nothing (only the refusal is counted) */
 	struct snap *s0 = malloc(sizeof *s0), *s1 = malloc(sizeof *s1);
 	snap_take(s0);
@@ -247,7 +251,7 @@ START_TEST(free_misuse)
 	batch[1] = F.pub;
 	batch[2] = F.mine[1];
 	batch[3] = F.mine[0];                                        /* duplicate */
-	MISUSE(-EALREADY, l1_free(F.a, batch, 4));
+	MISUSE(-EINVAL, l1_free(F.a, batch, 4));
 	batch[3] = F.stale;
 	MISUSE(-ESTALE, l1_free(F.a, batch, 4));
 	batch[3] = F.foreign;
@@ -259,12 +263,12 @@ START_TEST(free_misuse)
 	MISUSE(-EALREADY, l1_free(F.a, batch, 4));
 	/* the same object from the other pool's handle */
 	MISUSE(-EXDEV, l1_free(F.other, F.mine, 1));
-	MISUSE(-EROFS, l1_free(F.ro, F.mine, 1));
+	MISUSE(-EPERM, l1_free(F.ro, F.mine, 1));
 	/* by id */
 	uint64_t ids[4] = { F.mine[0].id, F.mine[1].id, F.mine[0].id, 0 };
 	MISUSE(-EINVAL, l1_free_ids(NULL, ids, 1));
 	MISUSE(-EINVAL, l1_free_ids(F.a, NULL, 2));
-	MISUSE(-EALREADY, l1_free_ids(F.a, ids, 3));
+	MISUSE(-EINVAL, l1_free_ids(F.a, ids, 3));           /* duplicate */
 	MISUSE(-ENOENT, l1_free_ids(F.a, ids + 3, 1));
 	ids[2] = UINT64_MAX;
 	MISUSE(-ENOENT, l1_free_ids(F.a, ids, 3));
@@ -272,16 +276,16 @@ START_TEST(free_misuse)
 	MISUSE(-ESTALE, l1_free_ids(F.a, ids, 3));
 	ids[2] = F.freed.id;
 	MISUSE(-EALREADY, l1_free_ids(F.a, ids, 3));
-	MISUSE(-EROFS, l1_free_ids(F.ro, ids, 1));
+	MISUSE(-EPERM, l1_free_ids(F.ro, ids, 1));
 	/* a large batch of one object repeated: refused as a whole */
 	static uint64_t many[5000];
 	for (int i = 0; i < 5000; i++)
 		many[i] = F.mine[i & 1].id;
-	MISUSE(-EALREADY, l1_free_ids(F.a, many, 5000));
+	MISUSE(-EINVAL, l1_free_ids(F.a, many, 5000));
 	static struct l1_obj manyo[5000];
 	for (int i = 0; i < 5000; i++)
 		manyo[i] = F.mine[i & 1];
-	MISUSE(-EALREADY, l1_free(F.a, manyo, 5000));
+	MISUSE(-EINVAL, l1_free(F.a, manyo, 5000));
 }
 END_TEST
 
@@ -301,7 +305,7 @@ START_TEST(publish_find_misuse)
 	MISUSE(-ESTALE, l1_publish(F.a, F.stale.id, "x"));
 	MISUSE(-ENOENT, l1_publish(F.a, 0, "x"));
 	MISUSE(-ENOENT, l1_publish(F.a, UINT64_MAX, "x"));
-	MISUSE(-EROFS, l1_publish(F.ro, F.mine[0].id, "x"));
+	MISUSE(-EPERM, l1_publish(F.ro, F.mine[0].id, "x"));
 	/* an id from the other pool whose slot is free here */
 	MISUSE(-ENOENT, l1_publish(F.other, F.pub.id, "x"));
 	MISUSE(-EINVAL, l1_get(NULL, F.pub.id, &o));
@@ -336,7 +340,7 @@ START_TEST(publish_find_misuse)
 	MISUSE(-EINVAL, l1_obj_chmod(F.a, F.pub.id, 0, 0, UINT32_MAX));
 	MISUSE(-EALREADY, l1_obj_chmod(F.a, F.freed.id, 0, 0, 0600));
 	MISUSE(-ESTALE, l1_obj_chmod(F.a, F.stale.id, 0, 0, 0600));
-	MISUSE(-EROFS, l1_obj_chmod(F.ro, F.pub.id, 0, 0, 0600));
+	MISUSE(-EPERM, l1_obj_chmod(F.ro, F.pub.id, 0, 0, 0600));
 	struct l1_layout l;
 	MISUSE(-EINVAL, l1_arena_layout(NULL, 0, &l));
 	MISUSE(-EINVAL, l1_arena_layout(F.a, 0, NULL));
@@ -357,7 +361,9 @@ START_TEST(hold_misuse)
 	MISUSE(-ENOENT, l1_hold(F.a, 0, &o));
 	MISUSE(-EINVAL, l1_hold(F.nc, F.pub.id, &o));               /* no client slot */
 	MISUSE(-EINVAL, l1_hold_key(F.nc, "pk0", &o));
-	MISUSE(-EINVAL, l1_hold(F.ro, F.pub.id, &o));              /* read-only: no client slot */
+	MISUSE(-EPERM, l1_hold(F.ro, F.pub.id, &o));               /* read-only: through the view */
+	MISUSE(-EPERM, l1_hold_key(F.ro, "pk0", &o));
+	MISUSE(-EINVAL, l1_release(F.ro, F.pub.id));               /* holds nothing */
 	MISUSE(-EINVAL, l1_hold_key(NULL, "pk0", &o));
 	MISUSE(-EINVAL, l1_hold_key(F.a, NULL, &o));
 	MISUSE(-EINVAL, l1_hold_key(F.a, "", &o));
@@ -410,7 +416,7 @@ START_TEST(pool_misuse)
 	MISUSE(-EINVAL, l1_arena_clients(F.a, NULL, 2));
 	MISUSE(0, l1_arena_clients(F.a, NULL, 0));
 	MISUSE(-EINVAL, l1_arena_gc(NULL, NULL));
-	MISUSE(-EROFS, l1_arena_gc(F.ro, NULL));
+	MISUSE(-EPERM, l1_arena_gc(F.ro, NULL));
 	MISUSE(-EINVAL, l1_arena_flush(NULL, 10));
 	MISUSE(0, l1_arena_flush(F.a, 0));
 	MISUSE(0, l1_arena_flush(F.a, -1));                         /* nothing dirty */
@@ -419,7 +425,7 @@ START_TEST(pool_misuse)
 	MISUSE(0, l1_arena_memcheck(F.a, 0, NULL, 0));
 	MISUSE(0, l1_arena_memcheck(F.a, 0, rep, 1));               /* a tiny report */
 	MISUSE(0, l1_arena_memcheck(F.a, 1, rep, sizeof rep));      /* clean: no repair */
-	MISUSE(-EROFS, l1_arena_memcheck(F.ro, 1, rep, sizeof rep));
+	MISUSE(-EPERM, l1_arena_memcheck(F.ro, 1, rep, sizeof rep));
 	struct l1_obj o;
 	MISUSE(-EINVAL, l1_open_path(NULL, "/x", &o));
 	MISUSE(-EINVAL, l1_open_path(F.a, NULL, &o));
@@ -500,6 +506,265 @@ START_TEST(create_open_misuse)
 }
 END_TEST
 
+
+/* ---- read-only handles, inherited handles, other users --------------------- */
+
+static void segv_exit(int sig)
+{
+	(void)sig;
+	_exit(42);
+}
+
+/* A read-only handle reads without the pool lock: get, lookup, info, list
+ * and usage work and return what a read-write handle sees, and change
+ * nothing; memcheck, which needs the lock, is refused with -EPERM. */
+START_TEST(readonly_reads)
+{
+	struct l1_obj o, w;
+	struct l1_obj_info inf[MAXREC];
+	struct l1_usage u;
+	char rep[64];
+	MISUSE(0, l1_lookup(F.ro, "pk0", &o));
+	ck_assert_int_eq(l1_lookup(F.a, "pk0", &w), 0);
+	ck_assert_uint_eq(o.id, w.id);
+	ck_assert_uint_eq(o.offset, w.offset);
+	ck_assert_int_eq(memcmp(o.ptr, w.ptr, o.size), 0);
+	MISUSE(0, l1_get(F.ro, F.mine[0].id, &o));
+	ck_assert_uint_eq(o.offset, F.mine[0].offset);
+	MISUSE(-ENOENT, l1_lookup(F.ro, "nope", &o));
+	MISUSE(-ESTALE, l1_get(F.ro, F.stale.id, &o));
+	MISUSE(-EALREADY, l1_get(F.ro, F.freed.id, &o));
+	MISUSE(0, l1_obj_info(F.ro, F.pub.id, &inf[0]));
+	ck_assert_str_eq(inf[0].key, "pk0");
+	uint64_t cur = 0;
+	int n = l1_obj_list(F.ro, &cur, inf, MAXREC);
+	ck_assert_int_eq(n, 5);                  /* reused, mine x2, pub, held */
+	MISUSE(0, l1_arena_usage(F.ro, &u));
+	ck_assert_uint_eq(u.objects[L1_STATE_PUBLISHED], 2);
+	MISUSE(-EPERM, l1_arena_memcheck(F.ro, 0, rep, sizeof rep));
+	MISUSE(0, l1_arena_flush(F.ro, 0));                         /* flush only waits */
+	/* the mapping itself is PROT_READ: a write through it would fault */
+	struct l1_vm_space v;
+	ck_assert_int_eq(l1_get_vm_space(F.ro, &v), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sigaction sa = { .sa_handler = segv_exit };
+		sigaction(SIGSEGV, &sa, NULL);  /* ours, also under ASan */
+		((volatile char *)o.ptr)[0] = 1;
+		_exit(0);
+	}
+	ck_assert_int_eq(l1t_wait(pid), 42);
+}
+END_TEST
+
+/* Every call on a handle inherited across fork is refused in the child
+ * (-EBADF, with a sentence), and the parent's pool is as it was. */
+START_TEST(fork_refused)
+{
+	struct snap *s0 = malloc(sizeof *s0), *s1 = malloc(sizeof *s1);
+	snap_take(s0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct l1_obj o[2];
+		struct l1_obj_info inf;
+		struct l1_usage u;
+		struct l1_vm_space v;
+		struct l1_layout l;
+		uint64_t cur = 0, id = F.mine[0].id;
+		char rep[64];
+		int bad = 0;
+#define REFUSED(call) do {                                                          \
+		int r_ = (call);                                                      \
+		if (r_ != -EBADF || !strstr(l1_last_error(), "fork")) {               \
+			fprintf(stderr, "child: %s: %d (%s)\n", #call, r_, l1_last_error()); \
+			bad++;                                                        \
+		}                                                                     \
+	} while (0)
+		REFUSED(l1_alloc_bytes(F.a, 4096, 1, o));
+		REFUSED(l1_free(F.a, F.mine, 1));
+		REFUSED(l1_free_ids(F.a, &id, 1));
+		REFUSED(l1_publish(F.a, F.mine[1].id, "child"));
+		REFUSED(l1_lookup(F.a, "pk0", o));
+		REFUSED(l1_get(F.a, F.pub.id, o));
+		REFUSED(l1_hold(F.a, F.pub.id, o));
+		REFUSED(l1_hold_key(F.a, "pk0", o));
+		REFUSED(l1_release(F.a, F.held.id));
+		REFUSED(l1_obj_info(F.a, F.pub.id, &inf));
+		REFUSED(l1_obj_list(F.a, &cur, &inf, 1));
+		REFUSED(l1_obj_chmod(F.a, F.mine[0].id, 0, 0, 0644));
+		REFUSED(l1_arena_usage(F.a, &u));
+		REFUSED(l1_get_vm_space(F.a, &v));
+		REFUSED(l1_arena_layout(F.a, 0, &l));
+		REFUSED(l1_arena_clients(F.a, NULL, 0));
+		REFUSED(l1_arena_pinned_ranges(F.a, NULL, 0));
+		REFUSED(l1_arena_gc(F.a, NULL));
+		REFUSED(l1_arena_flush(F.a, 0));
+		REFUSED(l1_arena_memcheck(F.a, 1, rep, sizeof rep));
+		REFUSED(l1_open_path(F.a, "/x", o));
+		REFUSED(l1_lookup(F.ro, "pk0", o));
+#undef REFUSED
+		l1_arena_close(F.a);            /* allowed: unmaps the child's copy only */
+		_exit(bad);
+	}
+	ck_assert_int_eq(l1t_wait(pid), 0);
+	snap_take(s1);
+	snap_same(s0, s1, "a child's calls on an inherited handle");
+	struct l1_obj o;
+	ck_assert_int_eq(l1_hold(F.a, F.pub.id, &o), 0);     /* the parent's handle works */
+	ck_assert_int_eq(l1_release(F.a, F.pub.id), 0);
+	free(s0);
+	free(s1);
+}
+END_TEST
+
+/* For the tests that drop to user nobody (root only; 0 if they may run):
+ * lets others enter the directory of path (mode |= 0111 for others and
+ * group) and says where to put back its mode. */
+static int nobody_may_enter(const char *test, const char *path, char *dir, size_t len,
+			    mode_t *was)
+{
+	char tmp[512];
+	struct stat st;
+	if (geteuid() != 0) {
+		printf("%s: skipped: needs root to drop to user nobody\n", test);
+		return -1;
+	}
+	snprintf(tmp, sizeof tmp, "%s", path);
+	snprintf(dir, len, "%s", dirname(tmp));
+	ck_assert_int_eq(stat(dir, &st), 0);
+	*was = st.st_mode & 07777;
+	ck_assert_int_eq(chmod(dir, *was | 0011), 0);
+	return 0;
+}
+
+/* The library's accident checks, from a process of another user that can
+ * open the pool file: it may not free, publish or chmod root's objects, nor
+ * look up, get or hold those its mode does not let it read (mode 0600), and
+ * it may use its own.  A library that let any uid do so fails here. */
+START_TEST(other_uid_refused)
+{
+	char dir[512];
+	mode_t was;
+	if (nobody_may_enter("other_uid_refused", F.path, dir, sizeof dir, &was))
+		return;
+	ck_assert_int_eq(chmod(F.path, 0666), 0);       /* and open the file; records stay 0600 */
+	struct snap *s0 = malloc(sizeof *s0), *s1 = malloc(sizeof *s1);
+	snap_take(s0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct l1_open_opts op;
+		struct l1_arena *b;
+		struct l1_obj o, mine;
+		uint64_t id = F.mine[0].id;
+		int bad = 0;
+		if (setgroups(0, NULL) || setgid(65534) || setuid(65534))
+			_exit(90);
+		l1_open_opts_init(&op);
+		op.pin = L1_PIN_OFF;
+		if (l1_arena_open(F.path, &op, &b))
+			_exit(91);
+#define EXPECT(want, call) do {                                                      \
+		int r_ = (call);                                                      \
+		if (r_ != (want) || (r_ && !*l1_last_error())) {                      \
+			fprintf(stderr, "nobody: %s: %d (%s)\n", #call, r_, l1_last_error()); \
+			bad++;                                                        \
+		}                                                                     \
+	} while (0)
+		EXPECT(-EPERM, l1_free(b, F.mine, 1));
+		EXPECT(-EPERM, l1_free_ids(b, &id, 1));
+		EXPECT(-EPERM, l1_publish(b, F.mine[1].id, "stolen"));
+		EXPECT(-EPERM, l1_obj_chmod(b, F.mine[0].id, 65534, 65534, 0666));
+		EXPECT(-EACCES, l1_lookup(b, "pk0", &o));
+		EXPECT(-EACCES, l1_get(b, F.pub.id, &o));
+		EXPECT(-EACCES, l1_hold(b, F.pub.id, &o));
+		EXPECT(-EACCES, l1_hold_key(b, "pk0", &o));
+		/* its own objects are its own */
+		EXPECT(0, l1_alloc_bytes(b, 4096, 1, &mine));
+		EXPECT(0, l1_publish(b, mine.id, "nobody's"));
+		EXPECT(0, l1_hold_key(b, "nobody's", &o));
+		EXPECT(0, l1_release(b, mine.id));
+		EXPECT(0, l1_free(b, &mine, 1));
+		EXPECT(0, l1_arena_flush(b, 10000));
+#undef EXPECT
+		l1_arena_close(b);
+		_exit(bad);
+	}
+	int st = l1t_wait(pid);
+	chmod(dir, was);
+	chmod(F.path, 0600);
+	ck_assert_msg(st == 0, "the child as nobody: status %d (see its lines above)", st);
+	snap_take(s1);
+	s1->u.allocs--;         /* nobody's own object came and went */
+	s1->u.frees--;
+	s1->u.zeroed_bytes = s0->u.zeroed_bytes;
+	snap_same(s0, s1, "nobody's calls on root's objects");
+	free(s0);
+	free(s1);
+}
+END_TEST
+
+/* The pool's group reads (pool mode 0640): a member who is not the owner
+ * cannot attach read-write (the file says so), attaches read-only, finds
+ * and reads the owner's objects (they take the pool's group), and every
+ * write call is refused with -EPERM; the pool is unchanged. */
+START_TEST(group_reader_read_only)
+{
+	struct l1_config c;
+	struct l1_arena *owner, *w;
+	struct l1_obj o;
+	char dir[512];
+	mode_t was;
+	l1t_config(&c, "group", 8 * MiB);
+	if (nobody_may_enter("group_reader_read_only", c.path, dir, sizeof dir, &was))
+		return;
+	c.mode = 0640;
+	ck_assert_int_eq(l1_arena_create(&c, &owner), 0);
+	const char *path = l1_arena_path(owner);
+	ck_assert_int_eq(chown(path, 0, 65534), 0);     /* the readers' group */
+	ck_assert_int_eq(l1_arena_open(path, NULL, &w), 0);
+	ck_assert_int_eq(l1_alloc_bytes(w, 4096, 1, &o), 0);
+	memset(o.ptr, 0x5a, 4096);
+	ck_assert_int_eq(l1_publish(w, o.id, "for-the-group"), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct l1_open_opts op;
+		struct l1_arena *b;
+		struct l1_obj g, x;
+		gid_t grp = 65534;
+		int bad = 0;
+		if (setgroups(1, &grp) || setgid(65534) || setuid(65534))
+			_exit(90);
+		l1_open_opts_init(&op);
+		op.pin = L1_PIN_OFF;
+		if (l1_arena_open(path, &op, &b) != -EACCES ||
+		    !strstr(l1_last_error(), "can attach read-only"))
+			bad |= 1;
+		op.readonly = 1;
+		if (l1_arena_open(path, &op, &b))
+			_exit(91);
+		if (l1_lookup(b, "for-the-group", &g) || ((unsigned char *)g.ptr)[4095] != 0x5a)
+			bad |= 2;
+		if (l1_alloc_bytes(b, 4096, 1, &x) != -EPERM || l1_free(b, &g, 1) != -EPERM ||
+		    l1_publish(b, g.id, "k") != -EPERM || l1_hold(b, g.id, &x) != -EPERM ||
+		    l1_arena_gc(b, NULL) != -EPERM || l1_obj_chmod(b, g.id, 0, 0, 0644) != -EPERM)
+			bad |= 4;
+		l1_arena_close(b);
+		_exit(bad);
+	}
+	int st = l1t_wait(pid);
+	chmod(dir, was);
+	ck_assert_msg(st == 0, "the group reader: status %d", st);
+	struct l1_obj_info inf;
+	ck_assert_int_eq(l1_obj_info(w, o.id, &inf), 0);
+	ck_assert_uint_eq(inf.gid, 65534);
+	ck_assert_uint_eq(inf.state, L1_STATE_PUBLISHED);
+	ck_assert_uint_eq(inf.holds, 0);
+	l1t_memcheck_clean(w);
+	l1_arena_close(w);
+	l1t_destroy(owner);
+}
+END_TEST
+
 /* ---- values, layouts, sizes ------------------------------------------------ */
 
 START_TEST(value_misuse)
@@ -575,6 +840,10 @@ int main(void)
 	tcase_add_test(t, hold_misuse);
 	tcase_add_test(t, pool_misuse);
 	tcase_add_test(t, create_open_misuse);
+	tcase_add_test(t, readonly_reads);
+	tcase_add_test(t, fork_refused);
+	tcase_add_test(t, other_uid_refused);
+	tcase_add_test(t, group_reader_read_only);
 	suite_add_tcase(s, t);
 	t = tcase_create("values");
 	tcase_add_test(t, value_misuse);

@@ -171,7 +171,7 @@ START_TEST(test_disabled)
 	unsetenv("L1ARENA_PIN");
 	ck_assert_int_eq(l1_pin_open(L1_PIN_OFF, 1, &pn), 0);
 	ck_assert_uint_eq(l1_pin_status(pn), L1_PIN_NONE);
-	ck_assert_str_eq(l1_pin_reason(pn), "pinning disabled by config");
+	ck_assert_str_eq(l1_pin_reason(pn), "not asked: pin = L1_PIN_OFF in the open options");
 	ck_assert_int_eq(l1_pin_chunk(pn, buf, sizeof buf), -ENODEV);
 	ck_assert_uint_eq(l1_pin_bytes(pn), 0);
 	l1_pin_close(pn);
@@ -182,7 +182,7 @@ START_TEST(test_disabled)
 		for (int mode = L1_PIN_AUTO; mode <= L1_PIN_DEFER; mode++) {
 			ck_assert_int_eq(l1_pin_open(mode, 0, &pn), 0);
 			ck_assert_uint_eq(l1_pin_status(pn), L1_PIN_NONE);
-			ck_assert_str_eq(l1_pin_reason(pn), "pinning disabled by L1ARENA_PIN=off");
+			ck_assert_str_eq(l1_pin_reason(pn), "turned off by the environment: L1ARENA_PIN=off");
 			ck_assert_int_eq(l1_pin_chunk(pn, buf, sizeof buf), -ENODEV);
 			ck_assert_int_eq(l1_pin_ranges(pn, buf, NULL, 0), 0);
 			l1_pin_close(pn);
@@ -649,7 +649,7 @@ START_TEST(test_pool_disabled)
 		if (ci[i].pid != getpid())
 			continue;
 		ck_assert_uint_eq(ci[i].pin_status, L1_PIN_NONE);
-		ck_assert_str_eq(ci[i].pin_reason, "pinning disabled by L1ARENA_PIN=off");
+		ck_assert_str_eq(ci[i].pin_reason, "turned off by the environment: L1ARENA_PIN=off");
 	}
 	l1t_destroy(a);
 	unsetenv("L1ARENA_PIN");

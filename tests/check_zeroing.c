@@ -8,10 +8,12 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "l1arena_test.h"
@@ -163,6 +165,43 @@ START_TEST(large_free_returns_dirty)
 }
 END_TEST
 
+static void *open_gate_later(void *arg)
+{
+	(void)arg;
+	usleep(50000);
+	__atomic_store_n(&gate, 0, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* An allocation that finds only dirty memory waits for the zeroing, and the
+ * pool counts it (l1_arena_stats: zero_waits, zero_wait_ns), for every
+ * process and tool to see; gc's drops are counted the same way. */
+START_TEST(zero_waits_are_counted)
+{
+	struct l1_arena *a = create_zeroing("zwait", 16 * MiB, L1_ZERO_AUTO);
+	struct l1_stats s0, s1;
+	struct l1_obj o;
+	pthread_t t;
+	ck_assert_int_eq(l1_arena_stats(a, &s0), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 12 * MiB, 1, &o), 0);
+	gate = 1;
+	l1_test_set_hook(a, hold_completion);
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+	ck_assert_int_eq(l1_alloc_bytes(a, 12 * MiB, 1, &o), 0);   /* only dirty room */
+	pthread_join(t, NULL);
+	ck_assert_int_eq(l1_arena_stats(a, &s1), 0);
+	ck_assert_uint_eq(s1.zero_waits, s0.zero_waits + 1);
+	ck_assert_uint_gt(s1.zero_wait_ns, s0.zero_wait_ns);
+	ck_assert(l1t_is_zero(o.ptr, o.size));
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	ck_assert_int_eq(l1_arena_stats(a, &s0), 0);
+	ck_assert_uint_eq(s0.zero_waits, s1.zero_waits);          /* no wait: no count */
+	l1t_destroy(a);
+}
+END_TEST
+
 static void die_in_completion(struct l1_arena *a, int where)
 {
 	(void)a;
@@ -282,6 +321,120 @@ START_TEST(zero_on_free_off)
 }
 END_TEST
 
+
+/* ---- a stopped zeroer ---------------------------------------------------- */
+
+static int stop_fd = -1;
+static volatile int freed_all;
+
+/* Engine thread, about to write its first extent: once the free has left
+ * the lock, tell the test and stop the whole process (SIGSTOP). */
+static void stop_before_write(struct l1_arena *a, int where)
+{
+	(void)a;
+	if (where != L1_HOOK_ZERO_ISSUE || stop_fd < 0)
+		return;
+	int fd = stop_fd;
+	stop_fd = -1;
+	while (!freed_all)
+		usleep(1000);
+	(void)!write(fd, "s", 1);
+	raise(SIGSTOP);
+}
+
+/* A process frees 24 MiB of a 32 MiB pool and is stopped before its engine
+ * writes a byte: its dirty extents belong to a live process.  Another
+ * process's allocate of 16 MiB must still succeed (once the lease ran out,
+ * its gc takes the extents over under new generations and zeroes them),
+ * and flush too (alone, too: _i 2); when the stopped one goes on, its engine must neither
+ * write those extents (they are someone's objects now) nor release them
+ * again. */
+START_TEST(stopped_zeroer_taken_over)
+{
+	int method = _i == 1 ? L1_ZERO_MEMSET : L1_ZERO_AUTO;
+	struct l1_arena *a = create_zeroing("zstop", 32 * MiB, method);
+	const char *path = l1_arena_path(a);
+	int sp[2], go[2];
+	ck_assert_int_eq(pipe(sp), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		struct l1_arena *b;
+		struct l1_open_opts oo;
+		static struct l1_obj o[24], rev[24];
+		char c;
+		close(sp[0]);
+		close(go[1]);
+		l1_open_opts_init(&oo);
+		oo.pin = L1_PIN_OFF;
+		oo.zero_method = method;
+		if (l1_arena_open(path, &oo, &b) || l1_alloc_bytes(b, MiB, 24, o))
+			_exit(1);
+		for (int i = 0; i < 24; i++) {
+			memset(o[i].ptr, 0x77, o[i].size);
+			rev[i] = o[23 - i];     /* backwards: no two join one entry */
+		}
+		l1_test_dirty_limit(b, 8);      /* 8 table entries, 16 DIRTY records */
+		stop_fd = sp[1];
+		l1_test_set_hook(b, stop_before_write);
+		if (l1_free(b, rev, 24))
+			_exit(2);
+		freed_all = 1;
+		if (read(go[0], &c, 1) != 1)    /* after SIGCONT */
+			_exit(3);
+		char rep[4096];
+		if (l1_arena_memcheck(b, 0, rep, sizeof rep)) {
+			fprintf(stderr, "%s", rep);
+			_exit(4);
+		}
+		l1_arena_close(b);
+		_exit(0);
+	}
+	close(sp[1]);
+	close(go[0]);
+	char c;
+	int st;
+	ck_assert_int_eq(read(sp[0], &c, 1), 1);
+	ck_assert_int_eq(waitpid(kid, &st, WUNTRACED), kid);
+	ck_assert(WIFSTOPPED(st));
+	struct l1_usage u;
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.dirty_bytes, 24 * MiB);
+	if (_i == 2)    /* flush alone must get there too (gc again past the lease) */
+		ck_assert_msg(l1_arena_flush(a, 20000) == 0, "flush with a stopped zeroer: %s",
+			      l1_last_error());
+	static struct l1_obj p[16];
+	ck_assert_msg(l1_alloc_bytes(a, MiB, 16, p) == 0, "allocate with a stopped zeroer: %s",
+		      l1_last_error());
+	for (int i = 0; i < 16; i++) {
+		ck_assert_msg(l1t_is_zero(p[i].ptr, p[i].size), "object %d not zero", i);
+		memset(p[i].ptr, 0x55, p[i].size);
+	}
+	ck_assert_int_eq(l1_arena_flush(a, 20000), 0);  /* the rest of its extents too */
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(kill(kid, SIGCONT), 0);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(l1t_wait(kid), 0);
+	for (int i = 0; i < 16; i++) {
+		const uint8_t *b = p[i].ptr;
+		for (uint64_t k = 0; k < p[i].size; k += 4096)
+			ck_assert_msg(b[k] == 0x55, "object %d: byte %llu changed after the stopped "
+				      "zeroer went on", i, (unsigned long long)k);
+	}
+	l1t_memcheck_clean(a);
+	ck_assert_int_eq(l1_free(a, p, 16), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 20000), 0);
+	l1_arena_usage(a, &u);
+	ck_assert_uint_eq(u.dirty_bytes, 0);
+	ck_assert_uint_eq(u.used_bytes, 0);
+	ck_assert_uint_eq(u.clients, 1);
+	l1t_memcheck_clean(a);
+	close(sp[0]);
+	close(go[1]);
+	l1t_destroy(a);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("zeroing");
@@ -301,7 +454,12 @@ int main(void)
 	t = tcase_create("async");
 	tcase_set_timeout(t, 120);
 	tcase_add_test(t, large_free_returns_dirty);
+	tcase_add_test(t, zero_waits_are_counted);
 	tcase_add_test(t, killed_with_zeroing_in_flight);
+	suite_add_tcase(s, t);
+	t = tcase_create("stopped");
+	tcase_set_timeout(t, 60);
+	tcase_add_loop_test(t, stopped_zeroer_taken_over, 0, 3);
 	suite_add_tcase(s, t);
 	return l1t_run_suite(s);
 }

@@ -8,7 +8,10 @@
  * the bytes freed), live objects are never touched (each is checked against
  * its fill before it is freed), also with two threads racing the engine;
  * memcheck stays clean and nothing is left dirty.  A small free is zeroed
- * by the freeing thread at once.  Placement with L1ARENA_PLACE=best: a
+ * by the freeing thread at once.  One claim for all who zero: the engine's
+ * claim before its first byte fails on an extent a thread of its process
+ * (or anyone) claimed, and a second claim fails on one the engine claimed;
+ * gc leaves a claimed extent of a live client alone.  Placement with L1ARENA_PLACE=best: a
  * large object takes the tightest hole, a small one the lowest.
  */
 #include <check.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "testutil.h"
 
 #define MiB (1ull << 20)
@@ -165,6 +169,64 @@ START_TEST(small_free_zeroed_by_the_freer)
 }
 END_TEST
 
+/* A dirty-table entry of this client over n fresh blocks (taken in the
+ * bitmap), not queued to anyone. */
+static struct l1_zero_extent forge_entry(struct l1_arena *a, struct l1_obj *o)
+{
+	struct l1_zero_extent x;
+	ck_assert_int_eq(l1_alloc_bytes(a, MiB, 1, o), 0);
+	ck_assert_int_eq(l1__lock(a), 0);
+	ck_assert_int_eq(l1__dirty_add(a, o->offset + MiB, MiB, &x), 0);
+	l1__bm_set(a, (o->offset + MiB - a->h->data_off) / a->h->block_size,
+		   MiB / a->h->block_size);
+	l1__unlock(a);
+	return x;
+}
+
+START_TEST(one_claim_for_engine_and_helpers)
+{
+	engine_only();
+	struct l1_arena *a = create("zclaim", 16 * MiB, 1);
+	struct l1_obj o1, o2;
+	struct l1_gc_result g;
+	uint32_t me = a->client_tag;
+	/* the engine claims first: a second claim (a helper's, the same
+	 * compare-and-swap) fails, the engine's later checks pass, gc keeps off */
+	struct l1_zero_extent x = forge_entry(a, &o1);
+	struct l1_dirty_ent *e = &a->dirty[x.slot & ~L1_ZX_TABLE];
+	ck_assert_int_eq(l1__zero_still_mine(a, &x, 1), 1);
+	ck_assert_uint_eq(e->zeroer_client, me | L1_ZEROER_WRITING);
+	ck_assert_int_eq(l1__zero_still_mine(a, &x, 1), 0);
+	ck_assert_int_eq(l1__zero_still_mine(a, &x, 0), 1);
+	ck_assert_int_eq(l1_arena_gc(a, &g), 0);
+	ck_assert_uint_eq(g.dirty_requeued, 0);
+	ck_assert_uint_eq(e->zeroer_client, me | L1_ZEROER_WRITING);
+	memset(x.ptr, 0, x.len);
+	l1__zero_done(a, &x, 1);                        /* claim goes, released */
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	/* a thread claimed first (as zhelp.c does): the engine's claim fails */
+	struct l1_zero_extent y = forge_entry(a, &o2);
+	e = &a->dirty[y.slot & ~L1_ZX_TABLE];
+	uint32_t w = me;
+	ck_assert(__atomic_compare_exchange_n(&e->zeroer_client, &w, me | L1_ZEROER_WRITING, 0,
+					      __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	ck_assert_int_eq(l1__zero_still_mine(a, &y, 1), 0);
+	memset(y.ptr, 0, y.len);
+	ck_assert_int_eq(l1__lock(a), 0);
+	ck_assert_uint_eq(l1__dirty_release(a, y.slot, y.gen), MiB);
+	l1__unlock(a);
+	/* released: no claim of the old cookie holds */
+	ck_assert_int_eq(l1__zero_still_mine(a, &y, 1), 0);
+	ck_assert_int_eq(l1__zero_still_mine(a, &y, 0), 0);
+	ck_assert_int_eq(l1_free(a, &o1, 1), 0);
+	ck_assert_int_eq(l1_free(a, &o2, 1), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	l1t_memcheck_clean(a);
+	l1t_destroy(a);
+	engine_default();
+}
+END_TEST
+
 /* Fills a 64 MiB pool with 1 MiB objects; o[i] lies at i MiB. */
 static uint32_t fill_mib(struct l1_arena *a, struct l1_obj *o, uint32_t max)
 {
@@ -208,6 +270,7 @@ int main(void)
 	tcase_add_test(t, allocate_after_free_reads_zero);
 	tcase_add_loop_test(t, two_threads_race_the_engine, 0, 3);
 	tcase_add_test(t, small_free_zeroed_by_the_freer);
+	tcase_add_test(t, one_claim_for_engine_and_helpers);
 	suite_add_tcase(s, t);
 	t = tcase_create("place");
 	tcase_add_test(t, large_takes_the_tightest_hole);

@@ -298,6 +298,10 @@ setup_pool() {
 		return 1
 	fi
 	say "step 2: $out" | head -n 1
+	# with --allow-shm, create may have put the pool elsewhere (it says where):
+	# every later step opens exactly that path
+	real=$(printf '%s\n' "$out" | sed -n 's/^created \(.*\): .* pool on .*/\1/p' | head -n 1)
+	[ -n "$real" ] && POOL=$real
 	pool=$POOL
 	pool_created=1
 	save_state

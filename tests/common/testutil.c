@@ -141,6 +141,40 @@ void l1t_memcheck_clean(struct l1_arena *a)
 	ck_assert_msg(r == 0, "memcheck found %d problem(s): %s", r, rep);
 }
 
+void l1t_seen_dead(struct l1_arena *a, pid_t pid)
+{
+	static struct l1_client_info c[64];
+	for (int tries = 0; tries < 2000; tries++) {
+		int n = l1_arena_clients(a, c, 64), alive = 0;
+		ck_assert_msg(n >= 0, "l1_arena_clients: %d %s", n, l1_last_error());
+		for (int i = 0; i < n && i < 64; i++)
+			alive |= c[i].pid == pid && c[i].alive;
+		if (!alive)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("pid %d was reaped but still holds its client lock after 20 s", (int)pid);
+}
+
+void l1t_gc_dead(struct l1_arena *a, uint64_t clients, struct l1_gc_result *sum)
+{
+	struct l1_gc_result g;
+	memset(sum, 0, sizeof *sum);
+	for (int i = 0; i < 2000 && (i == 0 || sum->clients_dropped < clients); i++) {
+		if (i)
+			usleep(10000);
+		ck_assert_msg(l1_arena_gc(a, &g) == 0, "gc: %s", l1_last_error());
+		sum->objects_reclaimed += g.objects_reclaimed;
+		sum->dirty_requeued += g.dirty_requeued;
+		sum->holds_dropped += g.holds_dropped;
+		sum->clients_dropped += g.clients_dropped;
+		sum->bytes_reclaimed += g.bytes_reclaimed;
+	}
+	ck_assert_msg(sum->clients_dropped == clients, "gc dropped %llu dead clients, not %llu, "
+		      "in 20 s", (unsigned long long)sum->clients_dropped,
+		      (unsigned long long)clients);
+}
+
 int l1t_run_suite(Suite *s)
 {
 	SRunner *sr = srunner_create(s);

@@ -39,5 +39,13 @@ int l1t_is_zero(const void *p, uint64_t len);
 int l1t_run_suite(Suite *s);
 /* memcheck that must be clean; fails the test with the report otherwise. */
 void l1t_memcheck_clean(struct l1_arena *a);
+/* gc after clients died, until it has dropped `clients` of them (at most
+ * 20 s, then the test fails): a dead process's client lock goes only when
+ * its io_uring workers have exited, which under load can trail waitpid.
+ * The results of every pass are summed into sum. */
+void l1t_gc_dead(struct l1_arena *a, uint64_t clients, struct l1_gc_result *sum);
+/* Without gc: waits (at most 20 s) until the pool's client table no longer
+ * calls pid (reaped already, same PID namespace) alive. */
+void l1t_seen_dead(struct l1_arena *a, pid_t pid);
 
 #endif

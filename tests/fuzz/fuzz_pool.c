@@ -198,8 +198,11 @@ static void make_corpus(const char *dir)
 		if (l1__lock(a))
 			die("lock");
 		r->zeroer_pid = 0;
+		r->zeroer_client = 0;
 		l1__rec_set_state(a, r, L1_STATE_DIRTY);
-		if (l1__dirty_add(a, t->offset, t->size, 0, 0, &x) == 0) {
+		if (l1__dirty_add(a, t->offset, t->size, &x) == 0) {
+			a->dirty[x.slot & ~L1_ZX_TABLE].zeroer_client = 0;
+			a->dirty[x.slot & ~L1_ZX_TABLE].zeroer_pid = 0;
 			l1__rec_set_state(a, t, L1_STATE_FREE);
 			l1__slot_push(a, (uint32_t)(o[4].id & 0xffffffff));
 		}

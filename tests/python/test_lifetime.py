@@ -40,7 +40,8 @@ def test_close_refuses_with_live_view_then_succeeds(pool):
 
 
 @pytest.mark.parametrize("kind", ["slice", "memoryview", "vm_space",
-                                  "byte_array", "derived"])
+                                  "vm_space_info", "byte_array", "raw_tensor",
+                                  "derived"])
 def test_every_kind_of_view_counts(pool, kind):
     err, objs = pool.allocate(KV, 1)
     o = objs[0]
@@ -49,7 +50,11 @@ def test_every_kind_of_view_counts(pool, kind):
     elif kind == "memoryview":
         v = memoryview(o.array)
     elif kind == "vm_space":
-        v = pool.get_vm_space().array
+        v = pool.get_vm_space()
+    elif kind == "vm_space_info":
+        v = pool.get_vm_space_info().array
+    elif kind == "raw_tensor":
+        v = o.raw_tensor
     elif kind == "byte_array":
         v = o.byte_array
     else:

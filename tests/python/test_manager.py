@@ -25,7 +25,7 @@ def test_allocate_and_free(pool):
     offs = sorted(o.offset for o in objs)
     for a, b in zip(offs, offs[1:]):
         assert b - a >= 16384                      # no overlap
-    vm = pool.get_vm_space()
+    vm = pool.get_vm_space_info()
     for o in objs:
         assert o.size == 16384 and o.layout is KV
         assert o.ptr == vm.base + o.offset
@@ -73,7 +73,11 @@ def test_object_table_full(pools):
     err, objs = m.allocate(tiny, 1024)
     assert err == L1Error.SUCCESS
     err, more = m.allocate(tiny, 1)
-    assert err == L1Error.OUT_OF_OBJECTS and more == []
+    # through LMCache's interface a full table reads as OUT_OF_MEMORY (evict
+    # and retry); the precise reason is in the text and last_error_code
+    assert err == L1Error.OUT_OF_MEMORY and more == []
+    assert "object table full" in m.last_error and "OUT_OF_OBJECTS" in m.last_error
+    assert m.last_error_code == L1Error.OUT_OF_OBJECTS
     assert m.free(objs) == L1Error.SUCCESS
 
 
@@ -115,7 +119,7 @@ def test_freed_object_views(pool):
     kept = o.array
     kept[:] = 7
     assert pool.free(objs) == L1Error.SUCCESS
-    assert not o.is_valid
+    assert not o.is_valid()
     with pytest.raises(L1Exception, match="freed"):
         o.array
     # documented: an array kept across free stays mapped; once zeroing is
@@ -255,9 +259,9 @@ def test_config_env_defaults_and_options(monkeypatch):
 def test_create_errors(pools):
     p = pools.path()
     m = L1MemoryManager(config(p))
-    with pytest.raises(L1Exception) as ei:
-        L1MemoryManager(config(p))                    # exists, no force
-    assert ei.value.error == L1Error.EXISTS and ei.value.message
+    with pytest.raises(L1Exception) as ei:       # exists, another size
+        L1MemoryManager(config(p, size=32 * MiB))
+    assert ei.value.error == L1Error.EXISTS and "size_in_bytes" in ei.value.message
     m.close()
     with pytest.raises(L1Exception) as ei:
         L1MemoryManager(config(pools.path(), size=0))
@@ -289,9 +293,35 @@ def test_attach_by_path(pools):
         other.close()
     ro = L1MemoryManager.attach(m.path, readonly=True)
     try:
-        assert not ro.get_vm_space().array.flags.writeable
+        assert not ro.get_vm_space_info().array.flags.writeable
     finally:
         ro.close()
+
+
+def test_read_only_attach(pool):
+    """read_only=True: reads work without the pool lock, every write is
+    NOT_PERMITTED with a sentence, and the pool is unchanged."""
+    err, objs = pool.allocate(KV, 2)
+    assert err == L1Error.SUCCESS
+    objs[0].array[...] = 7
+    assert pool.publish(objs[0], "ro-key") == L1Error.SUCCESS
+    used = pool.get_memory_usage()
+    ro = L1MemoryManager.attach(pool.path, read_only=True)
+    try:
+        r = ro.lookup("ro-key")
+        assert r is not None and r.id == objs[0].id and (r.array == 7).all()
+        assert not r.array.flags.writeable
+        err, got = ro.allocate(KV, 1)
+        assert err == L1Error.NOT_PERMITTED and not got
+        assert "read-only" in ro.last_error
+        assert ro.free([objs[1]]) == L1Error.NOT_PERMITTED
+        assert ro.publish(objs[1], "nope") == L1Error.NOT_PERMITTED
+        del r
+    finally:
+        ro.close()
+    assert pool.get_memory_usage() == used
+    assert pool.lookup("nope") is None
+    assert pool.free(objs) == L1Error.SUCCESS
 
 
 def test_publish_lookup_hold(pool):
@@ -349,7 +379,7 @@ def test_objects_usage_clients_gc_flush(pool):
 
 
 def test_vm_space(pool):
-    vm = pool.get_vm_space()
+    vm = pool.get_vm_space_info()
     assert vm.array.dtype == np.uint8 and vm.array.size == vm.size
     assert vm.array.ctypes.data == vm.base
     assert vm.data_offset + vm.data_size <= vm.size
@@ -358,7 +388,8 @@ def test_vm_space(pool):
     objs[0].byte_array[:4] = [1, 2, 3, 4]
     assert list(vm.array[objs[0].offset:objs[0].offset + 4]) == [1, 2, 3, 4]
     d = pool.get_l1_memory_desc()
-    assert d.ptr == vm.base and d.align_bytes == 4096
+    assert d.ptr == vm.base + vm.data_offset and d.align_bytes == 4096
+    assert d.size == vm.data_size == 64 * MiB
     del vm
     assert pool.free(objs) == L1Error.SUCCESS
 
@@ -368,7 +399,8 @@ def test_l1error_and_exception():
     assert L1Error.from_code(-errno.ENOMEM) is L1Error.OUT_OF_MEMORY
     assert L1Error.from_code(-errno.EALREADY) is L1Error.DOUBLE_FREE
     assert L1Error.from_code(-9999) is L1Error.UNKNOWN
-    assert L1Error.KEY_NOT_EXIST is L1Error.NOT_FOUND
+    assert L1Error.from_code(-errno.ENOENT, key=True) is L1Error.KEY_NOT_EXIST
+    assert L1Error.KEY_NOT_EXIST.errno == errno.ENOENT
     assert L1Error.OUT_OF_MEMORY.errno == errno.ENOMEM
     assert l1arena.strerror(L1Error.SUCCESS)
     e = L1Exception(-errno.EBUSY, "busy here")
@@ -399,8 +431,9 @@ def test_duck_typed_layout_and_huge_count(pool):
     with pytest.raises(TypeError):
         pool.allocate(object(), 1)
     err, none = pool.allocate(KV, 1 << 40)
-    assert err == L1Error.OUT_OF_OBJECTS and none == []
+    assert err == L1Error.OUT_OF_MEMORY and none == []     # as LMCache
     assert "object table" in pool.last_error
+    assert pool.last_error_code == L1Error.OUT_OF_OBJECTS
     for o in pool.objects():
         pool.free([pool.get(o["obj"]["id"])])
     assert pool.get_memory_usage()[0] == 0

@@ -61,7 +61,7 @@ def test_torch_types_numpy_lacks(pool, name, l1):
 
 
 def test_vm_space_tensor_and_close(pool):
-    vm = pool.get_vm_space()
+    vm = pool.get_vm_space_info()
     assert isinstance(vm.tensor, torch.Tensor) and vm.tensor.dtype == torch.uint8
     assert vm.tensor.data_ptr() == vm.base and vm.tensor.numel() == vm.size
     t = vm.tensor

@@ -29,7 +29,7 @@ def test_numpy_view_is_the_c_memory(pool):
     a = o.array
     a[...] = np.arange(a.size, dtype=np.float16).reshape(a.shape)
     assert ctypes.string_at(o.ptr, a.nbytes) == a.tobytes()
-    vm = pool.get_vm_space()
+    vm = pool.get_vm_space_info()
     assert vm.array[o.offset:o.offset + a.nbytes].tobytes() == a.tobytes()
     # and the other way: bytes written at the C pointer appear in the view
     ctypes.memset(o.ptr, 0, a.nbytes)

@@ -2,10 +2,13 @@
 # test_l1ctl.sh - every l1ctl subcommand through the real binary, the way an
 # operator meets it: --help for each, the normal path (create, info, put,
 # ls, get, publish, rm, memcheck, gc, destroy), and the ways it goes wrong:
-# bad sizes and options (exit 2), a missing pool, a user without permission
+# bad sizes and options (exit 2; also loose ones: spaces, hex, signs, ids
+# like -1, an empty key, --key without --publish), a missing pool, a user without permission
 # (nobody, through setpriv), a pool of another format version and a file
 # that is not a pool (exit 1, with a sentence that says what to do), and a
-# pool whose bitmap was damaged (memcheck exit 3, then --repair).  Pools go
+# pool whose bitmap was damaged (memcheck exit 3, then --repair); and gc
+# with a writer in its own PID namespace (`unshare --pid --fork
+# --mount-proc`: spared while it lives, taken once dead).  Pools go
 # where tests/run.sh says (L1_TEST_DIR); damaged copies are plain files in
 # /dev/shm.  Everything is removed on every exit path.
 # Exit status: 0 if every check passed.
@@ -28,7 +31,8 @@ cleanup() {
 	"$L1CTL" destroy --force --path "$pool" >/dev/null 2>&1
 	[ -n "$tmp" ] && rm -rf "$tmp"
 	rm -f "/dev/shm/l1ctl-v9-$$" "/dev/shm/l1ctl-bad-$$" "/dev/shm/l1ctl-shm-$$" \
-		"/dev/shm/l1ctl-zero-$$"
+		"/dev/shm/l1ctl-zero-$$" "/dev/shm/l1ctl-victim-$$" "/dev/shm/l1ctl-trap-$$" \
+		"/dev/shm/l1ctl-victim2-$$" "/dev/shm/l1ctl-moved-$$" "/dev/shm/l1ctl-group-$$"
 	[ -n "$made_dir" ] && rmdir "$dir" 2>/dev/null
 }
 trap cleanup EXIT
@@ -100,17 +104,32 @@ expect 2 "ls takes no option --size" "an option of another command" -- \
 	"$L1CTL" ls --path "$pool" --size 64M
 expect 2 "octal file mode" "create --mode 999" -- \
 	"$L1CTL" create --path "$pool" --size 64M --mode 999 $shm
+# loose sizes: refused with a sentence, never read some other way
+expect 2 "is not a size: decimal digits" "create --size ' 4M' (leading space)" -- \
+	"$L1CTL" create --path "$pool" --size ' 4M' $shm
+expect 2 "is not a size" "create --size '4M ' (trailing space)" -- \
+	"$L1CTL" create --path "$pool" --size '4M ' $shm
+expect 2 "no spaces, signs or hex" "create --size 0x10000 (hex)" -- \
+	"$L1CTL" create --path "$pool" --size 0x10000 $shm
+expect 2 "is not a size" "create --size 1e6 (exponent)" -- \
+	"$L1CTL" create --path "$pool" --size 1e6 $shm
+expect 2 "is not a size" "create --size +4M (sign)" -- \
+	"$L1CTL" create --path "$pool" --size +4M $shm
 test -e "$pool" && { say "FAIL a refused create left $pool behind"; fail=1; }
-expect 0 "^created $pool: 64.0 MiB lazy pool" "create --size 64M" -- \
+expect 0 "^created $pool: 64.00 MiB lazy pool" "create --size 64M" -- \
 	"$L1CTL" create --path "$pool" --size 64M $shm
 expect 1 "add --force to replace it" "create over a pool says to use --force" -- \
 	"$L1CTL" create --path "$pool" --size 64M $shm
-expect 0 "^created $pool: 32.0 MiB eager pool" "create --force --eager replaces it" -- \
+expect 0 "^created $pool: 32.00 MiB eager pool" "create --force --eager replaces it" -- \
 	"$L1CTL" create --path "$pool" --size 32M --eager --force $shm
+ls -a "$dir" | grep -q "^\.l1ctl-$$\.l1new\." &&
+	{ say "FAIL create left a temporary file in $dir"; fail=1; }
 
 # ---- info, put, ls, get ----------------------------------------------------
 
-expect 0 "^used +0 B of 32.0 MiB" "info" -- "$L1CTL" info --path "$pool"
+expect 0 "^used +0 B of 32.00 MiB" "info" -- "$L1CTL" info --path "$pool"
+has "^lock +free; waits give up after 5000 ms" "info names the lock's holder (none)"
+has "^given back +0 failed growth" "info says what failed growth gave back"
 expect 0 '"total_bytes":33554432' "info --json" -- "$L1CTL" info --json --path "$pool"
 if command -v python3 >/dev/null; then
 	printf '%s\n' "$OUT" | python3 -c 'import json,sys; json.load(sys.stdin)' ||
@@ -132,6 +151,10 @@ expect 2 "not both" "put --layout and --bytes" -- \
 	"$L1CTL" put --path "$pool" --layout '[4]:fp16' --bytes 4K --file "$tmp/in"
 expect 2 "needs --key" "put --publish without --key" -- \
 	"$L1CTL" put --path "$pool" --publish --file "$tmp/in"
+expect 2 "without --publish does nothing" "put --key without --publish" -- \
+	"$L1CTL" put --path "$pool" --key lonely --file "$tmp/in"
+expect 2 "--key is empty" "put --key '' --publish" -- \
+	"$L1CTL" put --path "$pool" --key "" --publish --file "$tmp/in"
 expect 2 "not a size|size suffix" "put --bytes 4Q" -- \
 	"$L1CTL" put --path "$pool" --bytes 4Q --file "$tmp/in"
 expect 1 "100000 bytes but the object holds 4096" "put of more than --bytes" -- \
@@ -143,8 +166,81 @@ expect 1 "cannot read $tmp/nope" "put from a missing file" -- \
 expect 1 "out of memory|do not fit|larger than" "put larger than the pool" -- \
 	"$L1CTL" put --path "$pool" --bytes 40M --file "$tmp/in"
 
-expect 0 "published +102400 .*shell/kv one" "ls shows the object, its state and key" -- \
+expect 0 "published +97.66 KiB +100.00 KiB .*shell/kv one" "ls shows the object, its state and key" -- \
 	"$L1CTL" ls --path "$pool"
+expect 0 "published +100000 +102400 .*shell/kv one" "ls --bytes shows exact sizes" -- \
+	"$L1CTL" ls --path "$pool" --bytes
+expect 0 "^ID +STATE +SIZE +PHYS +OWNER +UID +MODE +HOLDS" "ls has uid and mode columns" -- \
+	"$L1CTL" ls --path "$pool"
+has "published +97.66 KiB +100.00 KiB +[0-9]+ +$(id -u) +0600 " "ls shows the uid and mode"
+# a key with a newline and an escape sequence neither forges a row nor reaches
+# the terminal; --json gives it back exactly
+evil=$(printf 'evil\n4242 published 1 B 1 0 0600 0 [1]:uint8 forged\033[31m')
+printf 'x' | "$L1CTL" put --path "$pool" --key "$evil" --publish >/dev/null 2>&1
+"$L1CTL" ls --path "$pool" >"$tmp/ls" 2>/dev/null
+if [ "$(wc -l <"$tmp/ls")" -eq 4 ] && ! grep -q "^4242" "$tmp/ls" &&
+   ! LC_ALL=C grep -q "$(printf '\033')" "$tmp/ls" && grep -q 'evil\\x0a4242.*forged\\x1b\[31m' "$tmp/ls"; then
+	say "ok   ls escapes a key with a newline and an escape sequence"
+else
+	say "FAIL ls does not escape keys:"; sed 's/^/       /' "$tmp/ls" | cat -v; fail=1
+fi
+if "$L1CTL" ls --path "$pool" --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+keys = sorted(r["key"] for r in rows)
+assert len(rows) == 3, rows
+assert sys.argv[1] in keys and "shell/kv one" in keys, keys
+r = [r for r in rows if r["key"] == "shell/kv one"][0]
+assert r["size"] == 100000 and r["physical_size"] == 102400 and r["state"] == "published" and r["mode"] == "0600", r
+assert r["uid"] == int(sys.argv[2]) and r["published"].endswith("Z"), r
+' "$evil" "$(id -u)"; then
+	say "ok   ls --json: one object per line, exact figures, keys as they are"
+else
+	say "FAIL ls --json"; fail=1
+fi
+expect 1 'cannot publish: key .evil\\x0a4242' "an error quoting a key escapes it" -- \
+	sh -c 'printf x | "$0" put --path "$1" --key "$2" --publish' "$L1CTL" "$pool" "$evil"
+if printf '%s\n' "$OUT" | LC_ALL=C grep -q "$(printf '\033')"; then
+	say "FAIL the error message carries an escape byte"; fail=1
+fi
+id_evil=$("$L1CTL" ls --path "$pool" --json 2>/dev/null | /usr/bin/python3 -c '
+import json, sys
+print([r["id"] for r in map(json.loads, sys.stdin) if r["key"].startswith("evil")][0])')
+"$L1CTL" rm --path "$pool" "$id_evil" >/dev/null 2>&1
+# metrics: every series names the pool; --textfile writes atomically, 0644
+expect 0 "^l1arena_used_bytes\\{pool=\"$pool\"\\} " "metrics labels every series with the pool" -- \
+	"$L1CTL" metrics --path "$pool"
+if printf '%s\n' "$OUT" | grep -v '^#' | grep -vq "^l1arena_[a-z_]*{pool=\"$pool\"[,}]"; then
+	say "FAIL a series without the pool label:"; printf '%s\n' "$OUT" | grep -v '^#' |
+		grep -v "{pool=\"$pool\"" | head -3; fail=1
+fi
+has "^l1arena_freed_held_bytes\\{" "metrics has the bytes of freed objects still held"
+has "^l1arena_zero_waits_total\\{" "metrics has the allocations that waited for zeroing"
+has "^l1arena_gc_dropped_holds_total\\{" "metrics has gc's dropped holds"
+if printf '%s\n' "$OUT" | grep -Eq '_ratio|status="[a-z]*"\} [0-9]*[1-9]|ooms'; then
+	say "FAIL metrics has a ratio series, a summed status label or the old ooms name"; fail=1
+fi
+mkdir -p "$tmp/textfile"
+expect 0 "wrote $tmp/textfile/l1arena_.*\\.prom" "metrics --textfile" -- \
+	sh -c 'umask 077; exec "$0" metrics --path "$1" --textfile "$2"' "$L1CTL" "$pool" "$tmp/textfile"
+prom=$(ls "$tmp/textfile"/*.prom 2>/dev/null | head -n 1)
+if [ -n "$prom" ] && [ "$(stat -c %a "$prom")" = 644 ] &&
+   [ "$(ls -A "$tmp/textfile" | wc -l)" -eq 1 ] && grep -q "^l1arena_size_bytes{pool=" "$prom"; then
+	say "ok   the textfile is mode 0644 whatever the umask, and no temporary file is left"
+else
+	say "FAIL textfile: $(ls -lA "$tmp/textfile")"; fail=1
+fi
+chmod 0444 "$prom"
+expect 0 "wrote " "metrics --textfile replaces a read-only file (rename)" -- \
+	"$L1CTL" metrics --path "$pool" --textfile "$tmp/textfile"
+if command -v promtool >/dev/null 2>&1; then
+	expect 0 "" "promtool check metrics on the textfile" -- sh -c 'promtool check metrics <"$0"' "$prom"
+fi
+expect 1 "cannot write in $tmp/nodir" "metrics --textfile into a missing directory" -- \
+	"$L1CTL" metrics --path "$pool" --textfile "$tmp/nodir"
+for b in "$L1CTL" "$BUILD/bin/l1fs" "$BUILD/bin/l1bench" "$BUILD/bin/kvdemo"; do
+	expect 0 "l1arena.* 1\.0|version 1\.0|for l1arena 1\.0" "$(basename "$b") --version" -- "$b" --version
+done
 expect 0 "" "get --key writes the bytes" -- "$L1CTL" get --path "$pool" --key "shell/kv one" \
 	--out "$tmp/out1"
 cmp -s "$tmp/in" "$tmp/out1" || { say "FAIL get --key: bytes differ"; fail=1; }
@@ -155,6 +251,13 @@ else
 	say "FAIL get ID to stdout: bytes differ"
 	fail=1
 fi
+head -c 5 "$tmp/in" >"$tmp/five"
+expect 0 "keys/five$" "put of 5 bytes" -- \
+	"$L1CTL" put --path "$pool" --file "$tmp/five" --key five --publish
+expect 0 "published +5 +4096 .*five" "ls: data size 5, physical 4096" -- "$L1CTL" ls --bytes --path "$pool"
+"$L1CTL" get --path "$pool" --key five --out "$tmp/five.out" 2>/dev/null
+cmp -s "$tmp/five" "$tmp/five.out" && say "ok   get of a 5-byte object: 5 bytes back" ||
+	{ say "FAIL get of a 5-byte object: bytes differ"; fail=1; }
 expect 1 "no object is published under key 'nope'" "get of a missing key" -- \
 	"$L1CTL" get --path "$pool" --key nope
 has "l1ctl ls. lists the objects" "it says how to find the objects"
@@ -178,12 +281,57 @@ expect 1 "nothing was freed" "rm of a freed object" -- "$L1CTL" rm --path "$pool
 has "l1ctl ls. lists the objects" "it says how to find the objects"
 expect 2 "1 to 256 object ids" "rm without ids" -- "$L1CTL" rm --path "$pool"
 expect 2 "'zz' is not an object id" "rm zz" -- "$L1CTL" rm --path "$pool" zz
+expect 2 "'-1' is not an object id" "rm -- -1 (not 2^64-1)" -- "$L1CTL" rm --path "$pool" -- -1
+expect 2 "' 7' is not an object id" "rm ' 7'" -- "$L1CTL" rm --path "$pool" ' 7'
 
 # ---- memcheck, gc ------------------------------------------------------------
 
 expect 0 "" "memcheck of a healthy pool" -- "$L1CTL" memcheck --path "$pool"
 expect 0 "" "memcheck --repair of a healthy pool" -- "$L1CTL" memcheck --repair --path "$pool"
 expect 0 "^gc: " "gc" -- "$L1CTL" gc --path "$pool"
+
+# ---- liveness: a writer in its own PID namespace (the issue's reproduction) --
+
+# `unshare --pid --fork --mount-proc` as a container runtime would: the
+# writer is PID 1 there, and PID 1 here is init.  gc from here must leave
+# its unpublished object alone while it lives, and take it once it is dead.
+if ! unshare --pid --fork --mount-proc true 2>/dev/null; then
+	say "skip writer in a PID namespace: unshare --pid --fork --mount-proc is refused here"
+elif ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+	say "skip writer in a PID namespace: /usr/bin/python3 with numpy is needed for the writer"
+else
+	PYTHONPATH=tools/python L1ARENA_LIB=$BUILD/lib/libl1arena.so \
+	unshare --pid --fork --mount-proc /usr/bin/python3 -c '
+import os, sys, time
+from l1arena import L1MemoryManager
+m = L1MemoryManager.attach(sys.argv[1], pin="off")
+err, objs = m.allocate_bytes(65536, 1)
+a = objs[0].array
+a[:] = 7
+open(sys.argv[2] + "/ready", "w").close()
+while not os.path.exists(sys.argv[2] + "/go"):
+    time.sleep(0.05)
+os._exit(0 if (a == 7).all() else 1)   # dies attached
+' "$pool" "$tmp" >"$tmp/writer.log" 2>&1 &
+	wpid=$!
+	i=0
+	while [ ! -e "$tmp/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+	expect 0 "^gc: 0 objects of dead writers reclaimed .* 0 clients" \
+		"gc from the host spares a writer in its own PID namespace" -- \
+		"$L1CTL" gc --path "$pool"
+	expect 0 "alive" "info lists it alive" -- "$L1CTL" info --path "$pool"
+	touch "$tmp/go"
+	wait "$wpid"
+	wrc=$?
+	if [ "$wrc" -eq 0 ]; then
+		say "ok   its bytes were still its own"
+	else
+		say "FAIL the namespaced writer exited $wrc:"; sed 's/^/       /' "$tmp/writer.log"
+		fail=1
+	fi
+	expect 0 "^gc: 1 objects of dead writers reclaimed .* 1 clients" \
+		"gc takes it once it is dead" -- "$L1CTL" gc --path "$pool"
+fi
 
 # a copy whose bitmap claims blocks no record owns: memcheck exit 3, repair
 dmg=/dev/shm/l1ctl-shm-$$
@@ -243,6 +391,10 @@ else
 	expect 1 "Permission denied.*|owner or as root" "info as nobody on a 0600 pool" -- \
 		as_nobody "$L1CTL" info --path "$pool"
 	has "run as the pool's owner or as root" "the permission message says what to do"
+	has "one trust domain: give each tenant its own pool" "it says a pool is one trust domain"
+	if printf '%s\n' "$OUT" | grep -q 0666; then
+		say "FAIL the permission message still suggests --mode 0666"; fail=1
+	fi
 	expect 1 "Permission denied" "put as nobody on a 0600 pool" -- \
 		as_nobody "$L1CTL" put --path "$pool" --bytes 4K --file "$tmp/small"
 	expect 1 "Permission denied" "destroy as nobody" -- \
@@ -260,10 +412,70 @@ else
 	expect 0 "" "get of root's object as nobody (published objects are readable)" -- \
 		as_nobody "$L1CTL" get --path "$open" --key mine --out /dev/null
 	"$L1CTL" destroy --force --path "$open" >/dev/null
+	# the pool's group reads it (mode 0640): read-only attach, no writes
+	grp=/dev/shm/l1ctl-group-$$
+	"$L1CTL" create --path "$grp" --size 16M --allow-shm --mode 0640 >/dev/null
+	chgrp nogroup "$grp"
+	printf 'group data' >"$tmp/g"
+	gid=$("$L1CTL" put --path "$grp" --file "$tmp/g" --key g --publish | cut -d' ' -f1)
+	expect 1 "can attach read-only" "ls read-write by the group says read-only works" -- \
+		as_nobody "$L1CTL" ls --path "$grp"
+	expect 0 "$gid .* g\$" "ls --read-only by the group" -- \
+		as_nobody "$L1CTL" ls --read-only --path "$grp"
+	expect 0 "^group data\$" "get --read-only --key by the group" -- \
+		as_nobody "$L1CTL" get --read-only --path "$grp" --key g
+	expect 0 "" "info --read-only by the group" -- \
+		as_nobody "$L1CTL" info --read-only --path "$grp"
+	expect 2 "takes no option --read-only" "rm takes no --read-only" -- \
+		as_nobody "$L1CTL" rm --read-only --path "$grp" "$gid"
+	"$L1CTL" destroy --force --path "$grp" >/dev/null
 	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages 2>/dev/null || echo 0)
 	expect 1 "needs root|run as root" "setup as nobody says it needs root" -- \
 		as_nobody "$L1CTL" setup --hugepages $((free + 1)) --mount "$tmp/hp"
 fi
+
+# ---- a path means that path ---------------------------------------------------
+# Open and destroy act on exactly the path given, never on /dev/shm/<basename>
+# (issue 11, item 4: the three cases as they were seen); only create moves a
+# pool, when --allow-shm lets it, and then it says so and replaces nothing.
+
+as_other() { if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	as_nobody "$@"; else "$@"; fi; }
+"$L1CTL" create --path "/dev/shm/l1ctl-victim-$$" --size 16M --allow-shm >/dev/null
+expect 1 "no pool at $dir/l1ctl-victim-$$" "destroy of a missing path leaves /dev/shm/NAME alone" -- \
+	"$L1CTL" destroy --path "$dir/l1ctl-victim-$$"
+test -e "/dev/shm/l1ctl-victim-$$" || { say "FAIL destroy removed /dev/shm/l1ctl-victim-$$"; fail=1; }
+expect 1 "no pool at $dir/l1ctl-victim-$$" "destroy --force of a missing path, the same" -- \
+	"$L1CTL" destroy --force --path "$dir/l1ctl-victim-$$"
+test -e "/dev/shm/l1ctl-victim-$$" || { say "FAIL destroy --force removed /dev/shm/l1ctl-victim-$$"; fail=1; }
+# another user's trap in /dev/shm is not the pool root named
+trap_pool=/dev/shm/l1ctl-trap-$$
+as_other "$L1CTL" create --path "$trap_pool" --size 16M --mode 0666 --allow-shm >/dev/null
+chmod 0666 "$trap_pool" 2>/dev/null
+printf 'TOP SECRET KV DATA' >"$tmp/secret"
+expect 1 "no pool at $dir/l1ctl-trap-$$" "put to a missing path does not land in /dev/shm/NAME" -- \
+	"$L1CTL" put --path "$dir/l1ctl-trap-$$" --file "$tmp/secret" --key secret --publish
+expect 1 "no object is published under key 'secret'" "nothing reached the trap" -- \
+	as_other "$L1CTL" get --path "$trap_pool" --key secret
+expect 1 "no pool at $dir/l1ctl-trap-$$" "info of a missing path, not of /dev/shm/NAME" -- \
+	"$L1CTL" info --path "$dir/l1ctl-trap-$$"
+# create with --force through the fallback never replaces what is there
+live=/dev/shm/l1ctl-victim2-$$
+"$L1CTL" create --path "$live" --size 16M --allow-shm >/dev/null
+lid=$("$L1CTL" put --path "$live" --bytes 4K --file "$tmp/secret" --key kept --publish | cut -d' ' -f1)
+expect 1 "a file is there already" "create --force via the fallback refuses to replace $live" -- \
+	"$L1CTL" create --path "/no-such-dir-$$/l1ctl-victim2-$$" --size 16M --allow-shm --force
+expect 0 "TOP SECRET" "the live pool at $live is intact" -- \
+	"$L1CTL" get --path "$live" --key kept
+# the fallback, when asked, says where the pool went
+expect 0 "created /dev/shm/l1ctl-moved-$$" "create of a missing directory with --allow-shm" -- \
+	"$L1CTL" create --path "/no-such-dir-$$/l1ctl-moved-$$" --size 16M --allow-shm
+has "not at /no-such-dir-$$/l1ctl-moved-$$" "it says the pool is not where it was asked for"
+expect 1 "not on hugetlbfs .its directory does not exist" "without --allow-shm it refuses" -- \
+	"$L1CTL" create --path "/no-such-dir-$$/l1ctl-moved2-$$" --size 16M
+for f in "/dev/shm/l1ctl-victim-$$" "$trap_pool" "$live" "/dev/shm/l1ctl-moved-$$"; do
+	"$L1CTL" destroy --force --path "$f" >/dev/null
+done
 
 # ---- setup ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "kvdemo.h"
+#include "../common/l1text.h"
 
 #define MAX_KIDS (KV_MAX_WRITERS + KV_MAX_READERS + 1)
 
@@ -103,7 +104,7 @@ static int parse(int argc, char **argv, struct kv_opts *o)
 		{ "write-rate", required_argument, 0, 'R' },
 		{ "watermark", required_argument, 0, 'W' }, { "low", required_argument, 0, 'L' },
 		{ "interval", required_argument, 0, 'i' }, { "zipf", required_argument, 0, 'z' },
-		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
 	};
 	double d;
 	int c;
@@ -146,6 +147,7 @@ static int parse(int argc, char **argv, struct kv_opts *o)
 				return bad_usage("--zipf takes an exponent 0 to 5, not '%s'", optarg);
 			break;
 		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'V': printf("kvdemo (l1arena) %d.%d\n", L1_VERSION_MAJOR, L1_VERSION_MINOR); exit(0);
 		default: return bad_usage("%s", "unknown option");
 		}
 	}
@@ -291,6 +293,8 @@ static double hist_q(const struct kv_stats *s, double q)
 	return 0;
 }
 
+static uint64_t ooms_at_start;         /* the pool's refused allocations before this run */
+
 static void summary(struct l1_arena *a, const struct kv_opts *o, const struct kv_stats *s,
 		    double secs, int problems, const char *report)
 {
@@ -302,14 +306,18 @@ static void summary(struct l1_arena *a, const struct kv_opts *o, const struct kv
 	l1_arena_usage(a, &u);
 	printf("\nkvdemo: %.1f s, %d writers, %d readers, evict at %.0f%% down to %.0f%%\n",
 	       secs, o->writers, o->readers, 100 * o->watermark, 100 * o->low);
-	printf("  written    %llu objects, %s (%s/s); %llu allocate calls, mean %.1f us, "
-	       "p50 < %.0f us, p99 < %.0f us; %llu waits for room\n",
+	char mean[32], p50[32], p99[32];
+	/* the histogram has power-of-two buckets in µs: a quantile is a bound */
+	printf("  written    %llu objects, %s (%s/s); %llu allocate calls, mean %s, "
+	       "p50 under %s, p99 under %s; %llu waits for room\n",
 	       (unsigned long long)atomic_load(&s->objs_written),
 	       human(atomic_load(&s->bytes_written), h1, sizeof h1),
 	       human((uint64_t)((double)atomic_load(&s->bytes_written) / secs), h2, sizeof h2),
 	       (unsigned long long)calls,
-	       calls ? (double)atomic_load(&s->alloc_ns) / (double)calls / 1e3 : 0.0,
-	       hist_q(s, 0.5), hist_q(s, 0.99), (unsigned long long)atomic_load(&s->alloc_waits));
+	       l1t_duration(calls ? atomic_load(&s->alloc_ns) / calls : 0, mean, sizeof mean),
+	       l1t_duration((uint64_t)(hist_q(s, 0.5) * 1e3), p50, sizeof p50),
+	       l1t_duration((uint64_t)(hist_q(s, 0.99) * 1e3), p99, sizeof p99),
+	       (unsigned long long)atomic_load(&s->alloc_waits));
 	printf("  verified   %llu reads, %s: %llu by key, %llu view mmap, %llu view read, "
 	       "%llu zero-copy by path; %llu misses (evicted before the read)%s\n",
 	       (unsigned long long)rd, human(atomic_load(&s->rd_bytes), h3, sizeof h3),
@@ -326,9 +334,10 @@ static void summary(struct l1_arena *a, const struct kv_opts *o, const struct kv
 	       (unsigned long long)atomic_load(&s->ev_passes),
 	       (unsigned long long)atomic_load(&s->ev_pressure));
 	printf("  pool now   %s used of %s, %llu published objects, %llu refused allocations "
-	       "(waited out), memcheck: %s\n", human(u.used_bytes, h1, sizeof h1),
-	       human(u.total_bytes, h2, sizeof h2),
-	       (unsigned long long)u.objects[L1_STATE_PUBLISHED], (unsigned long long)u.ooms,
+	       "in this run (waited out; %llu since the pool was created), memcheck: %s\n",
+	       human(u.used_bytes, h1, sizeof h1), human(u.total_bytes, h2, sizeof h2),
+	       (unsigned long long)u.objects[L1_STATE_PUBLISHED],
+	       (unsigned long long)(u.ooms - ooms_at_start), (unsigned long long)u.ooms,
 	       problems == 0 ? "clean" : "PROBLEMS");
 	if (problems)
 		fputs(report, stdout);
@@ -356,6 +365,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	l1_arena_usage(a, &u);
+	ooms_at_start = u.ooms;
 	char h1[32], h2[32];
 	if (u.grow_step_bytes < kv_max_object_bytes()) {
 		fprintf(stderr, "kvdemo: the pool's grow step (%s) is smaller than the largest "

@@ -190,7 +190,8 @@ static void machine_header(const struct bench_ctx *c)
 }
 
 static const char *const scenario_names[] = {
-	"alloc", "alloc-mp", "meta", "zero", "view", "kv", "h2d", "sustain",
+	"alloc", "alloc-mp", "meta", "zero", "view", "kv", "h2d", "xfer",
+	"contend", "sustain",
 };
 #define NSCENARIOS (sizeof scenario_names / sizeof scenario_names[0])
 
@@ -199,7 +200,7 @@ static bench_fn lookup(const char *name, int *known)
 {
 	bench_fn fns[NSCENARIOS] = {
 		bench_alloc, bench_alloc_mp, bench_meta, bench_zero, bench_view, bench_kv,
-		bench_h2d, bench_sustain,
+		bench_h2d, bench_xfer, bench_contend, bench_sustain,
 	};
 	for (unsigned i = 0; i < NSCENARIOS; i++)
 		if (!strcmp(name, scenario_names[i])) {
@@ -214,7 +215,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: l1bench [--json] [--quick] [--dir DIR] [--allow-shm] [--iters N] "
 		"[--mount VIEW] [SCENARIO...]\n"
-		"scenarios: alloc alloc-mp meta zero view kv h2d (default: all)\n"
+		"scenarios: alloc alloc-mp meta zero view kv h2d xfer contend sustain (default: all)\n"
 		"Each figure is printed beside its baseline measured in the same run.\n"
 		"Pools go to --dir (default /dev/hugepages if hugetlbfs is mounted there, "
 		"else /dev/shm).\n");
@@ -227,7 +228,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, 0, 'j' }, { "quick", no_argument, 0, 'q' },
 		{ "dir", required_argument, 0, 'd' }, { "allow-shm", no_argument, 0, 's' },
 		{ "iters", required_argument, 0, 'i' }, { "mount", required_argument, 0, 'm' },
-		{ "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 }
+		{ "help", no_argument, 0, 'h' }, { "version", no_argument, 0, 'V' }, { 0, 0, 0, 0 }
 	};
 	int o, failed = 0;
 	memset(&c, 0, sizeof c);
@@ -240,6 +241,9 @@ int main(int argc, char **argv)
 		case 'i': c.iters = strtoull(optarg, NULL, 10); break;
 		case 'm': c.view = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V':
+			printf("l1bench (l1arena) %d.%d\n", L1_VERSION_MAJOR, L1_VERSION_MINOR);
+			return 0;
 		default: usage(stderr); return 2;
 		}
 	}

@@ -12,6 +12,51 @@
 #include <unistd.h>
 
 #include "l1ctl.h"
+#include "../common/l1text.h"
+
+static void ls_json(struct l1_arena *a, const struct l1_obj_info *o)
+{
+	struct l1_layout l;
+	char lay[256] = "";
+	char ts[2][48];
+	if (l1_arena_layout(a, o->obj.layout_id, &l) == 0)
+		l1_layout_format(&l, lay, sizeof lay);
+	printf("{\"id\":%llu,\"state\":\"%s\",\"size\":%llu,\"physical_size\":%llu,\"offset\":%llu,"
+	       "\"owner_pid\":%d,\"uid\":%u,\"gid\":%u,\"mode\":\"%04o\",\"holds\":%u,"
+	       "\"ctime\":\"%s\",\"published\":%s%s%s,\"layout\":",
+	       (unsigned long long)o->obj.id, l1_state_name(o->state),
+	       (unsigned long long)o->obj.data_size, (unsigned long long)o->obj.size,
+	       (unsigned long long)o->obj.offset, o->owner_pid,
+	       o->uid, o->gid, o->mode & 07777, o->holds, l1t_time(o->ctime_ns, ts[0], sizeof ts[0]),
+	       o->publish_ns ? "\"" : "", o->publish_ns ? l1t_time(o->publish_ns, ts[1], sizeof ts[1]) :
+	       "null", o->publish_ns ? "\"" : "");
+	l1t_json_str(stdout, lay);
+	printf(",\"key\":");
+	if (o->key[0])
+		l1t_json_str(stdout, o->key);
+	else
+		printf("null");
+	printf("}\n");
+}
+
+static void ls_text(struct l1_arena *a, const struct l1_obj_info *o, int exact)
+{
+	struct l1_layout l;
+	char lay[96] = "?", size[2][32];
+	const uint64_t sz[2] = { o->obj.data_size, o->obj.size };
+	if (l1_arena_layout(a, o->obj.layout_id, &l) == 0)
+		l1_layout_format(&l, lay, sizeof lay);
+	for (int i = 0; i < 2; i++)
+		if (exact)
+			snprintf(size[i], sizeof size[i], "%llu", (unsigned long long)sz[i]);
+		else
+			l1t_size(sz[i], size[i], sizeof size[i]);
+	printf("%-20llu %-9s %12s %12s %8d %6u %04o %5u %-24s ", (unsigned long long)o->obj.id,
+	       l1_state_name(o->state), size[0], size[1], o->owner_pid, o->uid, o->mode & 07777,
+	       o->holds, lay);
+	l1t_key(stdout, o->key);        /* a key can never forge a row */
+	putchar('\n');
+}
 
 int cmd_ls(struct ctl *c)
 {
@@ -21,19 +66,15 @@ int cmd_ls(struct ctl *c)
 	int n, total = 0;
 	if (!a)
 		return EXIT_FAILED;
-	printf("%-20s %-9s %12s %8s %6s %-24s %s\n", "ID", "STATE", "SIZE", "OWNER", "HOLDS",
-	       "LAYOUT", "KEY");
+	if (!c->json)
+		printf("%-20s %-9s %12s %12s %8s %6s %4s %5s %-24s %s\n", "ID", "STATE", "SIZE",
+		       "PHYS", "OWNER", "UID", "MODE", "HOLDS", "LAYOUT", "KEY");
 	while ((n = l1_obj_list(a, &cursor, info, 512)) > 0) {
-		for (int i = 0; i < n; i++) {
-			struct l1_layout l;
-			char lay[96] = "?";
-			if (l1_arena_layout(a, info[i].obj.layout_id, &l) == 0)
-				l1_layout_format(&l, lay, sizeof lay);
-			printf("%-20llu %-9s %12llu %8d %6u %-24s %s\n",
-			       (unsigned long long)info[i].obj.id, l1_state_name(info[i].state),
-			       (unsigned long long)info[i].obj.size, info[i].owner_pid,
-			       info[i].holds, lay, info[i].key);
-		}
+		for (int i = 0; i < n; i++)
+			if (c->json)
+				ls_json(a, &info[i]);
+			else
+				ls_text(a, &info[i], c->exact);
 		total += n;
 	}
 	l1_arena_close(a);
@@ -88,6 +129,11 @@ int cmd_put(struct ctl *c)
 		return ctl_usage("--layout: %s", l1_last_error());
 	if (c->publish && !c->key)
 		return ctl_usage("--publish needs --key K");
+	if (c->key && !c->publish)
+		return ctl_usage("--key K without --publish does nothing: add --publish to publish "
+				 "the object under K, or drop --key");
+	if (c->key && !*c->key)
+		return ctl_usage("--key is empty: a key is 1 to %d bytes", L1_KEY_MAX);
 	int fd = c->file ? open(c->file, O_RDONLY | O_CLOEXEC) : 0;
 	if (fd < 0) {
 		fprintf(stderr, "l1ctl: cannot read %s: %s\n", c->file, strerror(errno));
@@ -148,6 +194,28 @@ out:
 	return rc;
 }
 
+/* A read-only handle cannot hold: copy the bytes, then ask for the object
+ * again; if the same id still answers, the copy is its bytes (a freed
+ * object no longer answers, a reused slot has a new generation). */
+static char *get_unheld(struct l1_arena *a, const struct l1_obj *o, uint64_t size)
+{
+	struct l1_obj again;
+	char *copy = malloc(size ? size : 1);
+	if (!copy) {
+		fprintf(stderr, "l1ctl: out of memory for a copy of %llu bytes\n",
+			(unsigned long long)size);
+		return NULL;
+	}
+	memcpy(copy, o->ptr, size);
+	int r = l1_get(a, o->id, &again);
+	if (r) {
+		ctl_fail("the object went away while it was read (nothing written)", r);
+		free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 int cmd_get(struct ctl *c)
 {
 	struct l1_arena *a;
@@ -161,9 +229,13 @@ int cmd_get(struct ctl *c)
 		return ctl_usage("'%s' is not an object id", c->args[0]);
 	l1_open_opts_init(&op);
 	op.pin = L1_PIN_OFF;            /* holds need a client slot */
+	op.readonly = c->read_only;
 	if ((r = l1_arena_open(c->path, &op, &a)))
 		return ctl_fail_attach("cannot attach to the pool", c->path, r);
-	r = c->key ? l1_hold_key(a, c->key, &o) : l1_hold(a, id, &o);
+	if (c->read_only)               /* no hold: copy, then check (get_unheld) */
+		r = c->key ? l1_lookup(a, c->key, &o) : l1_get(a, id, &o);
+	else
+		r = c->key ? l1_hold_key(a, c->key, &o) : l1_hold(a, id, &o);
 	if (r) {
 		l1_arena_close(a);
 		ctl_fail("cannot read the object", r);
@@ -171,12 +243,14 @@ int cmd_get(struct ctl *c)
 			fprintf(stderr, "l1ctl: `l1ctl ls` lists the objects there are.\n");
 		return EXIT_FAILED;
 	}
-	/* the layout's bytes, not the padding up to the block size */
-	struct l1_layout l;
-	uint64_t size = o.size, lb;
-	if (l1_arena_layout(a, o.layout_id, &l) == 0 && l1_layout_bytes(&l, &lb) == 0 &&
-	    lb < size)
-		size = lb;
+	/* the data size, not the padding up to the block size */
+	uint64_t size = o.data_size;
+	const char *src = o.ptr;
+	char *copy = NULL;
+	if (c->read_only && !(src = copy = get_unheld(a, &o, size))) {
+		l1_arena_close(a);
+		return EXIT_FAILED;
+	}
 	int fd = c->out ? open(c->out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : 1;
 	int rc = 0;
 	if (fd < 0) {
@@ -184,7 +258,7 @@ int cmd_get(struct ctl *c)
 		rc = EXIT_FAILED;
 	}
 	for (uint64_t off = 0; fd >= 0 && off < size;) {
-		ssize_t w = write(fd, (char *)o.ptr + off, size - off);
+		ssize_t w = write(fd, src + off, size - off);
 		if (w <= 0) {
 			fprintf(stderr, "l1ctl: write failed: %s\n", strerror(errno));
 			rc = EXIT_FAILED;
@@ -194,7 +268,9 @@ int cmd_get(struct ctl *c)
 	}
 	if (c->out && fd >= 0)
 		close(fd);
-	l1_release(a, o.id);
+	if (!c->read_only)
+		l1_release(a, o.id);
+	free(copy);
 	l1_arena_close(a);
 	return rc;
 }
@@ -242,6 +318,8 @@ int cmd_publish(struct ctl *c)
 			fprintf(stderr, "l1ctl: only an object's owner or root may publish it.\n");
 		return EXIT_FAILED;
 	}
-	printf("published %llu as '%s'\n", (unsigned long long)id, c->key);
+	printf("published %llu as '", (unsigned long long)id);
+	l1t_key(stdout, c->key);
+	printf("'\n");
 	return 0;
 }

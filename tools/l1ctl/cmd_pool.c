@@ -3,7 +3,10 @@
  * destroy, and the helpers every command uses to open the pool and to say
  * what went wrong in a sentence.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +14,14 @@
 #include <unistd.h>
 
 #include "l1ctl.h"
+#include "../common/l1text.h"
 
 int ctl_fail(const char *what, int err)
 {
 	const char *msg = l1_last_error();
-	fprintf(stderr, "l1ctl: %s: %s\n", what, msg && *msg ? msg : l1_strerror(err));
+	fprintf(stderr, "l1ctl: %s: ", what);
+	l1t_safe(stderr, msg && *msg ? msg : l1_strerror(err));     /* may quote a key */
+	fputc('\n', stderr);
 	return EXIT_FAILED;
 }
 
@@ -27,13 +33,15 @@ int ctl_fail_attach(const char *what, const char *path, int err)
 	switch (err) {
 	case -EACCES:
 	case -EPERM:
-		fprintf(stderr, "l1ctl: run as the pool's owner or as root; a pool created with "
-			"--mode 0666 lets every user attach.\n");
+		fprintf(stderr, "l1ctl: run as the pool's owner or as root. Whoever can open a "
+			"pool read-write can read and change all of it, so a pool is one trust "
+			"domain: give each tenant its own pool; members of the pool's group can "
+			"read through a read-only attach when it has --mode 0640.\n");
 		break;
 	case -EPROTO:
-		fprintf(stderr, "l1ctl: this l1ctl reads pool format %d.x only: use the tools built "
-			"with the library that made the pool, or remove it with `l1ctl destroy "
-			"--force%s%s%s` and create it again.\n", L1_VERSION_MAJOR,
+		fprintf(stderr, "l1ctl: this l1ctl cannot read that pool's format version: use "
+			"the tools built with the library that made the pool, or remove it with "
+			"`l1ctl destroy --force%s%s%s` and create it again.\n",
 			path ? " --path" : "", sp, p);
 		break;
 	case -EBADMSG:
@@ -51,7 +59,7 @@ struct l1_arena *ctl_open(const struct ctl *c, int readonly)
 	l1_open_opts_init(&o);
 	o.pin = L1_PIN_OFF;
 	o.no_client = 1;
-	o.readonly = readonly;
+	o.readonly = readonly || c->read_only;
 	int r = l1_arena_open(c->path, &o, &a);
 	if (r) {
 		ctl_fail_attach("cannot attach to the pool", c->path, r);
@@ -64,7 +72,9 @@ int ctl_parse_id(const char *s, uint64_t *id)
 {
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
+	if (!isdigit((unsigned char)s[0]))     /* strtoull takes "-1" and " 1" */
+		return -EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s || *end || v == 0)
 		return -EINVAL;
 	*id = v;
@@ -73,14 +83,7 @@ int ctl_parse_id(const char *s, uint64_t *id)
 
 void ctl_human(uint64_t b, char *buf, unsigned len)
 {
-	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)b;
-	int i = 0;
-	while (v >= 1024 && i < 4) {
-		v /= 1024;
-		i++;
-	}
-	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+	l1t_size(b, buf, len);
 }
 
 int cmd_setup(struct ctl *c)
@@ -142,6 +145,9 @@ int cmd_create(struct ctl *c)
 		ctl_fail("cannot create the pool", r);
 		if (r == -EEXIST)
 			fprintf(stderr, "l1ctl: add --force to replace it (its objects are lost).\n");
+		if (r == -EBUSY)
+			fprintf(stderr, "l1ctl: --force --force replaces it while they are "
+				"attached.\n");
 		return EXIT_FAILED;
 	}
 	struct l1_usage u;
@@ -152,6 +158,11 @@ int cmd_create(struct ctl *c)
 	printf("created %s: %s %s pool on %s (%s committed), %llu objects max\n",
 	       l1_arena_path(a), tot, u.lazy ? "lazy" : "eager", u.backing, com,
 	       (unsigned long long)u.max_objects);
+	if (c->path && strcmp(l1_arena_path(a), c->path))
+		printf("note: the pool is at %s, not at %s: that directory does not exist or "
+		       "has no huge pages left, and --allow-shm lets the pool move to /dev/shm; "
+		       "name %s with --path from now on\n", l1_arena_path(a), c->path,
+		       l1_arena_path(a));
 	if (!strcmp(u.backing, "shm"))
 		printf("note: no huge pages were used (shm fallback); run `l1ctl setup` as "
 		       "root for hugetlbfs\n");
@@ -161,15 +172,17 @@ int cmd_create(struct ctl *c)
 
 static void print_info_json(struct l1_arena *a, const struct l1_usage *u)
 {
-	printf("{\"path\":\"%s\",\"used_bytes\":%llu,\"total_bytes\":%llu,"
+	printf("{\"path\":");
+	l1t_json_str(stdout, l1_arena_path(a));         /* a path may hold any byte */
+	printf(",\"used_bytes\":%llu,\"total_bytes\":%llu,"
 	       "\"committed_bytes\":%llu,\"dirty_bytes\":%llu,\"free_bytes\":%llu,"
 	       "\"largest_free_bytes\":%llu,\"objects_allocated\":%llu,"
 	       "\"objects_published\":%llu,\"objects_dirty\":%llu,\"objects_doomed\":%llu,"
 	       "\"max_objects\":%llu,\"holds\":%llu,\"clients\":%llu,\"allocs\":%llu,"
-	       "\"frees\":%llu,\"ooms\":%llu,\"repairs\":%llu,\"zeroed_bytes\":%llu,"
+	       "\"frees\":%llu,\"allocs_refused\":%llu,\"repairs\":%llu,\"zeroed_bytes\":%llu,"
 	       "\"backing\":\"%s\",\"hugepage_size\":%llu,\"lazy\":%d,\"zero_on_free\":%d,"
-	       "\"grow_failed\":%d,\"metadata_bytes\":%llu}\n",
-	       l1_arena_path(a), (unsigned long long)u->used_bytes,
+	       "\"grow_failed\":%d,\"metadata_bytes\":%llu,",
+	       (unsigned long long)u->used_bytes,
 	       (unsigned long long)u->total_bytes, (unsigned long long)u->committed_bytes,
 	       (unsigned long long)u->dirty_bytes, (unsigned long long)u->free_bytes,
 	       (unsigned long long)u->largest_free_bytes,
@@ -181,6 +194,15 @@ static void print_info_json(struct l1_arena *a, const struct l1_usage *u)
 	       (unsigned long long)u->repairs, (unsigned long long)u->zeroed_bytes,
 	       u->backing, (unsigned long long)u->hugepage_size, u->lazy, u->zero_on_free,
 	       u->grow_failed, (unsigned long long)u->metadata_bytes);
+	struct l1_stats st;
+	l1_arena_stats(a, &st);
+	printf("\"freed_held_bytes\":%llu,\"zero_waits\":%llu,\"zero_wait_ns\":%llu,"
+	       "\"gc_objects_reclaimed\":%llu,\"gc_holds_dropped\":%llu,"
+	       "\"gc_clients_dropped\":%llu,\"gc_dirty_requeued\":%llu}\n",
+	       (unsigned long long)st.doomed_bytes, (unsigned long long)st.zero_waits,
+	       (unsigned long long)st.zero_wait_ns, (unsigned long long)st.gc_objects_reclaimed,
+	       (unsigned long long)st.gc_holds_dropped, (unsigned long long)st.gc_clients_dropped,
+	       (unsigned long long)st.gc_dirty_requeued);
 }
 
 int cmd_info(struct ctl *c)
@@ -206,35 +228,61 @@ int cmd_info(struct ctl *c)
 	ctl_human(u.zeroed_bytes, zb, sizeof zb);
 	double pct = u.total_bytes ? 100.0 * (double)u.used_bytes / (double)u.total_bytes : 0;
 	printf("pool        %s\n", l1_arena_path(a));
-	printf("backing     %s, page %s, %s, grow step %llu MiB\n", u.backing, hp,
-	       u.lazy ? "lazy" : "eager", (unsigned long long)(u.grow_step_bytes >> 20));
+	char gs[32];
+	printf("backing     %s, page %s, %s, grow step %s\n", u.backing, hp,
+	       u.lazy ? "lazy" : "eager", l1t_size(u.grow_step_bytes, gs, sizeof gs));
 	printf("used        %s of %s (%.1f%%), committed %s\n", used, tot, pct, com);
 	printf("dirty       %s (zeroing %s; %s zeroed so far)\n", dirty,
 	       u.zero_on_free ? "on" : "off", zb);
-	printf("largest     %s free in one run\n", big);
+	uint64_t free_c = u.committed_bytes > u.used_bytes + u.dirty_bytes ?
+			  u.committed_bytes - u.used_bytes - u.dirty_bytes : 0;
+	char fc[32];
+	printf("largest     %s free in one run, of %s free in the committed part\n", big,
+	       l1t_size(free_c, fc, sizeof fc));
 	printf("objects     %llu allocated, %llu published, %llu dirty, %llu doomed, "
 	       "%llu free slots of %llu\n",
 	       (unsigned long long)u.objects[1], (unsigned long long)u.objects[2],
 	       (unsigned long long)u.objects[3], (unsigned long long)u.objects[4],
 	       (unsigned long long)u.objects[0], (unsigned long long)u.max_objects);
 	printf("holds       %llu\n", (unsigned long long)u.holds);
-	printf("activity    %llu allocs, %llu frees, %llu out-of-memory, %llu lock repairs\n",
+	struct l1_stats st;
+	char d[2][32];
+	l1_arena_stats(a, &st);
+	printf("freed, held %s in %llu objects (reused when their readers let go)\n",
+	       l1t_size(st.doomed_bytes, d[0], sizeof d[0]), (unsigned long long)st.doomed_objects);
+	printf("activity    %llu allocs, %llu frees, %llu refused, %llu lock repairs "
+	       "(since create)\n",
 	       (unsigned long long)u.allocs, (unsigned long long)u.frees,
 	       (unsigned long long)u.ooms, (unsigned long long)u.repairs);
+	printf("zero waits  %llu allocations waited for zeroing, %s in all\n",
+	       (unsigned long long)st.zero_waits, l1t_duration(st.zero_wait_ns, d[1], sizeof d[1]));
+	printf("gc          %llu objects reclaimed, %llu holds and %llu clients dropped, %llu "
+	       "extents requeued (since create, all processes)\n",
+	       (unsigned long long)st.gc_objects_reclaimed, (unsigned long long)st.gc_holds_dropped,
+	       (unsigned long long)st.gc_clients_dropped, (unsigned long long)st.gc_dirty_requeued);
 	printf("growth      %s%s\n", u.grow_failed ? "STOPPED: " : "", u.grow_reason);
+	struct l1_health hl;
+	l1_arena_health(a, &hl);
+	printf("given back  %s\n", hl.grow_text);
+	printf("lock        %s\n", hl.lock_text);
 	printf("metadata    %s (%.3f%% of the pool)\n", meta,
 	       100.0 * (double)u.metadata_bytes / (double)u.total_bytes);
 	struct l1_client_info ci[64];
+	struct l1_client_owner co[64];
 	int n = l1_arena_clients(a, ci, 64);
+	int no = l1_arena_client_owners(a, co, 64);
 	printf("clients     %d\n", n);
-	for (int i = 0; i < n; i++)
-		printf("  pid %-8d %-5s pin: %s%s%s; zeroing: %s; holds %u\n", ci[i].pid,
-		       ci[i].alive ? "alive" : "DEAD",
-		       ci[i].pin_status == L1_PIN_PINNED ? "pinned" :
-		       ci[i].pin_status == L1_PIN_UNPINNED ? "unpinned" :
-		       ci[i].pin_status == L1_PIN_DEFERRED ? "deferred" : "off",
-		       ci[i].pin_reason[0] ? " - " : "", ci[i].pin_reason,
-		       ci[i].zero_method[0] ? ci[i].zero_method : "-", ci[i].holds);
+	for (int i = 0; i < n && i < 64; i++) {
+		const struct l1_client_owner *o = NULL;
+		for (int k = 0; k < no && k < 64 && !o; k++)
+			if (co[k].pid == ci[i].pid && co[k].start_time == ci[i].start_time)
+				o = &co[k];
+		printf("  pid %-8d uid %-6u %-16s %-5s holds %u; zeroing: %s; pin: %s (%s)\n",
+		       ci[i].pid, o ? o->uid : 0, o && o->comm[0] ? o->comm : "-",
+		       ci[i].alive ? "alive" : "DEAD", ci[i].holds,
+		       ci[i].zero_method[0] ? ci[i].zero_method : "-",
+		       l1t_pin_name(ci[i].pin_status), ci[i].pin_reason[0] ? ci[i].pin_reason : "-");
+	}
 	l1_arena_close(a);
 	return 0;
 }
@@ -269,9 +317,10 @@ int cmd_gc(struct ctl *c)
 	l1_arena_close(a);
 	if (r)
 		return ctl_fail("gc", r);
-	printf("gc: %llu objects of dead writers reclaimed (%llu bytes), %llu dirty extents "
+	char rb[32];
+	printf("gc: %llu objects of dead writers reclaimed (%s), %llu dirty extents "
 	       "re-zeroed, %llu holds and %llu clients of dead processes dropped\n",
-	       (unsigned long long)g.objects_reclaimed, (unsigned long long)g.bytes_reclaimed,
+	       (unsigned long long)g.objects_reclaimed, l1t_size(g.bytes_reclaimed, rb, sizeof rb),
 	       (unsigned long long)g.dirty_requeued, (unsigned long long)g.holds_dropped,
 	       (unsigned long long)g.clients_dropped);
 	return 0;
@@ -315,4 +364,71 @@ int cmd_destroy(struct ctl *c)
 	}
 	printf("destroyed %s\n", path);
 	return 0;
+}
+
+/* DIR/l1arena_NAME.prom, NAME the pool path with '/' and odd bytes as '_'. */
+static void textfile_name(const char *dir, const char *pool, char *out, size_t len)
+{
+	char name[L1_PATH_MAX];
+	size_t n = 0;
+	for (const char *p = pool; *p && n + 1 < sizeof name; p++) {
+		int ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			 (*p >= '0' && *p <= '9') || *p == '-' || *p == '.';
+		if (!ok && n && name[n - 1] == '_')
+			continue;
+		name[n++] = ok ? *p : '_';
+	}
+	name[n] = 0;
+	snprintf(out, len, "%s/l1arena%s%s.prom", dir, name[0] == '_' ? "" : "_", name);
+}
+
+/* Writes the metrics to a hidden temporary file in DIR (node_exporter reads
+ * only *.prom), mode 0644, then renames it over DIR/l1arena_NAME.prom: a
+ * scrape sees the old file or the new one, never half of one. */
+static int write_textfile(struct l1_arena *a, const char *dir)
+{
+	char path[L1_PATH_MAX + 64], tmp[L1_PATH_MAX + 96];
+	textfile_name(dir, l1_arena_path(a), path, sizeof path);
+	snprintf(tmp, sizeof tmp, "%s/.l1arena.%d.tmp", dir, (int)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "l1ctl: cannot write in %s: %s\n", dir, strerror(errno));
+		return EXIT_FAILED;
+	}
+	FILE *f = fdopen(fd, "w");
+	int r = f ? l1t_metrics(f, a) : -errno;
+	if (f && fchmod(fd, 0644) < 0)         /* whatever the umask says */
+		r = -errno;
+	if (f && fflush(f) != 0)
+		r = -errno;
+	if (f && r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (f ? fclose(f) != 0 : close(fd) != 0)
+		r = r ? r : -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r) {
+		unlink(tmp);
+		fprintf(stderr, "l1ctl: cannot write %s: %s\n", path, strerror(-r));
+		return EXIT_FAILED;
+	}
+	printf("wrote %s\n", path);
+	return 0;
+}
+
+int cmd_metrics(struct ctl *c)
+{
+	struct l1_arena *a = ctl_open(c, 0);
+	int rc = 0;
+	if (!a)
+		return EXIT_FAILED;
+	if (c->textfile) {
+		rc = write_textfile(a, c->textfile);
+	} else {
+		int r = l1t_metrics(stdout, a);
+		if (r < 0)
+			rc = ctl_fail("metrics", r);
+	}
+	l1_arena_close(a);
+	return rc;
 }

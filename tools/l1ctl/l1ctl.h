@@ -20,8 +20,8 @@ struct ctl {
 	uint64_t size, init_size, grow_step, align, max_objects, hugepage_size;
 	uint64_t hugepages, bytes;
 	const char *mount;
-	const char *layout, *file, *key, *out, *mode_str;
-	int lazy, allow_shm, force, zero_on_free, publish, repair, json;
+	const char *layout, *file, *key, *out, *mode_str, *textfile;
+	int lazy, allow_shm, force, zero_on_free, publish, repair, json, exact, read_only;
 	int nargs;
 	char **args;
 };
@@ -45,5 +45,6 @@ int cmd_put(struct ctl *c);
 int cmd_get(struct ctl *c);
 int cmd_rm(struct ctl *c);
 int cmd_publish(struct ctl *c);
+int cmd_metrics(struct ctl *c);
 
 #endif

@@ -16,12 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"            /* L1_FMT_MAJOR, for --version */
 #include "l1ctl.h"
 
 enum {
 	O_SIZE = 256, O_INIT, O_GROW, O_ALIGN, O_MAXOBJ, O_HPSIZE, O_HUGEPAGES, O_MOUNT,
 	O_LAZY, O_EAGER, O_SHM, O_FORCE, O_NOZERO, O_ZERO, O_MODE, O_LAYOUT,
-	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_LAST
+	O_BYTES, O_FILE, O_KEY, O_PUBLISH, O_OUT, O_REPAIR, O_JSON, O_PATH, O_TEXTFILE, O_RO, O_LAST
 };
 #define B(o) (1u << ((o) - O_SIZE))
 #define CREATE_OPTS (B(O_SIZE) | B(O_INIT) | B(O_GROW) | B(O_ALIGN) | B(O_MAXOBJ) | \
@@ -54,6 +55,8 @@ static const struct option opts[] = {
 	{ "out", required_argument, 0, O_OUT },
 	{ "repair", no_argument, 0, O_REPAIR },
 	{ "json", no_argument, 0, O_JSON },
+	{ "textfile", required_argument, 0, O_TEXTFILE },
+	{ "read-only", no_argument, 0, O_RO },
 	{ "help", no_argument, 0, 'h' },
 	{ 0, 0, 0, 0 }
 };
@@ -100,24 +103,47 @@ static const struct cmd cmds[] = {
 	  "  --align N         block size, a power of two (default 4096)\n"
 	  "  --max-objects N   object records (default size / 64 KiB, at least 1024)\n"
 	  "  --page-size SIZE  huge page size, 2M or 1G (default: the mount's)\n"
-	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable\n"
+	  "  --allow-shm       fall back to /dev/shm when no hugetlbfs is usable (a path\n"
+	  "                    whose directory is missing becomes /dev/shm/NAME: said so)\n"
 	  "  --no-zero         do not zero freed memory (also --zero off)\n"
 	  "  --mode MODE       file mode of the pool, octal (default 0600: only its\n"
-	  "                    owner attaches; 0666 lets every user in)\n"
-	  "  --force           replace a pool that is already there\n" COMMON "\n" EXITS },
-	{ "info", cmd_info, B(O_JSON), "usage and state of the pool (--json)",
-	  "usage: l1ctl info [--json] [--path P]\n\n"
+	  "                    owner attaches; 0640: its group may attach read-only).\n"
+	  "                    Whoever opens a pool read-write can change all of it:\n"
+	  "                    one pool per tenant, never 0666 (README, Trust)\n"
+	  "  --force           replace a pool that is already there (its objects are\n"
+	  "                    lost); refused while processes are attached to it unless\n"
+	  "                    given twice.  The old pool stays until the new one is\n"
+	  "                    complete, and stays if the new one does not fit\n" COMMON "\n" EXITS },
+	{ "info", cmd_info, B(O_JSON) | B(O_RO), "usage and state of the pool (--json)",
+	  "usage: l1ctl info [--json] [--read-only] [--path P]\n\n"
 	  "Usage, growth, dirty bytes, objects by state, counters, and every attached\n"
 	  "process with its pinning and zeroing method.  Also `l1ctl stats`.\n\n"
-	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
-	{ "stats", cmd_info, B(O_JSON), NULL,
-	  "usage: l1ctl stats [--json] [--path P]\n\nThe same as `l1ctl info`.\n\n"
-	  "  --json     one JSON object instead of text\n" COMMON "\n" EXITS },
-	{ "ls", cmd_ls, 0, "list objects: id, state, size, owner, holds, layout, key",
-	  "usage: l1ctl ls [--path P]\n\n"
-	  "Lists every live object: id, state (allocated, published, doomed), size in\n"
-	  "bytes, owner pid, holds, layout and key; the count goes to stderr.\n\n"
+	  "  --json       one JSON object instead of text\n"
+	  "  --read-only  attach read-only (for the pool's group, mode 0640)\n" COMMON "\n" EXITS },
+	{ "stats", cmd_info, B(O_JSON) | B(O_RO), NULL,
+	  "usage: l1ctl stats [--json] [--read-only] [--path P]\n\nThe same as `l1ctl info`.\n\n"
+	  "  --json       one JSON object instead of text\n"
+	  "  --read-only  attach read-only (for the pool's group, mode 0640)\n" COMMON "\n" EXITS },
+	{ "ls", cmd_ls, B(O_JSON) | B(O_BYTES) | B(O_RO),
+	  "list objects: id, state, size, owner, uid, mode, holds, layout, key",
+	  "usage: l1ctl ls [--json] [--bytes] [--read-only] [--path P]\n\n"
+	  "Lists every live object: id, state (allocated, published, doomed), size,\n"
+	  "owner pid, uid, mode, holds, layout and key; the count goes to stderr.\n"
+	  "Keys are escaped: bytes outside printable ASCII, and '\\' as \\xHH.\n\n"
+	  "  --bytes      sizes in bytes (default: KiB, MiB, GiB)\n"
+	  "  --json       one JSON object per line, exact figures, the key as a string\n"
+	  "  --read-only  attach read-only (for the pool's group, mode 0640)\n"
 	  COMMON "\n" EXITS },
+	{ "metrics", cmd_metrics, B(O_TEXTFILE),
+	  "the pool's figures for Prometheus [--textfile DIR]",
+	  "usage: l1ctl metrics [--textfile DIR] [--path P]\n\n"
+	  "Prints the pool's figures in the Prometheus text format, every series\n"
+	  "labelled pool=\"PATH\".  With --textfile, writes DIR/l1arena_NAME.prom\n"
+	  "atomically instead (a temporary file, then a rename; mode 0644), for\n"
+	  "node_exporter's textfile collector: run it from cron or a timer, one file\n"
+	  "per pool.\n\n"
+	  "  --textfile DIR   the collector's directory (e.g.\n"
+	  "                   /var/lib/prometheus/node-exporter)\n" COMMON "\n" EXITS },
 	{ "put", cmd_put, B(O_LAYOUT) | B(O_BYTES) | B(O_FILE) | B(O_KEY) | B(O_PUBLISH),
 	  "allocate an object and fill it from a file or stdin",
 	  "usage: l1ctl put [--layout L | --bytes SIZE] [--file F] [--key K --publish]\n"
@@ -130,14 +156,17 @@ static const struct cmd cmds[] = {
 	  "                 '[2,32,128]:bf16;[4]:int32'\n"
 	  "  --bytes SIZE   size in bytes instead (default: the input's size)\n"
 	  "  --file F       read F (default: stdin)\n"
-	  "  --key K        the key to publish under (up to 127 bytes)\n"
+	  "  --key K        the key to publish under (1 to 127 bytes; needs --publish)\n"
 	  "  --publish      publish the object under --key\n" COMMON "\n" EXITS },
-	{ "get", cmd_get, B(O_KEY) | B(O_OUT), "write an object to stdout (ID or --key K)",
-	  "usage: l1ctl get (ID | --key K) [--out F] [--path P]\n\n"
+	{ "get", cmd_get, B(O_KEY) | B(O_OUT) | B(O_RO), "write an object to stdout (ID or --key K)",
+	  "usage: l1ctl get (ID | --key K) [--out F] [--read-only] [--path P]\n\n"
 	  "Holds the object (so its bytes cannot change) and writes its layout's bytes\n"
 	  "to stdout or F.\n\n"
-	  "  --key K    the object published under K, instead of an ID\n"
-	  "  --out F    write to F instead of stdout\n" COMMON "\n" EXITS },
+	  "  --key K      the object published under K, instead of an ID\n"
+	  "  --out F      write to F instead of stdout\n"
+	  "  --read-only  attach read-only (the pool's group, mode 0640): no hold; the\n"
+	  "               bytes are copied, then kept only if the object is still there\n"
+	  COMMON "\n" EXITS },
 	{ "rm", cmd_rm, 0, "free objects: ID...",
 	  "usage: l1ctl rm ID... [--path P]\n\n"
 	  "Frees 1 to 256 objects, all or none: if any id is wrong (unknown, freed\n"
@@ -157,8 +186,10 @@ static const struct cmd cmds[] = {
 	{ "gc", cmd_gc, 0, "reclaim what dead processes left",
 	  "usage: l1ctl gc [--path P]\n\n"
 	  "Frees the unpublished objects of writers that died, re-zeroes what a dead\n"
-	  "process was zeroing, drops dead processes' holds and client slots, and\n"
-	  "waits until the zeroing is done.\n\n" COMMON "\n" EXITS },
+	  "process (or one stopped for over 2 s) was zeroing, drops dead processes'\n"
+	  "holds and client slots, and waits until the zeroing is done.  A process is\n"
+	  "dead when it no longer holds its lock on the pool file (the kernel's\n"
+	  "word, the same in every namespace; /proc is not asked).\n\n" COMMON "\n" EXITS },
 	{ "destroy", cmd_destroy, B(O_FORCE), "remove the pool file [--force]",
 	  "usage: l1ctl destroy [--force] [--path P]\n\n"
 	  "Removes the pool file.  Refuses while processes are attached, or when the\n"
@@ -175,7 +206,9 @@ static void usage(FILE *f)
 		if (cmds[i].summary)
 			fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].summary);
 	fprintf(f, "\nEvery command takes --path P (default: $L1ARENA_PATH, else "
-		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G.\n"
+		   L1_DEFAULT_PATH ").\nSizes: 4096, 512M, 8G, 1.5G (decimal; no spaces, signs or "
+		   "hex).\nObject ids: decimal, as `l1ctl ls` prints them.  l1ctl --version: the "
+		   "version.\n"
 		   "Exit codes: 0 done; 1 failed (the message says why and what to do);\n"
 		   "2 usage error; 3 memcheck found problems.\n");
 }
@@ -244,12 +277,18 @@ static int parse_one(struct ctl *c, int o)
 	case O_MAXOBJ: return size_opt("max-objects", optarg, &c->max_objects);
 	case O_HPSIZE: return size_opt("page-size", optarg, &c->hugepage_size);
 	case O_HUGEPAGES: return count_opt("hugepages", optarg, &c->hugepages);
-	case O_BYTES: return size_opt("bytes", optarg, &c->bytes);
+	case O_BYTES:
+		if (!optarg) {          /* ls --bytes: a flag */
+			c->exact = 1;
+			break;
+		}
+		return size_opt("bytes", optarg, &c->bytes);
+	case O_TEXTFILE: c->textfile = optarg; break;
 	case O_MOUNT: c->mount = optarg; break;
 	case O_LAZY: c->lazy = 1; break;
 	case O_EAGER: c->lazy = 0; break;
 	case O_SHM: c->allow_shm = 1; break;
-	case O_FORCE: c->force = 1; break;
+	case O_FORCE: c->force++; break;       /* create: twice = even if attached */
 	case O_NOZERO: c->zero_on_free = 0; break;
 	case O_ZERO:
 		if (!strcmp(optarg, "off"))
@@ -268,6 +307,7 @@ static int parse_one(struct ctl *c, int o)
 	case O_OUT: c->out = optarg; break;
 	case O_REPAIR: c->repair = 1; break;
 	case O_JSON: c->json = 1; break;
+	case O_RO: c->read_only = 1; break;
 	}
 	return 0;
 }
@@ -278,9 +318,14 @@ static int parse(int argc, char **argv, const struct cmd *cmd, struct ctl *c)
 	int o;
 	c->lazy = 1;
 	c->zero_on_free = 1;
+	struct option table[sizeof opts / sizeof opts[0]];
+	memcpy(table, opts, sizeof opts);
+	for (struct option *p = table; p->name; p++)      /* ls --bytes is a flag */
+		if (p->val == O_BYTES && cmd->fn == cmd_ls)
+			p->has_arg = no_argument;
 	optind = 2;
 	opterr = 0;
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, ":h", table, NULL)) != -1) {
 		if (o == 'h') {
 			fputs(cmd->help, stdout);
 			return -1;
@@ -306,6 +351,12 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V") ||
+	    !strcmp(argv[1], "version")) {
+		printf("l1ctl (l1arena) %d.%d, pool format %d.%d\n", L1_VERSION_MAJOR,
+		       L1_VERSION_MINOR, L1_FMT_MAJOR, L1_FMT_MINOR);
+		return 0;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		const struct cmd *h = argc > 2 ? cmd_by_name(argv[2]) : NULL;

@@ -23,13 +23,15 @@ from .dtypes import Dtype
 from .errors import L1Error, L1Exception, L1ViewsAliveError, strerror
 from .layout import MemoryLayoutDesc
 from .manager import (L1MemoryManagerConfig, L1MemoryManager, MemoryObj,
-                      VmSpace, L1MemoryDesc, destroy, parse_size)
+                      VmSpace, L1MemoryDesc, MemoryFormat, MemoryObjMetadata,
+                      create_memory_allocator, destroy, parse_size)
 
 __version__ = "1.0.0"
 
 __all__ = [
     "L1MemoryManagerConfig", "L1MemoryManager", "MemoryLayoutDesc", "L1Error",
     "MemoryObj", "L1Exception", "L1ViewsAliveError", "Dtype", "VmSpace",
-    "L1MemoryDesc", "destroy", "parse_size", "strerror", "LIB_PATH",
+    "L1MemoryDesc", "MemoryFormat", "MemoryObjMetadata",
+    "create_memory_allocator", "destroy", "parse_size", "strerror", "LIB_PATH",
     "MISSING_FUNCTIONS",
 ]

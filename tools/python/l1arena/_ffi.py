@@ -22,7 +22,7 @@ import sys
 __all__ = [
     "lib", "LIB_PATH", "L1Tensor", "L1Layout", "L1Config", "L1OpenOpts",
     "L1Obj", "L1ObjInfo", "L1Usage", "L1Range", "L1VmSpace",
-    "L1ClientInfo", "L1GcResult", "STRUCTS",
+    "L1ClientInfo", "L1GcResult", "L1ClientOwner", "L1Stats", "L1Health", "STRUCTS",
 ]
 
 # ---- constants (arena/l1arena.h) -----------------------------------------
@@ -82,6 +82,9 @@ L1_PIN_NONE = 0
 L1_PIN_PINNED = 1
 L1_PIN_UNPINNED = 2
 L1_PIN_DEFERRED = 3
+
+# bound on a wait for the pool lock (ms; $L1ARENA_LOCK_TIMEOUT_MS overrides)
+L1_LOCK_WAIT_MS = 5000
 
 # Every constant above, by its C name, for the ABI test.
 CONSTANTS = {k: v for k, v in dict(globals()).items()
@@ -157,13 +160,14 @@ class L1Obj(ctypes.Structure):
         ("pool_id", u64),
         ("layout_id", u32),
         ("reserved", u32),
+        ("data_size", u64),
     ]
 
 
 # struct l1_obj viewed as 64-bit words (the allocation fast path reads the
 # array filled by l1_alloc as uint64 words): id, offset, size, ptr, pool_id,
-# layout_id | reserved << 32.
-OBJ_WORDS = 6
+# layout_id | reserved << 32, data_size.
+OBJ_WORDS = 7
 
 
 class L1ObjInfo(ctypes.Structure):
@@ -266,14 +270,58 @@ class L1GcResult(ctypes.Structure):
     ]
 
 
+class L1ClientOwner(ctypes.Structure):
+    _c_name_ = "l1_client_owner"
+    _fields_ = [
+        ("pid", i32),
+        ("uid", u32),
+        ("start_time", u64),
+        ("comm", ctypes.c_char * 16),
+    ]
+
+
+class L1Stats(ctypes.Structure):
+    _c_name_ = "l1_stats"
+    _fields_ = [
+        ("zero_waits", u64),
+        ("zero_wait_ns", u64),
+        ("gc_objects_reclaimed", u64),
+        ("gc_holds_dropped", u64),
+        ("gc_clients_dropped", u64),
+        ("gc_dirty_requeued", u64),
+        ("doomed_bytes", u64),
+        ("doomed_objects", u64),
+        ("reserved", u64 * 8),
+    ]
+
+
+class L1Health(ctypes.Structure):
+    _c_name_ = "l1_health"
+    _fields_ = [
+        ("lock_pid", i32),
+        ("lock_tid", i32),
+        ("lock_held_ns", u64),
+        ("lock_state", ctypes.c_char * 32),
+        ("lock_wait_ms", u64),
+        ("lock_timeouts", u64),
+        ("grow_failures", u64),
+        ("grow_returned_bytes", u64),
+        ("lock_text", ctypes.c_char * L1_REASON_MAX),
+        ("grow_text", ctypes.c_char * L1_REASON_MAX),
+    ]
+
+
 STRUCTS = [L1Tensor, L1Layout, L1Config, L1OpenOpts, L1Obj, L1ObjInfo,
-           L1Usage, L1Range, L1VmSpace, L1ClientInfo, L1GcResult]
+           L1Usage, L1Range, L1VmSpace, L1ClientInfo, L1GcResult,
+           L1ClientOwner, L1Stats, L1Health]
 
 # sizeof(struct ...) from the header on an LP64 platform (x86_64, aarch64).
 EXPECTED_SIZES = {
     "l1_tensor": 72, "l1_layout": 296, "l1_config": 96, "l1_open_opts": 32,
-    "l1_obj": 48, "l1_obj_info": 224, "l1_usage": 400, "l1_range": 16,
+    "l1_obj": 56, "l1_obj_info": 232, "l1_usage": 400, "l1_range": 16,
     "l1_vm_space": 320, "l1_client_info": 216, "l1_gc_result": 40,
+    "l1_client_owner": 32, "l1_stats": 128,
+    "l1_health": 336,
 }
 
 
@@ -298,6 +346,10 @@ _self_check()
 
 
 def _candidates():
+    """Where to look, in order: $L1ARENA_LIB (alone: an explicit choice), a
+    copy next to this file (pip install of a built tree bundles one), the
+    tree's build/lib (PYTHONPATH=tools/python), the libdir `make install`
+    wrote into _installed.py."""
     env = os.environ.get("L1ARENA_LIB")
     if env:
         # An explicit choice: no silent fallback to another build.
@@ -310,6 +362,12 @@ def _candidates():
         os.path.normpath(os.path.join(here, "..", "..", "..", "build", "lib",
                                       "libl1arena.so")),
     ]
+    try:
+        from . import _installed                              # make install
+        c += [os.path.join(_installed.LIBDIR, n)
+              for n in ("libl1arena.so.1", "libl1arena.so")]
+    except ImportError:
+        pass
     return [p for p in c if os.path.exists(p)], False
 
 
@@ -324,8 +382,9 @@ def _load():
             if explicit:
                 raise ImportError("l1arena: cannot load $L1ARENA_LIB=%s: %s"
                                   % (p, e)) from None
-    # The system loader: ld.so.cache, LD_LIBRARY_PATH.
-    for name in ("libl1arena.so", ctypes.util.find_library("l1arena")):
+    # The system loader: LD_LIBRARY_PATH, ld.so.cache (ldconfig).
+    for name in ("libl1arena.so.1", "libl1arena.so",
+                 ctypes.util.find_library("l1arena")):
         if not name:
             continue
         try:
@@ -333,7 +392,8 @@ def _load():
         except OSError as e:
             tried.append("%s (%s)" % (name, e))
     raise ImportError(
-        "l1arena: libl1arena.so not found; build it with `make lib` or set "
+        "l1arena: libl1arena.so not found; install it with `make install` "
+        "(then ldconfig finds it), build it with `make lib`, or set "
         "L1ARENA_LIB to its path. Tried: " + "; ".join(tried or ["nothing"]))
 
 
@@ -379,12 +439,17 @@ _PROTOS = {
     "l1_obj_info": (c_int, [P, u64, P]),
     "l1_obj_list": (c_int, [P, P, P, u32]),
     "l1_obj_chmod": (c_int, [P, u64, u32, u32, u32]),
+    "l1_obj_set_data_size": (c_int, [P, u64, u64]),
     "l1_arena_layout": (c_int, [P, u32, P]),
     "l1_get_memory_usage": (None, [P, P, P]),
     "l1_arena_usage": (c_int, [P, P]),
+    "l1_arena_health": (c_int, [P, P]),
+    "l1_arena_zero_split": (c_int, [P, P]),
     "l1_get_vm_space": (c_int, [P, P]),
     "l1_arena_pinned_ranges": (c_int, [P, P, u32]),
     "l1_arena_clients": (c_int, [P, P, u32]),
+    "l1_arena_client_owners": (c_int, [P, P, u32]),
+    "l1_arena_stats": (c_int, [P, P]),
     "l1_arena_gc": (c_int, [P, P]),
     "l1_arena_flush": (c_int, [P, ctypes.c_int64]),
     "l1_arena_memcheck": (c_int, [P, c_int, c_char_p, size_t]),

@@ -219,9 +219,29 @@ def torch_view(arr, d):
 _torch_types = {}
 
 
+_from_numpy_ok = {}
+
+
+def _numpy_type_ok(torch, dt):
+    """Whether this torch takes NumPy arrays of dtype dt (torch < 2.3 has
+    no uint16/32/64 tensors).  Asked once per dtype, of a throwaway array:
+    a failed torch.from_numpy keeps a reference to the array it refused (a
+    leak in older torch), and a pool view kept that way would hold the
+    mapping, making close() refuse for good."""
+    ok = _from_numpy_ok.get(dt)
+    if ok is None:
+        try:
+            torch.from_numpy(np.zeros(1, dt))
+            ok = True
+        except TypeError:
+            ok = False
+        _from_numpy_ok[dt] = ok
+    return ok
+
+
 def _tensor_from_numpy(torch, arr):
-    try:
-        return torch.from_numpy(arr)
-    except TypeError:
-        # older torch: no unsigned 16/32/64-bit tensors from NumPy
-        return torch.from_numpy(arr.view(_SIGNED[arr.dtype]))
+    dt = arr.dtype
+    if dt in _SIGNED and not _numpy_type_ok(torch, dt):
+        # same bits, as the signed type this torch has
+        arr = arr.view(_SIGNED[dt])
+    return torch.from_numpy(arr)

@@ -1,10 +1,14 @@
 """Errors: ``L1Error`` (the codes LMCache's interface returns) and
 ``L1Exception`` (raised where an interface has no error code to return).
 
-Every C call returns 0 or a negative errno; ``L1Error`` maps those errnos to
-names.  ``L1Error.SUCCESS`` and ``L1Error.OUT_OF_MEMORY`` are the two the
-LMCache interface uses; LMCache's other names (``KEY_NOT_EXIST``,
-``KEY_IS_LOCKED``, ``KEY_NOT_WRITABLE``) are aliases of the matching errno.
+Every C call returns 0 or a negative errno; ``L1Error.from_code`` maps those
+errnos to names (``NOT_FOUND``, ``DOUBLE_FREE``...).  LMCache's own names
+(``KEY_NOT_EXIST``, ``KEY_NOT_READABLE``, ``KEY_NOT_WRITABLE``,
+``KEY_IN_WRONG_STATE``, ``KEY_IS_LOCKED``, ``OUT_OF_MEMORY``) are members of
+their own, each reporting its own name: ``from_code(code, key=True)`` gives
+them for calls that look an object up by key (the L1Exception of
+``hold(key)`` and ``lookup(key)``), and ``error.errno`` gives the errno
+behind any member.
 """
 
 import enum
@@ -16,8 +20,10 @@ __all__ = ["L1Error", "L1Exception", "strerror"]
 
 
 class L1Error(enum.Enum):
-    """Result codes.  The value is the C return code (0 or a negative errno);
-    ``error.errno`` gives the positive errno."""
+    """Result codes.  For the errno-derived members the value is the C
+    return code (0 or a negative errno); LMCache's key-level names have
+    values of their own (below -1000) so that each is a distinct member with
+    its own ``name``.  ``error.errno`` gives the positive errno of either."""
 
     SUCCESS = 0
     OUT_OF_MEMORY = -_errno.ENOMEM           # not enough free (zeroed) space
@@ -37,16 +43,21 @@ class L1Error(enum.Enum):
     NOT_SUPPORTED = -_errno.ENOSYS
     UNKNOWN = -1000                          # any other negative errno
 
-    # LMCache's names for the same conditions (aliases)
-    KEY_NOT_EXIST = -_errno.ENOENT
-    KEY_IS_LOCKED = -_errno.EBUSY
-    KEY_NOT_WRITABLE = -_errno.EPERM
+    # LMCache's key-level names: distinct members, not aliases
+    KEY_NOT_EXIST = -1001                    # no object under the key
+    KEY_NOT_READABLE = -1002                 # there, but this caller may not read it
+    KEY_NOT_WRITABLE = -1003                 # there, but not this caller's to change
+    KEY_IN_WRONG_STATE = -1004               # published already, freed, or reused
+    KEY_IS_LOCKED = -1005                    # held (or in use) elsewhere
 
     @classmethod
-    def from_code(cls, code):
-        """The L1Error for a C return code (0 or negative errno)."""
+    def from_code(cls, code, key=False):
+        """The L1Error for a C return code (0 or negative errno); with key,
+        LMCache's KEY_* name where one fits (for calls by key)."""
         if code >= 0:
             return cls.SUCCESS
+        if key and code in _KEY_OF_ERRNO:
+            return cls[_KEY_OF_ERRNO[code]]
         try:
             return cls(code)
         except ValueError:
@@ -54,10 +65,39 @@ class L1Error(enum.Enum):
 
     @property
     def errno(self):
-        return -self.value if self.value != -1000 else 0
+        v = _ERRNO_OF_KEY.get(self.name, self.value)
+        return -v if -1000 < v < 0 else 0
 
     def describe(self):
         return strerror(self)
+
+
+# errno -> LMCache's key-level name, for calls that name an object by key
+_KEY_OF_ERRNO = {
+    -_errno.ENOENT: "KEY_NOT_EXIST",
+    -_errno.EACCES: "KEY_NOT_READABLE",
+    -_errno.EPERM: "KEY_NOT_WRITABLE",
+    -_errno.EEXIST: "KEY_IN_WRONG_STATE",
+    -_errno.EALREADY: "KEY_IN_WRONG_STATE",
+    -_errno.ESTALE: "KEY_IN_WRONG_STATE",
+    -_errno.EBUSY: "KEY_IS_LOCKED",
+}
+# and back: the errno a KEY_* name stands for
+_ERRNO_OF_KEY = {
+    "KEY_NOT_EXIST": -_errno.ENOENT,
+    "KEY_NOT_READABLE": -_errno.EACCES,
+    "KEY_NOT_WRITABLE": -_errno.EPERM,
+    "KEY_IN_WRONG_STATE": -_errno.EEXIST,
+    "KEY_IS_LOCKED": -_errno.EBUSY,
+}
+
+_LMCACHE_TEXT = {
+    "KEY_NOT_EXIST": "The specified key does not exist.",
+    "KEY_NOT_READABLE": "The specified key exists but cannot be read.",
+    "KEY_NOT_WRITABLE": "The specified key exists but cannot be written.",
+    "KEY_IN_WRONG_STATE": "The specified key is in the wrong state for the operation.",
+    "KEY_IS_LOCKED": "The specified key is locked and cannot perform the operation.",
+}
 
 
 def strerror(error):
@@ -67,17 +107,20 @@ def strerror(error):
             return "Operation succeeded."
         if error is L1Error.UNKNOWN:
             return "Unknown error."
+        if error.name in _LMCACHE_TEXT:
+            return _LMCACHE_TEXT[error.name]
         return _ffi.strerror(error.value)
     return _ffi.strerror(int(error))
 
 
 class L1Exception(RuntimeError):
     """A failed C call.  ``code`` is the negative errno, ``error`` the
-    L1Error, ``message`` the library's l1_last_error() sentence."""
+    L1Error (LMCache's KEY_* name for a call by key), ``message`` the
+    library's l1_last_error() sentence."""
 
-    def __init__(self, code, message=None, what=None):
+    def __init__(self, code, message=None, what=None, key=False):
         self.code = int(code)
-        self.error = L1Error.from_code(self.code)
+        self.error = L1Error.from_code(self.code, key)
         if message is None:
             message = _ffi.last_error()
         self.message = message or _ffi.strerror(self.code)

@@ -28,12 +28,30 @@ Lifetimes (read this once)
 * fork: a manager inherited by a child process is unusable there (every call
   raises); the child attaches again with ``L1MemoryManager.attach(path)``.
   Views inherited across fork stay valid in the child.
+
+Pools (who makes them, who removes them)
+----------------------------------------
+* ``L1MemoryManager(config)`` creates the pool file at config.path, or, where
+  a pool is there already, attaches to it if it is compatible: the same
+  size_in_bytes and align_bytes (and a format this library reads).  Anything
+  else is refused with an ``L1Exception`` (error EXISTS) whose sentence names
+  the field that differs.  So the first of several workers with one config
+  creates the pool and the others attach, and a program can run again over
+  the pool its last run left.  ``config.force=True`` recreates it instead.
+* ``close()`` detaches; it never removes the pool, not even the last one:
+  published objects outlive the processes that wrote them, which is what a
+  shared L1 tier is for.  The pool is removed by whoever owns the deployment,
+  when no worker needs it any more: ``manager.destroy()`` (closes, then
+  removes; refused while other processes are attached unless force=True),
+  ``l1arena.destroy(path)``, or ``l1ctl destroy --path PATH``.  On huge pages
+  a pool left behind holds its pages until then.
 """
 
 import array
 import atexit
 import ctypes
 import dataclasses
+import enum
 import gc as _gc
 import os
 import sys
@@ -53,9 +71,12 @@ from .errors import L1Error, L1Exception, L1ViewsAliveError
 from .layout import MemoryLayoutDesc
 
 __all__ = ["L1MemoryManagerConfig", "L1MemoryManager", "MemoryObj", "VmSpace",
-           "L1MemoryDesc"]
+           "L1MemoryDesc", "MemoryFormat", "MemoryObjMetadata",
+           "create_memory_allocator"]
 
 _ENOMEM = -12
+_ENOSPC = -28
+_EEXIST = -17
 _ENOENT = -2
 _ETIMEDOUT = -110
 _EBADF = -9
@@ -293,33 +314,85 @@ _RO = 1          # views read-only (published / found by key or id)
 _HELD = 2        # this MemoryObj carries a hold (release on __exit__)
 _FREED = 4       # freed through this binding
 _RELEASED = 8    # its hold was released
+_INVALID = 16    # invalidate() (LMCache's valid flag)
+
+
+class MemoryFormat(enum.Enum):
+    """LMCache's MemoryFormat: how the tensor's dimensions are to be read.
+    The pool does not interpret it; it rides on the MemoryObj's metadata."""
+
+    UNDEFINED = 0
+    KV_2LTD = 1          # [2, num_layers, num_tokens, hidden_dim]
+    KV_T2D = 2           # [num_tokens, 2, hidden_dim]
+    KV_2TD = 3           # [2, num_tokens, hidden_dim]
+    BINARY = 4
+    BINARY_BUFFER = 5
+    KV_MLA_FMT = 6       # [1, num_layers, num_tokens, aligned_head_size]
+
+    def token_dim(self):
+        """The dimension that counts tokens (as LMCache's)."""
+        return 2 if self is MemoryFormat.KV_2LTD else 0
+
+
+@dataclasses.dataclass
+class MemoryObjMetadata:
+    """LMCache's MemoryObjMetadata of a MemoryObj (``obj.metadata``, also
+    ``obj.meta``).  shape/dtype are the first tensor's (torch.Size and the
+    layout's dtype); address is the object's byte offset in the tensor
+    get_vm_space() returns; phy_size its physical size.  ref_count, is_pin
+    and fmt are this process's, kept on this MemoryObj (the pool shares
+    holds, not these)."""
+
+    shape: object
+    dtype: object
+    address: int
+    phy_size: int
+    ref_count: int = 1
+    is_pin: bool = False
+    fmt: MemoryFormat = MemoryFormat.UNDEFINED
+    cached_positions: object = None
+    shapes: Optional[list] = None
+    dtypes: Optional[list] = None
+
+
+def _size_type(shape):
+    """torch.Size where torch is importable, else the tuple."""
+    torch = get_torch()
+    return torch.Size(shape) if torch is not None else tuple(shape)
 
 
 class MemoryObj:
     """One object in the pool: ``id``, ``offset`` (from the start of the
-    pool file / vm space), ``size`` (bytes, rounded to align), ``ptr`` (its
-    address in this process), ``layout`` (MemoryLayoutDesc).
+    pool file), ``size`` (its data size: the layout's exact bytes, LMCache's
+    get_size()), ``physical_size`` (the block it occupies: size rounded up
+    to align), ``ptr`` (its address in this process), ``layout``
+    (MemoryLayoutDesc).
 
     ``arrays`` / ``array``: NumPy views of its tensors (always available;
     bf16 as uint16 and fp8 as uint8).  ``tensors`` / ``tensor``: torch
     tensors when torch is importable, else the NumPy views.  Views are made
     on first access and cached; all are zero-copy.  Used as a context
     manager, a held object (``manager.hold()``) releases its hold on exit.
+    LMCache's MemoryObj methods are here too (get_size, get_physical_size,
+    get_tensor, raw_tensor, metadata, ref counts, pin...): see each.
     """
 
     __slots__ = ("id", "offset", "size", "ptr", "layout", "_mgr", "_arrays",
-                 "_tensors", "_state", "__weakref__")
+                 "_tensors", "_state", "physical_size", "_meta", "__weakref__")
 
-    def __init__(self, id, offset, size, ptr, layout, mgr, state=0):
+    def __init__(self, id, offset, physical_size, ptr, layout, mgr, state=0,
+                 size=None):
         self.id = id
         self.offset = offset
-        self.size = size
+        self.physical_size = physical_size
+        self.size = physical_size if size is None else size
         self.ptr = ptr
         self.layout = layout
         self._mgr = mgr
         self._arrays = None
         self._tensors = None
         self._state = state
+        self._meta = None
 
     # -- views
     def _make_arrays(self):
@@ -391,11 +464,20 @@ class MemoryObj:
 
     @property
     def tensor(self):
-        """The first of ``tensors`` (LMCache's MemoryObj.tensor)."""
+        """The first of ``tensors`` (LMCache's MemoryObj.tensor); None once
+        invalidate()d, like LMCache."""
         t = self._tensors
         if t is None:
+            if self._state & _INVALID:
+                return None
             t = self.tensors
         return t[0]
+
+    def get_tensor(self, index):
+        """Tensor ``index`` of ``tensors``; None once invalidate()d."""
+        if self._state & _INVALID:
+            return None
+        return self.tensors[index]
 
     @property
     def torch_tensors(self):
@@ -406,14 +488,29 @@ class MemoryObj:
 
     @property
     def byte_array(self):
-        """A uint8 NumPy view of the whole object (size bytes)."""
+        """A uint8 NumPy view of the object's data (size bytes, not the
+        padding up to physical_size).  LMCache gives a memoryview:
+        memoryview(obj.byte_array) and bytes(obj.byte_array) are the same
+        bytes."""
+        return self._bytes(self.size)
+
+    def _bytes(self, n):
         root = self._mgr._root
         if self._state & (_FREED | _RELEASED) or root is None:
             self._unusable()
-        v = _ndarray((self.size,), _u8, root, self.offset)
+        v = _ndarray((n,), _u8, root, self.offset)
         if self._state & _RO:
             v.flags.writeable = False
         return v
+
+    @property
+    def raw_tensor(self):
+        """The object's data as one flat uint8 tensor (torch when importable,
+        else NumPy) of size bytes; None once invalidate()d, like LMCache."""
+        if self._state & _INVALID:
+            return None
+        v = self._bytes(self.size)
+        return torch_view(v, 6) if get_torch() is not None else v  # Dtype.UINT8
 
     def drop_views(self):
         """Forgets the cached views (those you still hold stay valid)."""
@@ -430,15 +527,35 @@ class MemoryObj:
         return self._mgr
 
     def get_size(self):
+        """The data size in bytes (the layout's exact bytes, or what
+        set_used_size() said)."""
         return self.size
 
+    def get_physical_size(self):
+        """The bytes the object occupies: its size rounded up to align."""
+        return self.physical_size
+
+    def set_used_size(self, nbytes):
+        """Says the object holds nbytes of data (1..physical size): get_size(),
+        byte_array, the view's st_size and l1ctl get follow, in every
+        process.  Only while it is unpublished and this process's; raises
+        ValueError / L1Exception otherwise."""
+        nbytes = int(nbytes)
+        if not 0 < nbytes <= self.physical_size:
+            raise ValueError("set_used_size: %d bytes, the object holds 1 to %d"
+                             % (nbytes, self.physical_size))
+        self._mgr._set_data_size(self, nbytes)
+        self.size = nbytes
+
     def get_shape(self, index=0):
+        """Tensor index's shape: a torch.Size where torch is importable (as
+        LMCache), else a tuple."""
         self.layout._compile()
-        return self.layout._specs[index][0]
+        return _size_type(self.layout._specs[index][0])
 
     def get_shapes(self):
         self.layout._compile()
-        return [s for s, _, _ in self.layout._specs]
+        return [_size_type(s) for s, _, _ in self.layout._specs]
 
     def get_dtype(self, index=0):
         return self.layout.dtypes[index]
@@ -446,9 +563,85 @@ class MemoryObj:
     def get_dtypes(self):
         return list(self.layout.dtypes)
 
-    @property
     def is_valid(self):
-        return not self._state & (_FREED | _RELEASED) and self._mgr._root is not None
+        """False once freed, released, invalidate()d, or its manager closed."""
+        return (not self._state & (_FREED | _RELEASED | _INVALID)
+                and self._mgr._root is not None)
+
+    def invalidate(self):
+        """Marks this MemoryObj invalid (LMCache's): is_valid() is False and
+        tensor / get_tensor / raw_tensor give None.  The pool object itself
+        is not freed (free() or ref_count_down() does that)."""
+        self._state |= _INVALID
+
+    # -- LMCache's metadata, reference counts and eviction pins: per process
+    @property
+    def metadata(self):
+        """The MemoryObjMetadata (made on first use, then kept)."""
+        m = self._meta
+        if m is None:
+            shapes = self.get_shapes()
+            dtypes = self.get_dtypes()
+            m = self._meta = MemoryObjMetadata(
+                shape=shapes[0], dtype=dtypes[0],
+                address=self.offset - self._mgr._data_off,
+                phy_size=self.physical_size, shapes=shapes, dtypes=dtypes)
+        return m
+
+    meta = metadata
+
+    def get_memory_format(self):
+        return self.metadata.fmt
+
+    def get_num_tokens(self):
+        """The first tensor's extent along the format's token dimension (as
+        LMCache's: dimension 2 for KV_2LTD, else 0)."""
+        m = self.metadata
+        return m.shape[m.fmt.token_dim()]
+
+    def ref_count_up(self):
+        self.metadata.ref_count += 1
+
+    def ref_count_down(self):
+        """Drops one reference; at 0 (and not pinned) the object is freed,
+        as LMCache's allocator does.  Counts are this process's: across
+        processes use holds."""
+        m = self.metadata
+        m.ref_count -= 1
+        if m.ref_count == 0 and not m.is_pin:
+            err = self._mgr.free([self])
+            if err is not L1Error.SUCCESS:
+                raise L1Exception(err.value if err.value > -1000 else -22,
+                                  self._mgr.last_error, what="ref_count_down")
+
+    def get_ref_count(self):
+        return self.metadata.ref_count
+
+    def pin(self):
+        """Pins against eviction (LMCache's sense; not CUDA pinning, which
+        the pool does for all its memory): True."""
+        self.metadata.is_pin = True
+        return True
+
+    def unpin(self):
+        self.metadata.is_pin = False
+        return True
+
+    @property
+    def is_pinned(self):
+        return self.metadata.is_pin
+
+    @property
+    def can_evict(self):
+        """True when nothing but its owner refers to it: not pinned and one
+        reference (holds from other processes keep the bytes anyway)."""
+        m = self.metadata
+        return not m.is_pin and m.ref_count == 1
+
+    def parent(self):
+        """None: every object here is an allocation of its own (LMCache's
+        plain host objects have no parent either)."""
+        return None
 
     @property
     def held(self):
@@ -485,17 +678,19 @@ class MemoryObj:
             flags.append("held")
         if self._state & _RO:
             flags.append("read-only")
-        return "<MemoryObj id=%#x offset=%#x size=%d layout=%s%s>" % (
-            self.id, self.offset, self.size, self.layout,
+        return "<MemoryObj id=%#x offset=%#x size=%d/%d layout=%s%s>" % (
+            self.id, self.offset, self.size, self.physical_size, self.layout,
             " " + ",".join(flags) if flags else "")
 
 
 VmSpace = namedtuple("VmSpace", "tensor array base size fd pinned page_size "
                      "data_offset data_size committed pool_id path")
-VmSpace.__doc__ = """get_vm_space(): ``tensor`` is a uint8 view over the whole
-mapping (torch when importable, else NumPy), ``array`` the NumPy one; the
-others are struct l1_vm_space's fields.  In lazy mode only the first
-data_offset + committed bytes are backed: touching beyond is a SIGBUS."""
+VmSpace.__doc__ = """get_vm_space_info(): ``tensor`` is a uint8 view over the
+whole mapping, header and metadata included (torch when importable, else
+NumPy), ``array`` the NumPy one; the others are struct l1_vm_space's fields
+(data_size is the pool's size as asked for).  Object offsets count from the
+mapping's start.  In lazy mode only the first data_offset + committed bytes
+are backed: touching beyond is a SIGBUS."""
 
 L1MemoryDesc = namedtuple("L1MemoryDesc", "ptr size align_bytes")
 
@@ -509,27 +704,68 @@ _get_mgr = attrgetter("_mgr")
 class L1MemoryManager:
     """A pool of shared KV-cache memory (LMCache's L1MemoryManager).
 
-    ``L1MemoryManager(config)`` creates the pool file and attaches;
-    ``L1MemoryManager.attach(path)`` attaches to an existing one.  All methods
-    are thread-safe; any number of processes may attach the same pool.
+    ``L1MemoryManager(config)`` creates the pool file and attaches, or
+    attaches to the compatible pool already there (see the module doc for
+    what compatible means, and who removes a pool);
+    ``L1MemoryManager.attach(path)`` attaches to an existing one whatever its
+    size.  All methods are thread-safe; any number of processes may attach
+    the same pool.
     """
 
     def __init__(self, config: L1MemoryManagerConfig):
+        path = (config.path or os.environ.get("L1ARENA_PATH")
+                or _ffi.L1_DEFAULT_PATH)
         c = config.to_c()
         out = ctypes.c_void_p()
-        rc = _ffi.l1_arena_create(ctypes.addressof(c), ctypes.addressof(out))
+        for _ in range(5):
+            rc = _ffi.l1_arena_create(ctypes.addressof(c), ctypes.addressof(out))
+            if rc != _EEXIST or config.force:
+                break
+            # a pool is there: attach to it if it is the one config describes
+            o = _ffi.L1OpenOpts()
+            _ffi.l1_open_opts_init(ctypes.addressof(o))
+            o.pin = _pin_mode(config.pin)
+            o.pin_mapped = 1 if config.pin_mapped else 0
+            o.zero_method = _zero_method(config.zero_method)
+            rc = _ffi.l1_arena_open(os.fsencode(path), ctypes.addressof(o),
+                                    ctypes.addressof(out))
+            if rc != _ENOENT:           # gone meanwhile: create it again
+                break
         if rc < 0:
-            raise L1Exception(rc, what="create pool %s" % (
-                config.path or os.environ.get("L1ARENA_PATH")
-                or _ffi.L1_DEFAULT_PATH))
+            raise L1Exception(rc, what="create pool %s" % path)
         self.config = config
         self._setup(out.value, readonly=False)
+        self._check_compatible(config)
+
+    def _check_compatible(self, config):
+        """After attaching to a pool that was there: refuses (closing again)
+        one that is not what config asks for, naming the field."""
+        u = self.usage()
+        for field, want, have in (
+                ("size_in_bytes", config.size_in_bytes, u["total_bytes"]),
+                ("align_bytes", config.align_bytes or _ffi.L1_DEFAULT_ALIGN,
+                 u["align_bytes"])):
+            if want != have:
+                self.close()
+                raise L1Exception(
+                    _EEXIST, "a pool with %s=%d is already at %s; this config "
+                    "asks for %s=%d: use the same %s, another path, or "
+                    "force=True to recreate it (destroying its objects)"
+                    % (field, have, self._path, field, want, field),
+                    what="create pool %s" % self._path)
 
     @classmethod
-    def attach(cls, path=None, *, readonly=False, pin=None, pin_mapped=None,
-               zero_method=None, no_client=False):
+    def attach(cls, path=None, *, readonly=False, read_only=None, pin=None,
+               pin_mapped=None, zero_method=None, no_client=False):
         """Attaches to an existing pool (path None: $L1ARENA_PATH or the
-        default path).  pin/zero_method None: the C defaults."""
+        default path).  pin/zero_method None: the C defaults.
+
+        read_only (or readonly): the file is opened O_RDONLY and mapped
+        PROT_READ, for readers in the pool's group (pool mode 0640): lookup,
+        get, info and reading work; allocate, free, publish and hold return
+        L1Error.NOT_PERMITTED (a hold goes through the view: open_path)."""
+        if read_only is not None:
+            readonly = read_only
         o = _ffi.L1OpenOpts()
         _ffi.l1_open_opts_init(ctypes.addressof(o))
         if pin is not None:
@@ -556,20 +792,10 @@ class L1MemoryManager:
     open = attach
 
     @classmethod
-    def create_or_attach(cls, config: L1MemoryManagerConfig, **attach_kw):
-        """Creates the pool of config, or attaches to it where it exists
-        already (the first of several processes creates it)."""
-        try:
-            return cls(config)
-        except L1Exception as e:
-            if e.error is not L1Error.EXISTS or config.force:
-                raise
-        path = config.path or os.environ.get("L1ARENA_PATH") or _ffi.L1_DEFAULT_PATH
-        attach_kw.setdefault("pin", config.pin)
-        attach_kw.setdefault("zero_method", config.zero_method)
-        m = cls.attach(path, **attach_kw)
-        m.config = config
-        return m
+    def create_or_attach(cls, config: L1MemoryManagerConfig):
+        """The constructor's behaviour, by its older name: creates the pool
+        of config, or attaches to the compatible one already there."""
+        return cls(config)
 
     def _setup(self, h, readonly):
         self._inherited = False
@@ -601,6 +827,8 @@ class L1MemoryManager:
             self._pool_id = vm.pool_id
             self._base = vm.base
             self._map_size = vm.size
+            self._data_off = vm.data_offset
+            self._total = vm.data_size
             buf = (ctypes.c_uint8 * vm.size).from_address(vm.base)
             buf._l1_keeper = self._keeper          # views keep the mapping
             root = np.frombuffer(buf, dtype=np.uint8)
@@ -679,16 +907,19 @@ class L1MemoryManager:
 
     def _wrap(self, o, state):
         return MemoryObj(o.id, o.offset, o.size, o.ptr,
-                         self._layout_for(o.layout_id), self, state)
+                         self._layout_for(o.layout_id), self, state, o.data_size)
 
     # -- LMCache's interface
     def allocate(self, layout: MemoryLayoutDesc, count: int = 1):
         """Allocates count objects of the layout, all or nothing.
 
-        Returns (L1Error.SUCCESS, [MemoryObj, ...]) or (error, []) with
-        error L1Error.OUT_OF_MEMORY (no room, after waiting for zeroing),
-        L1Error.OUT_OF_OBJECTS (object table full) or another L1Error; the
-        library's sentence is in ``last_error``."""
+        Returns (L1Error.SUCCESS, [MemoryObj, ...]) or (error, []).  As in
+        LMCache, every shortage is L1Error.OUT_OF_MEMORY (evict and retry):
+        no room after waiting for zeroing, an object larger than the pool,
+        or a full object table.  The precise reason is in ``last_error``
+        (the library's sentence) and ``last_error_code`` (OUT_OF_OBJECTS for
+        the table); other errors (INVALID_ARGUMENT...) come back as they
+        are."""
         if layout.__class__ is not MemoryLayoutDesc:
             layout = self._as_layout(layout)
         if layout._c is None:
@@ -699,9 +930,11 @@ class L1MemoryManager:
                 return L1Error.SUCCESS, []
             raise ValueError("allocate: negative count")
         if count > self._max_objects:
-            self._tls.err = ("allocate: %d objects asked, the object table "
-                             "holds %d" % (count, self._max_objects))
-            return L1Error.OUT_OF_OBJECTS, []
+            self._tls.err = ("object table full: allocate asked for %d "
+                             "objects, the table holds %d (OUT_OF_OBJECTS)"
+                             % (count, self._max_objects))
+            self._tls.code = L1Error.OUT_OF_OBJECTS
+            return L1Error.OUT_OF_MEMORY, []
         buf, addr = self._scratch(count)
         h = self._enter()
         try:
@@ -710,11 +943,16 @@ class L1MemoryManager:
             self._exit()
         if rc < 0:
             self._tls.err = _ffi.last_error()
-            return L1Error.from_code(rc), []
+            err = self._tls.code = L1Error.from_code(rc)
+            if rc == _ENOSPC:
+                self._tls.err += " (OUT_OF_OBJECTS)"
+                err = L1Error.OUT_OF_MEMORY
+            return err, []
         v = buf[:_W * count].tolist()
         return L1Error.SUCCESS, list(map(
             MemoryObj, v[0::_W], v[1::_W], v[2::_W], v[3::_W],
-            repeat(layout, count), repeat(self, count)))
+            repeat(layout, count), repeat(self, count), repeat(0, count),
+            v[6::_W]))
 
     def _as_layout(self, layout):
         """A MemoryLayoutDesc for a subclass instance (itself) or any object
@@ -744,8 +982,8 @@ class L1MemoryManager:
     def free(self, mem_objs):
         """Frees a batch, all or nothing: L1Error.SUCCESS, or an error with
         nothing freed (L1Error.DOUBLE_FREE, STALE, FOREIGN_OBJECT,
-        NOT_PERMITTED, INVALID_ARGUMENT for a duplicate...); the library's
-        sentence is in ``last_error``.  Freed objects' cached views are
+        NOT_PERMITTED, INVALID_ARGUMENT for an object named twice in the
+        batch...); the library's sentence is in ``last_error``.  Freed objects' cached views are
         dropped; see the module doc for arrays still held."""
         objs = mem_objs if isinstance(mem_objs, (list, tuple)) else list(mem_objs)
         n = len(objs)
@@ -786,8 +1024,24 @@ class L1MemoryManager:
         return used.value, total.value
 
     def get_vm_space(self):
-        """The whole mapping as a uint8 view (for RDMA/transfer-engine
-        registration) plus struct l1_vm_space's fields: a VmSpace."""
+        """The pool as one flat uint8 tensor (as LMCache's): size_in_bytes
+        long, from the first object's address; a torch tensor where torch
+        is importable, else a NumPy array.  Zero-copy; register it once
+        with an RDMA / transfer engine.  An object is at byte
+        ``obj.metadata.address`` of it.  In lazy mode only the committed
+        part is backed (touching beyond is a SIGBUS).  get_vm_space_info()
+        has the mapping's details."""
+        root = self._root
+        if root is None:
+            self._closed_error()
+        arr = root[self._data_off:self._data_off + self._total]
+        if get_torch() is not None:
+            return torch_view(arr, 6)  # Dtype.UINT8
+        return arr
+
+    def get_vm_space_info(self):
+        """The whole mapping (header and metadata too) as a uint8 view plus
+        struct l1_vm_space's fields: a VmSpace."""
         vm = _ffi.L1VmSpace()
         h = self._enter()
         try:
@@ -808,10 +1062,12 @@ class L1MemoryManager:
                        vm.committed, vm.pool_id, _ffi.cstr(vm.path))
 
     def get_l1_memory_desc(self):
-        """LMCache's L1MemoryDesc(ptr, size, align_bytes) of the pool."""
-        vm = self.get_vm_space()
+        """LMCache's L1MemoryDesc(ptr, size, align_bytes) of the pool: the
+        address of get_vm_space()'s first byte, size_in_bytes, the block
+        size."""
         u = self.usage()
-        return L1MemoryDesc(vm.base, vm.size, u["align_bytes"])
+        return L1MemoryDesc(self._base + self._data_off, u["total_bytes"],
+                            u["align_bytes"])
 
     def memcheck(self, repair=False):
         """Verifies every invariant of the shared state: True when clean.
@@ -908,6 +1164,22 @@ class L1MemoryManager:
         through a method that returned an L1Error."""
         return getattr(self._tls, "err", "")
 
+    @property
+    def last_error_code(self):
+        """The precise L1Error of this thread's last failed allocate()
+        (OUT_OF_OBJECTS where allocate said OUT_OF_MEMORY for a full object
+        table)."""
+        return getattr(self._tls, "code", L1Error.SUCCESS)
+
+    def _set_data_size(self, obj, nbytes):
+        h = self._enter()
+        try:
+            rc = _ffi.l1_obj_set_data_size(h, obj.id, nbytes)
+        finally:
+            self._exit()
+        if rc < 0:
+            raise L1Exception(rc, what="set_used_size of %#x" % obj.id)
+
     def destroy(self, force=False):
         """Closes this manager and removes the pool file (-EBUSY while
         other clients are attached, unless force)."""
@@ -938,7 +1210,7 @@ class L1MemoryManager:
             obj._state |= _RO
         return L1Error.SUCCESS
 
-    def _find(self, fn, arg, state, what):
+    def _find(self, fn, arg, state, what, key=False):
         o = _ffi.L1Obj()
         h = self._enter()
         try:
@@ -948,7 +1220,7 @@ class L1MemoryManager:
         if rc < 0:
             if rc == _ENOENT and not state & _HELD:
                 return None
-            raise L1Exception(rc, what=what)
+            raise L1Exception(rc, what=what, key=key)
         try:
             return self._wrap(o, state)
         except BaseException:
@@ -964,7 +1236,8 @@ class L1MemoryManager:
         """The PUBLISHED object under key (read-only views), or None.  It
         is not held: another process may free it meanwhile; use hold() to
         read it safely."""
-        return self._find(_ffi.l1_lookup, self._key(key), _RO, "lookup %r" % (key,))
+        return self._find(_ffi.l1_lookup, self._key(key), _RO, "lookup %r" % (key,),
+                          key=True)
 
     def get(self, obj_id):
         """The live object with this id, or None (read-only views)."""
@@ -983,7 +1256,7 @@ class L1MemoryManager:
             key_or_id = key_or_id.id
         if isinstance(key_or_id, (str, bytes)):
             return self._find(_ffi.l1_hold_key, self._key(key_or_id),
-                              _RO | _HELD, "hold %r" % (key_or_id,))
+                              _RO | _HELD, "hold %r" % (key_or_id,), key=True)
         return self._find(_ffi.l1_hold, int(key_or_id), _RO | _HELD,
                           "hold %#x" % int(key_or_id))
 
@@ -1139,3 +1412,9 @@ def destroy(path, force=False):
     rc = _ffi.l1_arena_destroy(os.fsencode(path), 1 if force else 0)
     if rc < 0:
         raise L1Exception(rc, what="destroy %s" % path)
+
+
+def create_memory_allocator(config: L1MemoryManagerConfig):
+    """LMCache's factory: the L1MemoryManager of config (created, or
+    attached where a compatible pool is there already)."""
+    return L1MemoryManager(config)
