@@ -107,8 +107,11 @@ int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x, int first)
 	if (!__atomic_compare_exchange_n(who, &w, me | L1_ZEROER_WRITING, 0, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE))
 		return 0;       /* a thread of this process zeroes it, or gc took it */
-	if (__atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen)
+	if (__atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen) {
+		if (a->test_hook)
+			a->test_hook(a, L1_HOOK_ZERO_CLAIMED);
 		return 1;
+	}
 	/* released and reused (by this client) between the two looks: not
 	 * the extent of the cookie; the claim goes back */
 	w = me | L1_ZEROER_WRITING;
@@ -244,26 +247,31 @@ void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 	uint32_t me = l1__client_tag(a), *gen, *who;
 	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
 	l1__client_beat(a);
-	for (uint32_t i = 0; i < n && me; i++) {
+	int stuck = 0;
+	/* each claim goes right before its extent is published for release, so
+	 * that a thread of this process (zhelp.c) rarely finds an extent
+	 * finished but not yet on the ring (it would zero it again, harmlessly);
+	 * all passed here were claimed by this engine (given-up jobs never
+	 * are), so nobody else can have changed them meanwhile */
+	for (uint32_t i = 0; i < n; i++) {
 		uint32_t w = me | L1_ZEROER_WRITING;
-		if (zeroer_fields(a, &e[i], &gen, &who) &&
+		if (me && zeroer_fields(a, &e[i], &gen, &who) &&
 		    __atomic_load_n(gen, __ATOMIC_ACQUIRE) == e[i].gen)
 			__atomic_compare_exchange_n(who, &w, me, 0, __ATOMIC_RELEASE,
 						    __ATOMIC_RELAXED);
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
-		    L1_FIN_CAP) {
+		if (!stuck && tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
+				      L1_FIN_CAP) {
 			atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
 			l1__fin_release_now(a);
-			if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
-			    L1_FIN_CAP)
-				break;  /* lock unusable: left DIRTY for gc/repair */
+			stuck = tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
+				L1_FIN_CAP;     /* lock unusable: left DIRTY for gc/repair */
 		}
+		if (stuck)
+			continue;
 		a->fin[tail % L1_FIN_CAP] = (struct l1_fin_ent){ e[i].slot, e[i].gen };
 		tail++;
+		atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
 	}
-	atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
 	/* busy engine, quiet owner: release every few milliseconds */
 	uint64_t now = l1__mono_ns();
 	if (now - a->fin_check_ns >= L1_FIN_BUSY_NS) {

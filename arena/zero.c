@@ -164,7 +164,7 @@ static void *engine_main(void *arg)
 			memset_sleep(z, nap);
 		else
 			memset_step(z);
-		if (z->nbatch || z->new_zeroed)
+		if (z->nbatch || z->new_zeroed || z->new_lost)
 			report(z);
 	}
 	l1__zero_uring_teardown(z);

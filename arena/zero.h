@@ -35,8 +35,8 @@ typedef int (*l1_zero_idle_fn)(void *ctx);
 /* Called from the engine's thread before it writes an extent (each piece,
  * and again before a piece that came back short goes again): 0 means the
  * extent is no longer this engine's (another engine took it over, or an
- * allocating thread took it to zero itself, zhelp.c), and it is then passed
- * to done() without being written any more.  first: this is the call
+ * allocating thread took it to zero itself, zhelp.c): it is not written any
+ * more and never passed to done().  first: this is the call
  * before the extent's first byte, the one that claims it (it must fail if
  * anyone else claimed it); later calls only confirm that claim. */
 typedef int (*l1_zero_mine_fn)(void *ctx, const struct l1_zero_extent *e, int first);

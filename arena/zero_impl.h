@@ -119,6 +119,7 @@ struct l1_zero {
 	uint64_t new_zeroed;            /* counted here, published under lock */
 	uint64_t new_short;
 	uint64_t new_skipped;           /* bytes of jobs refused at their first claim */
+	uint64_t new_lost;              /* jobs given up since the last report */
 	uint64_t last_busy_ns;          /* last loop that had work */
 	int idle_pending;               /* idle() asked to be called again */
 	uint32_t workers_now;           /* io-wq bound in force */
@@ -184,8 +185,11 @@ static inline void job_finish_bytes(struct l1_zero *z, uint64_t seq, uint64_t n)
 	struct zjob *j = job_at(z, seq);
 
 	j->completed += n;
-	z->new_zeroed += n;
-	if (j->completed == j->e.len) {
+	if (!j->lost)
+		z->new_zeroed += n;
+	if (j->completed == j->e.len && j->lost) {
+		z->new_lost++;          /* never passed to done() */
+	} else if (j->completed == j->e.len) {
 		z->batch[z->nbatch++] = j->e;
 		z->batch_bytes += j->e.len;
 	}
@@ -226,8 +230,9 @@ static inline int job_mine(struct l1_zero *z, struct zjob *j)
 	return 0;
 }
 
-/* A job taken over by another engine: what is not issued yet is given up
- * (passed to done() unwritten; its cookie no longer releases anything). */
+/* A job taken over by another engine, or by a thread that zeroes it itself
+ * (zhelp.c): what is not issued yet is given up, and the job is never
+ * passed to done() (its claim is not this engine's to let go of). */
 static inline void job_give_up(struct l1_zero *z, uint64_t seq)
 {
 	struct zjob *j = job_at(z, seq);
@@ -235,7 +240,6 @@ static inline void job_give_up(struct l1_zero *z, uint64_t seq)
 
 	j->issued = j->e.len;
 	job_finish_bytes(z, seq, n);
-	z->new_zeroed -= n;             /* finished, not written */
 }
 
 /* Skips jobs with nothing left to issue; returns the next one, or NULL. */
@@ -277,6 +281,7 @@ static inline void report(struct l1_zero *z)
 	z->new_zeroed = 0;
 	z->new_short = 0;
 	z->new_skipped = 0;
+	z->new_lost = 0;
 	if (z->done_seq != z->head_seq - 1) {
 		z->done_seq = z->head_seq - 1;
 		pthread_cond_broadcast(&z->cv);

@@ -187,12 +187,9 @@ static void piece_settle(struct l1_zero *z, struct zpiece *p)
 
 		if (k > p->len)
 			k = p->len;
-		int mine = job_mine(z, j);
-		if (mine)
+		if (job_mine(z, j))
 			memset(p->ptr, 0, k);
 		piece_credit(z, p, k);
-		if (!mine)
-			z->new_zeroed -= k;     /* finished, not written */
 	}
 }
 
@@ -362,7 +359,7 @@ void l1__zero_uring_step(struct l1_zero *z, int nap)
 
 	uring_set_workers(z);
 	uring_issue(z);
-	if (z->nbatch)
+	if (z->nbatch || z->new_lost)  /* something to report now */
 		r = io_uring_submit(&z->ring);
 	else if (nap)
 		r = io_uring_submit_and_wait_timeout(&z->ring, &cqe, 1, &ts, NULL);

@@ -172,6 +172,7 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 	if (hp->np == L1_HELP_MAX || hp->nrq + 2 > L1_HELP_MAX * 2)
 		return -1;
 	for (int t = 0; t < HELP_TRIES; t++) {
+		l1__fin_release(a);     /* what the engine finished: not for helpers */
 		int64_t i = help_pick(a, n, max_run != UINT64_MAX, &s, &run);
 		if (i < 0 || run >= max_run)
 			return -1;
@@ -180,8 +181,14 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 		uint32_t rem = (s > b) + (s + n < b + k);
 		if (!table_room(a, rem))
 			return -1;
+		uint32_t gen = e->gen;
 		if (!claim(a, e))
 			continue;       /* the engine started on it just now */
+		/* finished by the engine meanwhile (its claim gone, on the
+		 * ring): released now, clean, not zeroed twice */
+		l1__fin_release(a);
+		if (!l1__dirty_of(a, (uint32_t)i | L1_ZX_TABLE, gen))
+			continue;
 		l1__dirty_release(a, (uint32_t)i | L1_ZX_TABLE, e->gen);
 		l1__bm_set(a, s, n);
 		if ((s > b && help_requeue(a, hp, b, s - b) < 0) ||
