@@ -1,7 +1,9 @@
 /*
  * zero.h - the zeroing engine (internal): clears freed extents in the
  * background so that no tenant reads another's KV data, without making the
- * caller of free do the clearing.  One engine per attached process.  The
+ * caller of free do the clearing (zhelp.c decides when a free or an
+ * allocation clears an extent itself; still_mine() tells the engine, with
+ * the same claim).  One engine per attached process.  The
  * engine knows nothing of the pool format: it is handed extents (a slot and
  * generation as a cookie, a pointer and a length), clears them with io_uring
  * reads from /dev/zero (IOSQE_ASYNC, bounded io-wq workers, short reads
