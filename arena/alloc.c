@@ -129,7 +129,7 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 		r->publish_ns = 0;
 		r->zeroer_pid = 0;
 		r->zeroer_start = 0;
-		r->zeroer_client = 0;
+		__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		r->key_len = 0;
 		r->key[0] = 0;
 		r->key_next = 0;

@@ -70,7 +70,7 @@ int l1__dirty_extend(struct l1_arena *a, struct l1_zero_extent *x, uint64_t offs
 {
 	struct l1_dirty_ent *e = l1__dirty_of(a, x->slot, x->gen);
 	uint64_t step = a->h->grow_step, rel;
-	if (!e || e->offset + e->size != offset || e->zeroer_client != l1__client_tag(a) ||
+	if (!e || e->offset + e->size != offset || __atomic_load_n(&e->zeroer_client, __ATOMIC_RELAXED) != l1__client_tag(a) ||
 	    (uint8_t *)x->ptr != a->base + e->offset || x->len != e->size)
 		return -1;
 	rel = e->offset - a->h->data_off;

@@ -80,7 +80,8 @@ static int may_take(struct take_ctx *t, uint32_t zeroer, uint64_t off, uint64_t 
 
 static int take_entry(void *ctx, const struct l1_dirty_ent *e)
 {
-	return may_take(ctx, e->zeroer_client, e->offset, e->size);
+	return may_take(ctx, __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE), e->offset,
+			e->size);
 }
 
 /* DIRTY records and dirty-table entries that may be taken over: to this

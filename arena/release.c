@@ -42,7 +42,7 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct l1_dirty_ent *e = l1__dirty_of(a, q[i].slot, q[i].gen);
-		if (e && (e->zeroer_client & ~L1_ZEROER_WRITING) == me) {
+		if (e && (__atomic_load_n(&e->zeroer_client, __ATOMIC_RELAXED) & ~L1_ZEROER_WRITING) == me) {
 			e->zeroer_pid = 0;
 			__atomic_store_n(&e->zeroer_client, 0, __ATOMIC_RELAXED);
 			continue;
@@ -50,7 +50,8 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 		if (q[i].slot >= a->h->max_objects)
 			continue;
 		struct l1_rec *r = &a->recs[q[i].slot];
-		if (r->gen == q[i].gen && (r->zeroer_client & ~L1_ZEROER_WRITING) == me) {
+		if (__atomic_load_n(&r->gen, __ATOMIC_RELAXED) == q[i].gen &&
+		    (__atomic_load_n(&r->zeroer_client, __ATOMIC_RELAXED) & ~L1_ZEROER_WRITING) == me) {
 			r->zeroer_pid = 0;
 			__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 		}

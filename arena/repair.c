@@ -77,7 +77,7 @@ void l1__rebuild(struct l1_arena *a)
 				r->key[0] = 0;
 				r->zeroer_pid = 0;
 				r->zeroer_start = 0;
-				r->zeroer_client = 0;
+				__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 				st = L1_STATE_DIRTY;
 				if (!h->zero_on_free) {
 					uint64_t b, n;
@@ -156,7 +156,7 @@ void l1__rebuild(struct l1_arena *a)
 		if (h->zero_on_free) {
 			r->zeroer_pid = 0;
 			r->zeroer_start = 0;
-			r->zeroer_client = 0;
+			__atomic_store_n(&r->zeroer_client, 0, __ATOMIC_RELAXED);
 			l1__rec_set_state(a, r, L1_STATE_DIRTY);
 		} else {
 			uint64_t b, n;

@@ -29,6 +29,7 @@ added=""
 mnt=""
 neighbour=""
 shmdir=$(mktemp -d "/dev/shm/l1test-$(id -u).XXXXXX")
+chmod 755 "$shmdir"    # tests that drop to user nobody open pools here
 logdir=$(mktemp -d /tmp/l1test-logs.XXXXXX)
 export L1_TEST_SHM_DIR="$shmdir"
 

@@ -37,7 +37,10 @@ const char *l1t_shm_dir(void)
 		return d;
 	static char shm[64];
 	snprintf(shm, sizeof shm, "/dev/shm/l1test-%d", (int)getuid());
-	mkdir(shm, 0700);
+	/* searchable by all: tests that drop to user nobody open pools here
+	 * (each pool file keeps its own mode) */
+	mkdir(shm, 0755);
+	chmod(shm, 0755);
 	return shm;
 }
 

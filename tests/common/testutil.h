@@ -57,4 +57,13 @@ void l1t_gc_dead(struct l1_arena *a, uint64_t clients, struct l1_gc_result *sum)
  * calls pid (reaped already, same PID namespace) alive. */
 void l1t_seen_dead(struct l1_arena *a, pid_t pid);
 
+/* 1 in a ThreadSanitizer build: a test whose forked child starts threads
+ * (after fork from a process with threads) skips itself there, saying so,
+ * since TSan does not support that ("dup thread with used id"). */
+#if defined(__SANITIZE_THREAD__)
+#define L1T_TSAN 1
+#else
+#define L1T_TSAN 0
+#endif
+
 #endif

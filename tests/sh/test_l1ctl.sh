@@ -302,6 +302,9 @@ if ! unshare --pid --fork --mount-proc true 2>/dev/null; then
 elif ! /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
 	say "skip writer in a PID namespace: /usr/bin/python3 with numpy is needed for the writer"
 else
+	# an ASan library in python needs its runtime first (tests/python/conftest.py)
+	case $BUILD in *asan*) san_pre=$(cc -print-file-name=libasan.so) ;; *) san_pre="" ;; esac
+	LD_PRELOAD=${san_pre:-${LD_PRELOAD:-}} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
 	PYTHONPATH=tools/python L1ARENA_LIB=$BUILD/lib/libl1arena.so \
 	unshare --pid --fork --mount-proc /usr/bin/python3 -c '
 import os, sys, time
