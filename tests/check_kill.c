@@ -63,7 +63,7 @@ struct shared {
 	_Atomic uint64_t reads;
 	_Atomic uint64_t publishes;
 	_Atomic uint64_t refused[2];        /* allocations refused: ENOMEM, ENOSPC */
-	_Atomic uint64_t hook_kills[5];     /* by L1_HOOK_* */
+	_Atomic uint64_t hook_kills[8];     /* by L1_HOOK_* (the engine's too) */
 	_Atomic uint64_t zero_kills;        /* self-killed with its zeroing in flight */
 	_Atomic uint64_t grow_kills;        /* self-killed in an allocation that grew */
 	char err[MAXW][512];
@@ -122,7 +122,7 @@ static void kill_hook(struct l1_arena *a, int where)
 			}
 		}
 	}
-	if (rnd(10000) < w_hook_per_10k) {
+	if (where >= 0 && where < 8 && rnd(10000) < w_hook_per_10k) {
 		atomic_fetch_add(&S->hook_kills[where], 1);
 		raise(SIGKILL);
 	}
