@@ -168,7 +168,9 @@ END_TEST
 static void *open_gate_later(void *arg)
 {
 	(void)arg;
-	usleep(50000);
+	/* long enough that the allocation is waiting by then even in a slow
+	 * (sanitizer) build, well inside allocate's 5 s stall bound */
+	usleep(1000000);
 	__atomic_store_n(&gate, 0, __ATOMIC_RELEASE);
 	return NULL;
 }
