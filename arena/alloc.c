@@ -79,6 +79,9 @@ static int layout_id_of(struct l1_arena *a, const struct l1_layout *l, uint32_t 
  * one is too small for the next, and the batch searches on from the last. */
 static int claim_runs(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts)
 {
+	int p = l1__place_claim(a, nblk, count, starts);      /* large: best fit */
+	if (p != -EAGAIN)
+		return p;
 	struct l1_hdr *h = a->h;
 	uint64_t limit = l1__blocks_usable(h);
 	uint64_t pos = l1__bm_next_zero(a, h->search_hint < limit ? h->search_hint : 0, limit);
@@ -139,6 +142,20 @@ static void write_records(struct l1_arena *a, uint32_t layout_id, uint64_t size,
 	l1__ctr_add(&h->allocs, count);
 }
 
+/* Under the lock, runs claimed with help (zhelp.c): records, then, with
+ * the lock dropped, the dirty bytes of the runs zeroed by this thread. */
+static int helped(struct l1_arena *a, uint32_t layout_id, uint64_t size, uint64_t data_size,
+		  uint32_t count, const uint64_t *starts, struct l1_obj *objs, struct l1_help *hp)
+{
+	if (a->test_hook)
+		a->test_hook(a, L1_HOOK_ALLOC_CLAIMED);
+	write_records(a, layout_id, size, data_size, count, starts, objs);
+	l1__help_commit(a, hp);
+	l1__unlock(a);
+	l1__help_zero(a, hp);
+	return 0;
+}
+
 /* Waits until dirty bytes drop below `seen` (or a short while); 0 if they did. */
 static int wait_dirty_progress(struct l1_arena *a, uint64_t seen)
 {
@@ -192,6 +209,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 	     struct l1_obj *objs)
 {
 	uint64_t size = 0, data_size = 0, local[256], *starts = local;
+	struct l1_help *hp = NULL;
 	int r = alloc_check_args(a, l, count, objs, &size, &data_size);
 	if (r)
 		return r;
@@ -225,7 +243,15 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			l1__turn_wait(&h->mem_queue, &turn, 1000000);
 			continue;
 		}
-		r = !l1__slots_ready(a, count) ? -ENOSPC : claim_runs(a, nblk, count, starts);
+		r = !l1__slots_ready(a, count) ? -ENOSPC : -EAGAIN;
+		if (r == -EAGAIN && atomic_load(&h->dirty_bytes) && a->zero &&
+		    (hp || (hp = malloc(sizeof *hp))) &&
+		    l1__help_prefer(a, nblk, count, starts, hp) == 0) {
+			r = helped(a, layout_id, size, data_size, count, starts, objs, hp);
+			break;
+		}
+		if (r == -EAGAIN)
+			r = claim_runs(a, nblk, count, starts);
 		if (r == 0) {
 			if (a->test_hook)
 				a->test_hook(a, L1_HOOK_ALLOC_CLAIMED);
@@ -251,6 +277,16 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			}
 			tried_grow = 1;
 			continue;
+		}
+		/* no clean run: zero, in this thread, the dirty bytes of the
+		 * run it takes rather than wait for the engine's queue */
+		if (r == -ENOMEM && atomic_load(&h->dirty_bytes) && hp &&
+		    (tried_grow || l1__blocks_usable(h) >= h->nblocks)) {
+			if (l1__help_claim(a, nblk, count, starts, hp) == 0) {
+				r = helped(a, layout_id, size, data_size, count, starts, objs, hp);
+				break;
+			}
+			l1__help_commit(a, hp);         /* what it gave back */
 		}
 		/* what was dirty when the claim failed: if any of it is released by
 		 * the time we look again, that is progress worth a retry */
@@ -318,6 +354,7 @@ out:
 	l1__turn_done(&h->mem_queue, &turn);
 	if (starts != local)
 		free(starts);
+	free(hp);
 	return r;
 }
 
@@ -377,8 +414,8 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 		     uint32_t count)
 {
 	uint32_t local[256], *slots = local;
-	struct l1_zero_extent q[L1_ZQ_MAX];
-	uint32_t nq = 0;
+	struct l1_zero_extent q[L1_ZQ_MAX], iq[L1_ZQ_MAX];
+	uint32_t nq = 0, niq = 0;
 	int r = l1__writable(a, "free");
 	if (r)
 		return r;
@@ -404,8 +441,10 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 		}
 	}
 	l1__ctr_add(&a->h->frees, count);
+	l1__zero_inline_pick(a, q, &nq, iq, &niq);
 	l1__zero_queue(a, q, nq);
 	l1__unlock(a);
+	l1__zero_inline_finish(a, iq, niq);
 out:
 	if (slots != local)
 		free(slots);
@@ -670,8 +709,8 @@ int l1_hold_key(struct l1_arena *a, const char *key, struct l1_obj *out)
 
 int l1_release(struct l1_arena *a, uint64_t id)
 {
-	uint32_t slot, nq = 0;
-	struct l1_zero_extent q[L1_ZQ_MAX];
+	uint32_t slot, nq = 0, niq = 0;
+	struct l1_zero_extent q[L1_ZQ_MAX], iq[L1_ZQ_MAX];
 	int r = l1__handle_check(a);
 	if (r)
 		return r;
@@ -688,9 +727,11 @@ int l1_release(struct l1_arena *a, uint64_t id)
 	struct l1_rec *rec = &a->recs[slot];
 	if (rec->holds == 0 && atomic_load(&rec->state) == L1_STATE_DOOMED)
 		l1__rec_retire(a, slot, q, &nq);
+	l1__zero_inline_pick(a, q, &nq, iq, &niq);
 	l1__zero_queue(a, q, nq);
 out:
 	l1__unlock(a);
+	l1__zero_inline_finish(a, iq, niq);
 	return r;
 }
 

@@ -79,6 +79,12 @@ static uint64_t next_one(const struct l1_arena *a, uint64_t pos, uint64_t limit)
 	return r < limit ? r : limit;
 }
 
+/* End of the free run that starts at b (place.c, zhelp.c). */
+uint64_t l1__bm_run_end(const struct l1_arena *a, uint64_t b, uint64_t hi)
+{
+	return next_one(a, b, hi);
+}
+
 int64_t l1__bm_find(struct l1_arena *a, uint64_t n, uint64_t from, uint64_t limit)
 {
 	uint64_t step = a->h->grow_step / a->h->block_size;

@@ -155,7 +155,11 @@ struct l1_hdr {
 	_Atomic uint64_t lock_timeouts;     /* lock waits that gave up (lock.c) */
 	struct l1_queue lock_queue;     /* waiters who waited long for the lock (turn.c) */
 	struct l1_queue mem_queue;      /* ... for room to allocate */
-	uint64_t reserved_atomic2[2];   /* to 768 */
+	/* zhelp.c: when an allocation last found only dirty memory
+	 * (CLOCK_MONOTONIC ns; a torn or stale value only shifts for a while
+	 * which thread zeroes a freed extent) */
+	_Atomic uint64_t zero_pressure_ns;
+	uint64_t reserved_atomic2[1];   /* to 768 */
 	char grow_reason[L1_REASON_MAX];   /* under the lock */
 	uint8_t reserved_tail[L1_HDR_SIZE - 768 - L1_REASON_MAX];
 };
@@ -169,6 +173,7 @@ static_assert(offsetof(struct l1_hdr, lock_pid) == 456, "lock holder offset");
 static_assert(offsetof(struct l1_hdr, grow_failures) == 704, "growth counters offset");
 static_assert(offsetof(struct l1_hdr, lock_queue) == 728, "queues offset");
 static_assert(sizeof(struct l1_queue) == 12, "queue size");
+static_assert(offsetof(struct l1_hdr, zero_pressure_ns) == 752, "zero pressure offset");
 static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its slot");
 
 /* Record flags */
@@ -261,10 +266,12 @@ enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1, L1_CLIENT_ANON = 2 };
  * (gen never 0, so no tag is 0).  gen wraps after 2 million uses of one
  * slot; gc drops a dead client's holds and objects long before (a stale tag
  * taken for alive would keep memory, never free it early).  The top bit is
- * no part of a tag: in a zeroer_client it says that the zeroer's engine has
- * begun writing the extent (L1_ZEROER_WRITING), which its engine sets with a
- * compare-and-swap before the first write and gc's takeover refuses while
- * that zeroer lives: a write it issued may land at any time, even after a
+ * no part of a tag: in a zeroer_client it says that the zeroer has begun
+ * writing the extent (L1_ZEROER_WRITING), which its engine, or one of its
+ * threads that zeroes the extent itself (zhelp.c), sets with a
+ * compare-and-swap before the first write (the one claim: whoever sets it
+ * alone writes and releases) and gc's takeover refuses while that zeroer
+ * lives: a write it issued may land at any time, even after a
  * stop, and must never land in bytes handed out again. */
 #define L1_CLIENT_BITS 10u
 #define L1_CLIENT_GEN_MAX ((1u << (31 - L1_CLIENT_BITS)) - 1)

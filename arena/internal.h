@@ -79,6 +79,12 @@ struct l1_arena {
 	_Alignas(64) _Atomic uint64_t fin_head;  /* under the pool lock only */
 	_Atomic uint64_t lock_seq;      /* pool locks taken by this process */
 
+	/* zhelp.c: what the threads that allocate and free zeroed themselves */
+	_Atomic uint64_t help_bytes;    /* by allocating threads */
+	_Atomic uint64_t inline_bytes;  /* by freeing threads */
+	uint64_t zinline_max;           /* under the pool lock */
+	uint64_t zinline_checked;
+
 	/* tests only (l1arena_test.h): called at named points inside the lock */
 	void (*test_hook)(struct l1_arena *a, int where);
 };
@@ -183,6 +189,13 @@ int l1__bm_test_any(const struct l1_arena *a, uint64_t start, uint64_t n);
 uint64_t l1__bm_largest_free(const struct l1_arena *a, uint64_t limit);
 void l1__bm_rebuild_summary(struct l1_arena *a);
 
+/* place.c: best fit for large batches; -EAGAIN: use first fit. */
+int l1__place_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts);
+int64_t l1__place_best(struct l1_arena *a, uint64_t n, uint64_t *run_len);
+int l1__place_large(struct l1_arena *a, uint64_t nblk, uint32_t count);
+uint64_t l1__bm_run_end(const struct l1_arena *a, uint64_t b, uint64_t hi);
+uint64_t l1__bm_run_start(const struct l1_arena *a, uint64_t b, uint64_t lo);
+
 /* layout.c */
 int l1__layout_intern(struct l1_arena *a, const struct l1_layout *l, uint32_t *id,
 		      uint32_t *gen);
@@ -224,7 +237,7 @@ void l1__fin_release_now(struct l1_arena *a);   /* takes the lock if needed */
 void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t n);
 void l1__zero_push(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
 		   struct l1_zero_extent x);
-int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *e);
+int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *e, int first);
 /* Under the lock, gc's takeover: the zeroer field goes from seen to me only
  * if nobody changed it meanwhile (its engine may be claiming it). */
 int l1__zeroer_seize(uint32_t *zeroer, uint32_t seen, uint32_t me);
@@ -241,6 +254,26 @@ uint64_t l1__dirty_release(struct l1_arena *a, uint32_t slot, uint32_t gen);
 void l1__dirty_rebuild(struct l1_arena *a);
 void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_dirty_ent *),
 			void *ctx, struct l1_zero_extent *q, uint32_t *nq, uint64_t *taken);
+
+/* zhelp.c: zeroing by allocating and freeing threads (see zhelp.c). */
+#define L1_HELP_MAX 128                 /* dirty pieces one allocation clears */
+struct l1_help_piece {
+	uint64_t off, len;
+};
+struct l1_help {
+	uint32_t np, nrq;
+	struct l1_help_piece p[L1_HELP_MAX];
+	struct l1_zero_extent rq[L1_HELP_MAX * 2];
+};
+int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
+		   struct l1_help *hp);
+int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
+		    struct l1_help *hp);
+void l1__help_commit(struct l1_arena *a, struct l1_help *hp);
+void l1__help_zero(struct l1_arena *a, struct l1_help *hp);
+void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+			  struct l1_zero_extent *iq, uint32_t *niq);
+void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n);
 
 /* gc.c */
 void l1__requeue_orphans(struct l1_arena *a);

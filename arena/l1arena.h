@@ -332,6 +332,17 @@ struct l1_usage {
  * grow_reason names the lock's holder instead). */
 int l1_arena_usage(struct l1_arena *a, struct l1_usage *u);
 
+/* Bytes this process zeroed, by who did it: threads that allocated (an
+ * allocation that found no clean run zeroed the dirty bytes it took),
+ * threads that freed (small extents), and the background engine. */
+struct l1_zero_split {
+	uint64_t by_allocate;
+	uint64_t by_free;
+	uint64_t by_engine;
+	uint64_t engine_skipped;        /* queued, then taken by an allocation */
+};
+int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out);
+
 /* Every call that needs the pool lock waits for it at most this long
  * ($L1ARENA_LOCK_TIMEOUT_MS overrides it, 1 to 3600000); past it the call
  * fails with -ETIMEDOUT and l1_last_error() names the holder: pid, thread

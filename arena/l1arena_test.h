@@ -16,6 +16,9 @@
 #define L1_HOOK_PUBLISH 4               /* key linked, state not yet set */
 #define L1_HOOK_ZERO_ISSUE 5            /* engine thread, lock NOT held: about to
 					 * write an extent */
+#define L1_HOOK_ZERO_CLAIMED 6          /* engine thread, lock NOT held: claimed an
+					 * extent (nobody else zeroes it), not yet
+					 * written */
 
 void l1_test_set_hook(struct l1_arena *a, void (*hook)(struct l1_arena *a, int where));
 /* This handle's frees use the dirty-extent table only while fewer than n of

@@ -61,12 +61,15 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
 /* Engine thread, before it writes an extent (and before each rewrite after
  * a short read): does the cookie still name an extent this client zeroes?
  * Not once another engine took it over (a new generation) or it was
- * released.  A yes claims the extent: L1_ZEROER_WRITING is set (compare-
- * and-swap against gc's takeover, which swaps the zeroer first), and from
- * then on no other engine takes it over while this client lives, since a
- * write issued now may land after a stop of any length.  Without the pool
- * lock: the fields are written with atomic operations under it.  Also the
- * engine's sign of life for the lease. */
+ * released.  The first yes claims the extent: L1_ZEROER_WRITING is set
+ * with a compare-and-swap from the bare tag, the same claim an allocating
+ * or freeing thread makes when it zeroes the extent itself (zhelp.c), and
+ * gc's takeover swaps the zeroer first; so of engine, helper and takeover
+ * exactly one wins, and only the winner writes and releases.  From then on
+ * no other engine takes it over while this client lives, since a write
+ * issued now may land after a stop of any length; later calls only confirm
+ * the claim.  Without the pool lock: the fields are written with atomic
+ * operations under it.  Also the engine's sign of life for the lease. */
 /* The generation and zeroer fields of the extent a cookie names; 0 if the
  * cookie points nowhere. */
 static int zeroer_fields(struct l1_arena *a, const struct l1_zero_extent *x, uint32_t **gen,
@@ -87,7 +90,7 @@ static int zeroer_fields(struct l1_arena *a, const struct l1_zero_extent *x, uin
 	return 1;
 }
 
-int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
+int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x, int first)
 {
 	struct l1_arena *a = ctx;
 	uint32_t me = l1__client_tag(a), *gen, *who;
@@ -99,11 +102,17 @@ int l1__zero_still_mine(void *ctx, const struct l1_zero_extent *x)
 	uint32_t w = me;
 	if (!me || __atomic_load_n(gen, __ATOMIC_ACQUIRE) != x->gen)
 		return 0;
+	if (!first)     /* only this engine sets the bit with this tag before it writes */
+		return __atomic_load_n(who, __ATOMIC_ACQUIRE) == (me | L1_ZEROER_WRITING) &&
+		       __atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen;
 	if (!__atomic_compare_exchange_n(who, &w, me | L1_ZEROER_WRITING, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE) && w != (me | L1_ZEROER_WRITING))
-		return 0;
-	if (__atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen)
+					 __ATOMIC_ACQUIRE))
+		return 0;       /* a thread of this process zeroes it, or gc took it */
+	if (__atomic_load_n(gen, __ATOMIC_ACQUIRE) == x->gen) {
+		if (a->test_hook)
+			a->test_hook(a, L1_HOOK_ZERO_CLAIMED);
 		return 1;
+	}
 	/* released and reused (by this client) between the two looks: not
 	 * the extent of the cookie; the claim goes back */
 	w = me | L1_ZEROER_WRITING;
@@ -239,26 +248,31 @@ void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 	uint32_t me = l1__client_tag(a), *gen, *who;
 	uint64_t tail = atomic_load_explicit(&a->fin_tail, memory_order_relaxed);
 	l1__client_beat(a);
-	for (uint32_t i = 0; i < n && me; i++) {
+	int stuck = 0;
+	/* each claim goes right before its extent is published for release, so
+	 * that a thread of this process (zhelp.c) rarely finds an extent
+	 * finished but not yet on the ring (it would zero it again, harmlessly);
+	 * all passed here were claimed by this engine (given-up jobs never
+	 * are), so nobody else can have changed them meanwhile */
+	for (uint32_t i = 0; i < n; i++) {
 		uint32_t w = me | L1_ZEROER_WRITING;
-		if (zeroer_fields(a, &e[i], &gen, &who) &&
+		if (me && zeroer_fields(a, &e[i], &gen, &who) &&
 		    __atomic_load_n(gen, __ATOMIC_ACQUIRE) == e[i].gen)
 			__atomic_compare_exchange_n(who, &w, me, 0, __ATOMIC_RELEASE,
 						    __ATOMIC_RELAXED);
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
-		    L1_FIN_CAP) {
+		if (!stuck && tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
+				      L1_FIN_CAP) {
 			atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
 			l1__fin_release_now(a);
-			if (tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
-			    L1_FIN_CAP)
-				break;  /* lock unusable: left DIRTY for gc/repair */
+			stuck = tail - atomic_load_explicit(&a->fin_head, memory_order_acquire) ==
+				L1_FIN_CAP;     /* lock unusable: left DIRTY for gc/repair */
 		}
+		if (stuck)
+			continue;
 		a->fin[tail % L1_FIN_CAP] = (struct l1_fin_ent){ e[i].slot, e[i].gen };
 		tail++;
+		atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
 	}
-	atomic_store_explicit(&a->fin_tail, tail, memory_order_release);
 	/* busy engine, quiet owner: release every few milliseconds */
 	uint64_t now = l1__mono_ns();
 	if (now - a->fin_check_ns >= L1_FIN_BUSY_NS) {

@@ -164,7 +164,7 @@ static void *engine_main(void *arg)
 			memset_sleep(z, nap);
 		else
 			memset_step(z);
-		if (z->nbatch || z->new_zeroed)
+		if (z->nbatch || z->new_zeroed || z->new_lost)
 			report(z);
 	}
 	l1__zero_uring_teardown(z);
@@ -441,6 +441,7 @@ void l1_zero_get_stats(const struct l1_zero *z, struct l1_zero_stats *s)
 	s->zeroed_bytes = m->zeroed_bytes;
 	s->pending_bytes = m->submitted_bytes - m->reported_bytes;
 	s->short_reads = m->short_reads;
+	s->skipped_bytes = m->skipped_bytes;
 	s->busy_ns = m->busy_ns + (m->busy ? now_ns() - m->busy_since : 0);
 	pthread_mutex_unlock(&m->lock);
 	if (z->have_cpu_clock && clock_gettime(z->cpu_clock, &ts) == 0)

@@ -1,7 +1,9 @@
 /*
  * zero.h - the zeroing engine (internal): clears freed extents in the
  * background so that no tenant reads another's KV data, without making the
- * caller of free do the clearing.  One engine per attached process.  The
+ * caller of free do the clearing (zhelp.c decides when a free or an
+ * allocation clears an extent itself; still_mine() tells the engine, with
+ * the same claim).  One engine per attached process.  The
  * engine knows nothing of the pool format: it is handed extents (a slot and
  * generation as a cookie, a pointer and a length), clears them with io_uring
  * reads from /dev/zero (IOSQE_ASYNC, bounded io-wq workers, short reads
@@ -34,9 +36,12 @@ typedef void (*l1_zero_done_fn)(void *ctx, const struct l1_zero_extent *done,
 typedef int (*l1_zero_idle_fn)(void *ctx);
 /* Called from the engine's thread before it writes an extent (each piece,
  * and again before a piece that came back short goes again): 0 means the
- * extent is no longer this engine's (another took it over), and it is then
- * passed to done() without being written any more. */
-typedef int (*l1_zero_mine_fn)(void *ctx, const struct l1_zero_extent *e);
+ * extent is no longer this engine's (another engine took it over, or an
+ * allocating thread took it to zero itself, zhelp.c): it is not written any
+ * more and never passed to done().  first: this is the call
+ * before the extent's first byte, the one that claims it (it must fail if
+ * anyone else claimed it); later calls only confirm that claim. */
+typedef int (*l1_zero_mine_fn)(void *ctx, const struct l1_zero_extent *e, int first);
 
 struct l1_zero_opts {
 	int32_t method;                 /* enum l1_zero_method (l1arena.h) */
@@ -54,6 +59,7 @@ struct l1_zero_stats {
 	uint64_t pending_bytes;         /* submitted, not yet done */
 	uint64_t busy_ns;               /* wall time with work in flight */
 	uint64_t short_reads;           /* resubmissions after short reads */
+	uint64_t skipped_bytes;         /* extents refused at the first claim, unwritten */
 	uint64_t engine_cpu_ns;         /* CPU time of the engine thread */
 };
 

@@ -45,6 +45,7 @@ struct zjob {
 	uint64_t issued;                /* bytes handed to a read or memset */
 	uint64_t completed;             /* bytes known to be zero, or given up */
 	int lost;                       /* still_mine said no: never written again */
+	int claimed;                    /* still_mine said yes once */
 };
 
 /* A read in flight.  It may span several jobs whose extents lie back to
@@ -91,6 +92,7 @@ struct l1_zero {
 	uint64_t zeroed_bytes;
 	uint64_t reported_bytes;
 	uint64_t short_reads;
+	uint64_t skipped_bytes;
 	uint64_t busy_ns;
 	uint64_t busy_since;
 	int busy;
@@ -116,6 +118,8 @@ struct l1_zero {
 	uint64_t batch_bytes;
 	uint64_t new_zeroed;            /* counted here, published under lock */
 	uint64_t new_short;
+	uint64_t new_skipped;           /* bytes of jobs refused at their first claim */
+	uint64_t new_lost;              /* jobs given up since the last report */
 	uint64_t last_busy_ns;          /* last loop that had work */
 	int idle_pending;               /* idle() asked to be called again */
 	uint32_t workers_now;           /* io-wq bound in force */
@@ -181,8 +185,11 @@ static inline void job_finish_bytes(struct l1_zero *z, uint64_t seq, uint64_t n)
 	struct zjob *j = job_at(z, seq);
 
 	j->completed += n;
-	z->new_zeroed += n;
-	if (j->completed == j->e.len) {
+	if (!j->lost)
+		z->new_zeroed += n;
+	if (j->completed == j->e.len && j->lost) {
+		z->new_lost++;          /* never passed to done() */
+	} else if (j->completed == j->e.len) {
 		z->batch[z->nbatch++] = j->e;
 		z->batch_bytes += j->e.len;
 	}
@@ -199,6 +206,7 @@ static inline void intake_locked(struct l1_zero *z)
 		j->issued = 0;
 		j->completed = 0;
 		j->lost = 0;
+		j->claimed = 0;
 		z->qhead = (z->qhead + 1) % z->qcap;
 		z->qlen--;
 		z->queued_bytes -= j->e.len;
@@ -210,13 +218,21 @@ static inline void intake_locked(struct l1_zero *z)
 /* May the engine still write this job's extent?  Once not, never again. */
 static inline int job_mine(struct l1_zero *z, struct zjob *j)
 {
-	if (!j->lost && z->still_mine && !z->still_mine(z->ctx, &j->e))
-		j->lost = 1;
-	return !j->lost;
+	if (j->lost || !z->still_mine)
+		return !j->lost;
+	if (z->still_mine(z->ctx, &j->e, !j->claimed)) {
+		j->claimed = 1;
+		return 1;
+	}
+	if (!j->claimed)
+		z->new_skipped += j->e.len;     /* someone else zeroes it all */
+	j->lost = 1;
+	return 0;
 }
 
-/* A job taken over by another engine: what is not issued yet is given up
- * (passed to done() unwritten; its cookie no longer releases anything). */
+/* A job taken over by another engine, or by a thread that zeroes it itself
+ * (zhelp.c): what is not issued yet is given up, and the job is never
+ * passed to done() (its claim is not this engine's to let go of). */
 static inline void job_give_up(struct l1_zero *z, uint64_t seq)
 {
 	struct zjob *j = job_at(z, seq);
@@ -261,8 +277,11 @@ static inline void report(struct l1_zero *z)
 	z->reported_bytes += bytes;
 	z->zeroed_bytes += z->new_zeroed;
 	z->short_reads += z->new_short;
+	z->skipped_bytes += z->new_skipped;
 	z->new_zeroed = 0;
 	z->new_short = 0;
+	z->new_skipped = 0;
+	z->new_lost = 0;
 	if (z->done_seq != z->head_seq - 1) {
 		z->done_seq = z->head_seq - 1;
 		pthread_cond_broadcast(&z->cv);

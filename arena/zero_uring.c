@@ -359,7 +359,7 @@ void l1__zero_uring_step(struct l1_zero *z, int nap)
 
 	uring_set_workers(z);
 	uring_issue(z);
-	if (z->nbatch)
+	if (z->nbatch || z->new_lost)  /* something to report now */
 		r = io_uring_submit(&z->ring);
 	else if (nap)
 		r = io_uring_submit_and_wait_timeout(&z->ring, &cqe, 1, &ts, NULL);

@@ -50,6 +50,7 @@ int bench_zero(const struct bench_ctx *c) __attribute__((weak));
 int bench_h2d(const struct bench_ctx *c) __attribute__((weak));
 int bench_view(const struct bench_ctx *c) __attribute__((weak));
 int bench_kv(const struct bench_ctx *c) __attribute__((weak));
+int bench_sustain(const struct bench_ctx *c) __attribute__((weak));
 int bench_xfer(const struct bench_ctx *c) __attribute__((weak));
 int bench_contend(const struct bench_ctx *c) __attribute__((weak));
 

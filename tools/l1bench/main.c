@@ -191,7 +191,7 @@ static void machine_header(const struct bench_ctx *c)
 
 static const char *const scenario_names[] = {
 	"alloc", "alloc-mp", "meta", "zero", "view", "kv", "h2d", "xfer",
-	"contend",
+	"contend", "sustain",
 };
 #define NSCENARIOS (sizeof scenario_names / sizeof scenario_names[0])
 
@@ -200,7 +200,7 @@ static bench_fn lookup(const char *name, int *known)
 {
 	bench_fn fns[NSCENARIOS] = {
 		bench_alloc, bench_alloc_mp, bench_meta, bench_zero, bench_view, bench_kv,
-		bench_h2d, bench_xfer, bench_contend,
+		bench_h2d, bench_xfer, bench_contend, bench_sustain,
 	};
 	for (unsigned i = 0; i < NSCENARIOS; i++)
 		if (!strcmp(name, scenario_names[i])) {
@@ -215,7 +215,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: l1bench [--json] [--quick] [--dir DIR] [--allow-shm] [--iters N] "
 		"[--mount VIEW] [SCENARIO...]\n"
-		"scenarios: alloc alloc-mp meta zero view kv h2d xfer contend (default: all)\n"
+		"scenarios: alloc alloc-mp meta zero view kv h2d xfer contend sustain (default: all)\n"
 		"Each figure is printed beside its baseline measured in the same run.\n"
 		"Pools go to --dir (default /dev/hugepages if hugetlbfs is mounted there, "
 		"else /dev/shm).\n");

@@ -444,6 +444,7 @@ _PROTOS = {
     "l1_get_memory_usage": (None, [P, P, P]),
     "l1_arena_usage": (c_int, [P, P]),
     "l1_arena_health": (c_int, [P, P]),
+    "l1_arena_zero_split": (c_int, [P, P]),
     "l1_get_vm_space": (c_int, [P, P]),
     "l1_arena_pinned_ranges": (c_int, [P, P, u32]),
     "l1_arena_clients": (c_int, [P, P, u32]),

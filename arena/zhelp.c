@@ -1,0 +1,401 @@
+/*
+ * zhelp.c - zeroing by the threads that allocate and free, beside the
+ * engine (zero.c), so that no allocation waits behind the engine's queue.
+ *
+ * Help at allocate: when no clean run is long enough, allocate looks for a
+ * dirty-extent entry of this process's engine which, with the free blocks
+ * on either side of it, holds the run it needs; it takes the entry under
+ * the pool lock, keeps its blocks for the new object, hands the rest of
+ * the entry back to the table as new entries (queued to the engine), and
+ * after the lock is dropped clears exactly the dirty bytes of its object
+ * with memset.  A process that dies in between leaves an ALLOCATED object
+ * of a dead owner, which gc zeroes like any other.
+ *
+ * Who zeroes an entry is decided by its zeroer_client word in the pool
+ * (format.h), with one claim for everyone: before the first byte, the
+ * engine (release.c, l1__zero_still_mine), an allocating thread (help_one)
+ * and a freeing thread (l1__zero_inline_pick) each swap the bare client tag
+ * for tag | L1_ZEROER_WRITING; gc's takeover swaps the bare tag for its own
+ * (and leaves a claimed extent of a live client alone).  So exactly one of
+ * them wins, writes and releases: an engine whose claim fails gives its job
+ * up unwritten, and the entry's gen (the cookie) makes a late release of an
+ * older use a no-op.  A helper takes only entries of this client that
+ * nobody claimed yet (mine()).
+ *
+ * Zeroing at free: a freed extent no larger than zinline_max, or any while
+ * allocations find only dirty memory (one did in the last second, in any
+ * process) and the engine's backlog (the pool's dirty bytes) is over
+ * L1_ZBACKLOG: a burst of frees the engine absorbs costs the freer nothing,
+ * a free rate it cannot follow is paid by the freers, not by allocations (on the
+ * kv trace 4 MiB gave allocate p99 33 us and p999 0.6 ms, 16 MiB 31 us and
+ * 2.7 ms, 64 MiB 0.3 ms and 4 ms, 0 (no engine) a third fewer allocations/s),
+ * is cleared by the freeing thread: picked under the lock (it stays in the
+ * table, bits taken, never queued), cleared with memset after the lock is
+ * dropped, released when the lock is taken again (claimed all along, so gc
+ * never takes it over from a freer that stops meanwhile; if the lock cannot
+ * be had then, the claim goes and the engine zeroes it once more and
+ * releases it).  One io_uring read costs
+ * more than memset of a few pages, on one CPU the engine only competes with
+ * the application, and a backlog the engine cannot clear would make
+ * allocations zero instead: so frees pay for what they free beyond what
+ * the engine keeps up with.  zinline_max is L1_ZINLINE_SMALL, or
+ * L1_ZINLINE_ONECPU while this process may run on one CPU only (looked at
+ * every 100 ms).  L1ARENA_ZINLINE=bytes and L1ARENA_ZBACKLOG=bytes override.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define L1_ZINLINE_SMALL (64ull << 10)
+#define L1_ZINLINE_ONECPU (4ull << 20)
+#define L1_ZINLINE_RECHECK_NS 100000000ull
+#define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
+#define L1_ZPRESSURE_NS 10000000000ull   /* an allocation found only dirty memory */
+/* The pool-wide time (CLOCK_MONOTONIC ns) an allocation last found only dirty
+ * memory (read and written with atomics, no lock; a stale value only shifts
+ * who zeroes for a while). */
+#define ZPRESSURE(a) (&(a)->h->zero_pressure_ns)
+
+static void pressure_note(struct l1_arena *a)
+{
+	atomic_store_explicit(ZPRESSURE(a), l1__mono_ns(), memory_order_relaxed);
+}
+
+static int under_pressure(struct l1_arena *a)
+{
+	uint64_t t = atomic_load_explicit(ZPRESSURE(a), memory_order_relaxed);
+	return t && l1__mono_ns() - t < L1_ZPRESSURE_NS;
+}
+#define HELP_TRIES 4
+
+/* An entry this client zeroes and nobody has claimed yet. */
+static int mine(const struct l1_arena *a, const struct l1_dirty_ent *e)
+{
+	uint32_t me = l1__client_tag(a);
+	return me && __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) == me;
+}
+
+/* The claim before the first byte (the same the engine makes): 1 if this
+ * thread now zeroes the entry and nobody else may. */
+static int claim(struct l1_arena *a, struct l1_dirty_ent *e)
+{
+	uint32_t me = l1__client_tag(a);
+	return me && __atomic_compare_exchange_n(&e->zeroer_client, &me, me | L1_ZEROER_WRITING,
+						 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+/* The claim goes (the bytes are zero; the next owner may be anyone). */
+static void unclaim(struct l1_arena *a, struct l1_dirty_ent *e)
+{
+	uint32_t me = l1__client_tag(a), w = me | L1_ZEROER_WRITING;
+	__atomic_compare_exchange_n(&e->zeroer_client, &w, me, 0, __ATOMIC_RELEASE,
+				    __ATOMIC_RELAXED);
+}
+
+static uint64_t overlap(uint64_t s, uint64_t n, uint64_t b, uint64_t k)
+{
+	uint64_t lo = s > b ? s : b, hi = s + n < b + k ? s + n : b + k;
+	return hi > lo ? hi - lo : 0;
+}
+
+/* The entry (and where in its run) that gives n blocks with the fewest
+ * dirty ones, best fit among equals (fit_first: the smallest run, then the
+ * fewest dirty blocks; its length in *run); -1 if none. */
+static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t *start,
+			 uint64_t *run)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t step = h->grow_step / h->block_size;
+	uint64_t limit = l1__blocks_usable(h);
+	uint64_t best_dirty = UINT64_MAX, best_run = UINT64_MAX;
+	int64_t best = -1;
+	/* entries in use cluster at low indices (the free stack hands out the
+	 * lowest first): stop after the last one */
+	uint64_t left = atomic_load(&h->dirty_extents);
+	for (uint64_t i = 0; i < h->max_dirty && left; i++) {
+		struct l1_dirty_ent *e = &a->dirty[i];
+		uint64_t b, k;
+		if (e->offset)
+			left--;
+		if (!e->offset || !mine(a, e) || !l1__extent_ok(a, e->offset, e->size))
+			continue;
+		l1__extent_blocks(a, e->offset, e->size, &b, &k);
+		uint64_t s0 = b / step * step, s1 = s0 + step < limit ? s0 + step : limit;
+		uint64_t lo = l1__bm_run_start(a, b, s0), hi = l1__bm_run_end(a, b + k, s1);
+		if (hi - lo < n)
+			continue;
+		uint64_t dl = overlap(lo, n, b, k), dr = overlap(hi - n, n, b, k);
+		uint64_t s = dl <= dr ? lo : hi - n, d = dl <= dr ? dl : dr;
+		int better = fit_first ? hi - lo < best_run || (hi - lo == best_run && d < best_dirty)
+				       : d < best_dirty || (d == best_dirty && hi - lo < best_run);
+		if (better) {
+			best = (int64_t)i;
+			best_dirty = d;
+			best_run = hi - lo;
+			*start = s;
+		}
+	}
+	*run = best_run;
+	return best;
+}
+
+/* Entries the table can still take (the caller's own entry comes back). */
+static int table_room(struct l1_arena *a, uint32_t need)
+{
+	struct l1_hdr *h = a->h;
+	if (a->dirty_limit && atomic_load(&h->dirty_extents) + need > a->dirty_limit + 1)
+		return 0;
+	return h->dirty_top + 1 >= need;
+}
+
+/* Back to the table (bits set, queued at the end of the allocation). */
+static int help_requeue(struct l1_arena *a, struct l1_help *hp, uint64_t b, uint64_t n)
+{
+	struct l1_zero_extent x;
+	uint64_t bs = a->h->block_size, off = a->h->data_off + b * bs;
+	l1__bm_set(a, b, n);
+	if (l1__dirty_add(a, off, n * bs, &x) < 0)
+		return -1;
+	hp->rq[hp->nrq++] = x;
+	return 0;
+}
+
+/* Claims n blocks that take one dirty entry (and free blocks beside it):
+ * the start, or -1.  The entry's dirty part in the run goes to hp->p. */
+static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint64_t max_run)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t s = 0, b, k, run;
+	if (hp->np == L1_HELP_MAX || hp->nrq + 2 > L1_HELP_MAX * 2)
+		return -1;
+	for (int t = 0; t < HELP_TRIES; t++) {
+		l1__fin_release(a);     /* what the engine finished: not for helpers */
+		int64_t i = help_pick(a, n, max_run != UINT64_MAX, &s, &run);
+		if (i < 0 || run >= max_run)
+			return -1;
+		struct l1_dirty_ent *e = &a->dirty[i];
+		l1__extent_blocks(a, e->offset, e->size, &b, &k);
+		uint32_t rem = (s > b) + (s + n < b + k);
+		if (!table_room(a, rem))
+			return -1;
+		uint32_t gen = e->gen;
+		if (!claim(a, e))
+			continue;       /* the engine started on it just now */
+		/* finished by the engine meanwhile (its claim gone, on the
+		 * ring): released now, clean, not zeroed twice */
+		l1__fin_release(a);
+		if (!l1__dirty_of(a, (uint32_t)i | L1_ZX_TABLE, gen))
+			continue;
+		l1__dirty_release(a, (uint32_t)i | L1_ZX_TABLE, e->gen);
+		l1__bm_set(a, s, n);
+		if ((s > b && help_requeue(a, hp, b, s - b) < 0) ||
+		    (s + n < b + k && help_requeue(a, hp, s + n, b + k - s - n) < 0))
+			return -1;      /* cannot happen: table_room said so */
+		uint64_t lo = s > b ? s : b, hi = s + n < b + k ? s + n : b + k;
+		hp->p[hp->np++] = (struct l1_help_piece){ h->data_off + lo * h->block_size,
+							  (hi - lo) * h->block_size };
+		return (int64_t)s;
+	}
+	return -1;
+}
+
+/* Undoes a failed batch: runs free again, dirty pieces back to the table
+ * (or zeroed here, under the lock, if the table is full). */
+static void help_undo(struct l1_arena *a, struct l1_help *hp, uint64_t nblk, uint32_t n,
+		      const uint64_t *starts)
+{
+	struct l1_hdr *h = a->h;
+	for (uint32_t i = 0; i < n; i++)
+		l1__bm_clear(a, starts[i], nblk);
+	for (uint32_t i = 0; i < hp->np; i++) {
+		uint64_t b = (hp->p[i].off - h->data_off) / h->block_size;
+		uint64_t k = hp->p[i].len / h->block_size;
+		if (help_requeue(a, hp, b, k) < 0) {
+			memset(a->base + hp->p[i].off, 0, hp->p[i].len);
+			l1__bm_clear(a, b, k);
+		}
+	}
+	hp->np = 0;
+}
+
+int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
+		   struct l1_help *hp)
+{
+	struct l1_hdr *h = a->h;
+	uint64_t step = h->grow_step / h->block_size;
+	uint64_t limit = l1__blocks_usable(h);
+	hp->np = hp->nrq = 0;
+	pressure_note(a);
+	if (!a->dirty || !a->zero)
+		return -ENOMEM;
+	/* the batch in one run, as a clean claim would lay it out */
+	if (count > 1 && nblk * count <= step) {
+		int64_t s = help_one(a, nblk * count, hp, UINT64_MAX);
+		if (s >= 0) {
+			for (uint32_t i = 0; i < count; i++)
+				starts[i] = (uint64_t)s + i * nblk;
+			return 0;
+		}
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		int64_t s = l1__bm_find(a, nblk, 0, limit);
+		if (s >= 0)
+			l1__bm_set(a, (uint64_t)s, nblk);
+		else
+			s = help_one(a, nblk, hp, UINT64_MAX);
+		if (s < 0) {
+			help_undo(a, hp, nblk, i, starts);
+			return -ENOMEM;
+		}
+		starts[i] = (uint64_t)s;
+	}
+	return 0;
+}
+
+/* Before a clean claim of a large batch, while the engine is behind: if the
+ * best clean run would leave a rest too small for another such batch and a
+ * dirty entry with the free blocks beside it is a tighter fit, take that
+ * (and zero its bytes) rather than split the run: placement then is what it would be with no zeroing at all,
+ * and the pool does not fragment around extents waiting in the queue.
+ * 0 (placed), or -EAGAIN (claim clean as usual). */
+int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
+		    struct l1_help *hp)
+{
+	uint64_t clean_run = UINT64_MAX;
+	hp->np = hp->nrq = 0;
+	if (!a->dirty || !a->zero || !atomic_load(&a->h->dirty_bytes) ||
+	    !l1__place_large(a, nblk, count))
+		return -EAGAIN;
+	/* a clean run that fits exactly, or leaves a rest as large as the batch
+	 * (taking its front splits nothing another batch like it needs) */
+	if (l1__place_best(a, nblk * count, &clean_run) >= 0 &&
+	    (clean_run == nblk * count || clean_run >= 2 * nblk * count))
+		return -EAGAIN;
+	int64_t s = help_one(a, nblk * count, hp, clean_run);
+	if (s < 0)
+		return -EAGAIN;
+	pressure_note(a);       /* the tight runs are dirty: frees, keep up */
+	for (uint32_t i = 0; i < count; i++)
+		starts[i] = (uint64_t)s + i * nblk;
+	return 0;
+}
+
+/* Under the lock, after the records are written: counters, the remainders
+ * to the engine. */
+void l1__help_commit(struct l1_arena *a, struct l1_help *hp)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < hp->np; i++)
+		bytes += hp->p[i].len;
+	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+	uint32_t k = 0;         /* remainders a later object of the batch took */
+	for (uint32_t i = 0; i < hp->nrq; i++)
+		if (l1__dirty_of(a, hp->rq[i].slot, hp->rq[i].gen))
+			hp->rq[k++] = hp->rq[i];
+	l1__zero_queue(a, hp->rq, k);
+	hp->nrq = 0;
+}
+
+/* After the lock: the allocating thread clears what it took dirty. */
+void l1__help_zero(struct l1_arena *a, struct l1_help *hp)
+{
+	uint64_t bytes = 0;
+	for (uint32_t i = 0; i < hp->np; i++) {
+		memset(a->base + hp->p[i].off, 0, hp->p[i].len);
+		bytes += hp->p[i].len;
+	}
+	atomic_fetch_add_explicit(&a->help_bytes, bytes, memory_order_relaxed);
+	hp->np = 0;
+}
+
+/* ---- zeroing at free ------------------------------------------------------ */
+
+static uint64_t zinline_max(struct l1_arena *a)
+{
+	const char *env;
+	uint64_t now = l1__mono_ns();
+	if (now - a->zinline_checked < L1_ZINLINE_RECHECK_NS && a->zinline_checked)
+		return a->zinline_max;
+	a->zinline_checked = now;
+	if ((env = getenv("L1ARENA_ZINLINE")) && *env)
+		return a->zinline_max = strtoull(env, NULL, 0);
+	cpu_set_t set;
+	int one = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
+	return a->zinline_max = one ? L1_ZINLINE_ONECPU : L1_ZINLINE_SMALL;
+}
+
+/* The engine's backlog beyond which a free zeroes its own extent. */
+static uint64_t backlog_max(struct l1_arena *a)
+{
+	const char *env = getenv("L1ARENA_ZBACKLOG");
+	if (env && *env)
+		return strtoull(env, NULL, 0);
+	(void)a;
+	return L1_ZBACKLOG;
+}
+
+/* Under the lock: moves the extents this free zeroes itself from q to iq
+ * (at most L1_ZQ_MAX), claimed; they stay in the table, never queued. */
+void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+			  struct l1_zero_extent *iq, uint32_t *niq)
+{
+	struct l1_dirty_ent *e;
+	uint32_t k = 0;
+	uint64_t max = zinline_max(a), backlog = backlog_max(a);
+	int pressure = *nq && under_pressure(a);
+	for (uint32_t i = 0; i < *nq; i++) {
+		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
+		    (q[i].len <= max ||
+		     (pressure && atomic_load(&a->h->dirty_bytes) - q[i].len > backlog)) &&
+		    (e = l1__dirty_of(a, q[i].slot, q[i].gen)) && claim(a, e)) {
+			iq[(*niq)++] = q[i];
+			continue;
+		}
+		q[k++] = q[i];
+	}
+	*nq = k;
+}
+
+/* After the lock: zeroes them, then takes the lock again to release them
+ * (by cookie: an entry that a repair took meanwhile is left alone).  If
+ * the lock cannot be had, the claims go and the engine zeroes them again
+ * and releases them. */
+void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n)
+{
+	uint64_t bytes = 0;
+	if (!n)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		memset(iq[i].ptr, 0, iq[i].len);
+	if (l1__lock(a)) {
+		for (uint32_t i = 0; i < n; i++) {
+			struct l1_dirty_ent *e = &a->dirty[iq[i].slot & ~L1_ZX_TABLE];
+			if (__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) == iq[i].gen)
+				unclaim(a, e);
+		}
+		if (a->zero)
+			(void)l1_zero_submit(a->zero, iq, n);   /* refused: dirty until this client goes */
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		bytes += l1__dirty_release(a, iq[i].slot, iq[i].gen);
+	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+	l1__unlock(a);
+	atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
+}
+
+int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out)
+{
+	struct l1_zero_stats st;
+	if (!a || !out)
+		return l1__err(-EINVAL, "NULL argument");
+	l1_zero_get_stats(a->zero, &st);
+	out->by_allocate = atomic_load(&a->help_bytes);
+	out->by_free = atomic_load(&a->inline_bytes);
+	out->by_engine = st.zeroed_bytes;
+	out->engine_skipped = st.skipped_bytes;
+	return 0;
+}
