@@ -105,7 +105,7 @@ static uint64_t overlap(uint64_t s, uint64_t n, uint64_t b, uint64_t k)
  * dirty ones, best fit among equals (fit_first: the smallest run, then the
  * fewest dirty blocks; its length in *run); -1 if none. */
 static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t *start,
-			 uint64_t *run)
+			 uint64_t *run, uint64_t *dirty)
 {
 	struct l1_hdr *h = a->h;
 	uint64_t step = h->grow_step / h->block_size;
@@ -139,6 +139,7 @@ static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t
 		}
 	}
 	*run = best_run;
+	*dirty = best_dirty;
 	return best;
 }
 
@@ -168,14 +169,23 @@ static int help_requeue(struct l1_arena *a, struct l1_help *hp, uint64_t b, uint
 static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint64_t max_run)
 {
 	struct l1_hdr *h = a->h;
-	uint64_t s = 0, b, k, run;
+	uint64_t s = 0, b, k, run, dirty;
 	if (hp->np == L1_HELP_MAX || hp->nrq + 2 > L1_HELP_MAX * 2)
 		return -1;
 	for (int t = 0; t < HELP_TRIES; t++) {
 		l1__fin_release(a);     /* what the engine finished: not for helpers */
-		int64_t i = help_pick(a, n, max_run != UINT64_MAX, &s, &run);
+		int64_t i = help_pick(a, n, max_run != UINT64_MAX, &s, &run, &dirty);
 		if (i < 0 || run >= max_run)
 			return -1;
+		if (!dirty) {
+			/* the window misses the entry: the free blocks beside it
+			 * hold the run (what the engine finished just now was
+			 * released above, or the caller looked for a batch in
+			 * one run before looking for clean runs): clean, and no
+			 * piece, for a piece outside the entry has no bytes */
+			l1__bm_set(a, s, n);
+			return (int64_t)s;
+		}
 		struct l1_dirty_ent *e = &a->dirty[i];
 		l1__extent_blocks(a, e->offset, e->size, &b, &k);
 		uint32_t rem = (s > b) + (s + n < b + k);

@@ -227,6 +227,45 @@ START_TEST(one_claim_for_engine_and_helpers)
 }
 END_TEST
 
+/* A batch that one help takes whole, next to a dirty entry with a long free
+ * run on its far side: the window the pick settles on misses the entry (no
+ * dirty block in it).  It is a clean run then: no piece to zero, the entry
+ * stays queued.  (Before, a piece of negative length went to memset: the
+ * segfault of two_threads_race_the_engine, 1 run in 20.) */
+START_TEST(help_window_beside_the_entry_is_clean)
+{
+	engine_only();
+	struct l1_arena *a = create("zbeside", 16 * MiB, 1);
+	struct l1_obj o;
+	struct l1_help *hp = malloc(sizeof *hp);
+	uint64_t starts[2], bs = a->h->block_size, nblk = 64 * KiB / bs;
+	struct l1_zero_extent x = forge_entry(a, &o);
+	uint64_t eb = ((uint8_t *)x.ptr - a->base - a->h->data_off) / bs, ek = x.len / bs;
+	ck_assert_ptr_nonnull(hp);
+	ck_assert_int_eq(l1__lock(a), 0);
+	ck_assert_int_eq(l1__help_claim(a, nblk, 2, starts, hp), 0);
+	ck_assert_uint_eq(hp->np, 0);                   /* nothing dirty in the batch */
+	for (int i = 0; i < 2; i++)
+		ck_assert(starts[i] + nblk <= eb || starts[i] >= eb + ek);
+	l1__help_commit(a, hp);
+	l1__unlock(a);
+	l1__help_zero(a, hp);
+	ck_assert_uint_eq(a->h->dirty_bytes, MiB);      /* the entry is still queued */
+	ck_assert_int_eq(l1__lock(a), 0);       /* the batch and the forged entry go */
+	for (int i = 0; i < 2; i++)
+		l1__bm_clear(a, starts[i], nblk);
+	memset(x.ptr, 0, x.len);
+	ck_assert_uint_eq(l1__dirty_release(a, x.slot, x.gen), MiB);
+	l1__unlock(a);
+	ck_assert_int_eq(l1_free(a, &o, 1), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 10000), 0);
+	l1t_memcheck_clean(a);
+	free(hp);
+	l1t_destroy(a);
+	engine_default();
+}
+END_TEST
+
 /* Fills a 64 MiB pool with 1 MiB objects; o[i] lies at i MiB. */
 static uint32_t fill_mib(struct l1_arena *a, struct l1_obj *o, uint32_t max)
 {
@@ -271,6 +310,7 @@ int main(void)
 	tcase_add_loop_test(t, two_threads_race_the_engine, 0, 3);
 	tcase_add_test(t, small_free_zeroed_by_the_freer);
 	tcase_add_test(t, one_claim_for_engine_and_helpers);
+	tcase_add_test(t, help_window_beside_the_entry_is_clean);
 	suite_add_tcase(s, t);
 	t = tcase_create("place");
 	tcase_add_test(t, large_takes_the_tightest_hole);
