@@ -3,13 +3,15 @@
  * engine (zero.c), so that no allocation waits behind the engine's queue.
  *
  * Help at allocate: when no clean run is long enough, allocate looks for a
- * dirty-extent entry of this process's engine which, with the free blocks
- * on either side of it, holds the run it needs; it takes the entry under
- * the pool lock, keeps its blocks for the new object, hands the rest of
- * the entry back to the table as new entries (queued to the engine), and
- * after the lock is dropped clears exactly the dirty bytes of its object
- * with memset.  A process that dies in between leaves an ALLOCATED object
- * of a dead owner, which gc zeroes like any other.
+ * dirty-extent entry nobody has begun to write (queued to this process's
+ * engine or to another's: a writer must not wait for a busy neighbour's
+ * queue) which, with the free blocks on either side of it, holds the run
+ * it needs; it claims the entry under the pool lock, keeps its blocks for
+ * the new object, hands the rest of the entry back to the table as new
+ * entries (queued to this engine), and after the lock is dropped clears
+ * exactly the dirty bytes of its object with memset.  A process that dies
+ * in between leaves an ALLOCATED object of a dead owner, which gc zeroes
+ * like any other.
  *
  * Who zeroes an entry is decided by its zeroer_client word in the pool
  * (format.h), with one claim for everyone: before the first byte, the
@@ -19,8 +21,9 @@
  * (and leaves a claimed extent of a live client alone).  So exactly one of
  * them wins, writes and releases: an engine whose claim fails gives its job
  * up unwritten, and the entry's gen (the cookie) makes a late release of an
- * older use a no-op.  A helper takes only entries of this client that
- * nobody claimed yet (mine()).
+ * older use a no-op.  A helper takes any entry nobody claimed yet
+ * (unclaimed()), claiming it in its zeroer's name; the freeing thread only
+ * its own.
  *
  * Zeroing at free: a freed extent no larger than zinline_max, or any while
  * allocations find only dirty memory (one did in the last second, in any
@@ -71,20 +74,29 @@ static int under_pressure(struct l1_arena *a)
 }
 #define HELP_TRIES 4
 
-/* An entry this client zeroes and nobody has claimed yet. */
-static int mine(const struct l1_arena *a, const struct l1_dirty_ent *e)
+/* An entry nobody has begun to write.  Whichever client's engine it is
+ * queued to (or none, when an engine refused it), an allocating thread may
+ * take it: under the lock it claims and releases the entry and takes its
+ * blocks for its own object, so no engine writes them any more (its claim
+ * fails on the new generation) and they are zeroed by their new owner. */
+static int unclaimed(const struct l1_dirty_ent *e)
 {
-	uint32_t me = l1__client_tag(a);
-	return me && __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) == me;
+	return !(__atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) & L1_ZEROER_WRITING);
 }
 
 /* The claim before the first byte (the same the engine makes): 1 if this
- * thread now zeroes the entry and nobody else may. */
-static int claim(struct l1_arena *a, struct l1_dirty_ent *e)
+ * thread now zeroes the entry and nobody else may.  Own: only an entry of
+ * this client (what the freeing thread keeps claimed after the lock);
+ * else any unclaimed one, claimed in its zeroer's name (released before
+ * the lock goes: its engine's claim then fails and it skips the job). */
+static int claim(struct l1_arena *a, struct l1_dirty_ent *e, int own)
 {
-	uint32_t me = l1__client_tag(a);
-	return me && __atomic_compare_exchange_n(&e->zeroer_client, &me, me | L1_ZEROER_WRITING,
-						 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	uint32_t v = own ? l1__client_tag(a)
+			 : __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) & ~L1_ZEROER_WRITING;
+	if (own && !v)
+		return 0;
+	return __atomic_compare_exchange_n(&e->zeroer_client, &v, v | L1_ZEROER_WRITING,
+					   0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
 /* The claim goes (the bytes are zero; the next owner may be anyone). */
@@ -120,7 +132,7 @@ static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t
 		uint64_t b, k;
 		if (e->offset)
 			left--;
-		if (!e->offset || !mine(a, e) || !l1__extent_ok(a, e->offset, e->size))
+		if (!e->offset || !unclaimed(e) || !l1__extent_ok(a, e->offset, e->size))
 			continue;
 		l1__extent_blocks(a, e->offset, e->size, &b, &k);
 		uint64_t s0 = b / step * step, s1 = s0 + step < limit ? s0 + step : limit;
@@ -192,8 +204,8 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 		if (!table_room(a, rem))
 			return -1;
 		uint32_t gen = e->gen;
-		if (!claim(a, e))
-			continue;       /* the engine started on it just now */
+		if (!claim(a, e, 0))
+			continue;       /* an engine started on it just now */
 		/* finished by the engine meanwhile (its claim gone, on the
 		 * ring): released now, clean, not zeroed twice */
 		l1__fin_release(a);
@@ -360,7 +372,7 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
 		    (q[i].len <= max ||
 		     (pressure && atomic_load(&a->h->dirty_bytes) - q[i].len > backlog)) &&
-		    (e = l1__dirty_of(a, q[i].slot, q[i].gen)) && claim(a, e)) {
+		    (e = l1__dirty_of(a, q[i].slot, q[i].gen)) && claim(a, e, 1)) {
 			iq[(*niq)++] = q[i];
 			continue;
 		}

@@ -19,8 +19,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "l1arena_test.h"
 #include "testutil.h"
 
 #define MiB (1ull << 20)
@@ -266,6 +268,72 @@ START_TEST(help_window_beside_the_entry_is_clean)
 }
 END_TEST
 
+static volatile int engine_go;
+
+/* Engine thread, before its first write: waits for the test. */
+static void hold_engine(struct l1_arena *a, int where)
+{
+	(void)a;
+	while (where == L1_HOOK_ZERO_ISSUE && !engine_go)
+		usleep(1000);
+}
+
+/* A client frees most of the pool and its engine has not started (a busy
+ * or slow neighbour).  Another client's allocate takes those queued
+ * extents and zeroes what it uses itself, at once: it neither waits for the
+ * neighbour's engine nor for the lease after which gc would take them over.
+ * The neighbour's engine, let go, skips what was taken (its claim fails)
+ * and never writes into the new objects; every freed byte is zeroed once. */
+START_TEST(allocate_takes_another_clients_queue)
+{
+	engine_only();
+	struct l1_arena *a = create("zother", 16 * MiB, 1), *b;
+	struct l1_open_opts oo;
+	struct l1_zero_split za, zb;
+	static struct l1_obj o[12], p[12];
+	l1_open_opts_init(&oo);
+	oo.pin = L1_PIN_OFF;
+	ck_assert_int_eq(l1_arena_open(l1_arena_path(a), &oo, &b), 0);
+	engine_go = 0;
+	l1_test_set_hook(a, hold_engine);
+	ck_assert_int_eq(l1_alloc_bytes(a, MiB, 12, o), 0);
+	for (int i = 0; i < 12; i++)
+		memset(o[i].ptr, 0x77, o[i].size);
+	ck_assert_int_eq(l1_free(a, o, 12), 0);
+	ck_assert_uint_eq(a->h->dirty_bytes, 12 * MiB);
+	ck_assert_msg(l1_alloc_bytes(b, MiB, 12, p) == 0, "allocate beside a held engine: %s",
+		      l1_last_error());
+	for (int i = 0; i < 12; i++) {
+		ck_assert_msg(l1t_is_zero(p[i].ptr, p[i].size), "object %d handed out dirty", i);
+		memset(p[i].ptr, 0x55, p[i].size);
+	}
+	ck_assert_int_eq(l1_arena_zero_split(b, &zb), 0);
+	ck_assert_uint_gt(zb.by_allocate, 0);           /* it took the neighbour's, */
+	ck_assert_uint_eq(a->h->gc_requeued, 0);        /* not after a takeover */
+	engine_go = 1;
+	ck_assert_int_eq(l1_arena_flush(a, 20000), 0);
+	for (int i = 0; i < 12; i++) {                  /* the neighbour kept off */
+		const uint8_t *q = p[i].ptr;
+		for (uint64_t k = 0; k < p[i].size; k += 4096)
+			ck_assert_msg(q[k] == 0x55, "object %d: byte %llu written by the "
+				      "neighbour's engine", i, (unsigned long long)k);
+	}
+	ck_assert_int_eq(l1_free(b, p, 12), 0);
+	ck_assert_int_eq(l1_arena_flush(b, 20000), 0);
+	ck_assert_int_eq(l1_arena_flush(a, 20000), 0);
+	ck_assert_int_eq(l1_arena_zero_split(a, &za), 0);
+	ck_assert_int_eq(l1_arena_zero_split(b, &zb), 0);
+	ck_assert_uint_eq(za.by_allocate + za.by_engine + za.by_free + zb.by_allocate +
+			  zb.by_engine + zb.by_free, 24 * MiB);
+	ck_assert_uint_eq(b->h->dirty_bytes, 0);
+	ck_assert_uint_eq(b->h->used_bytes, 0);
+	l1t_memcheck_clean(a);
+	l1_arena_close(b);
+	l1t_destroy(a);
+	engine_default();
+}
+END_TEST
+
 /* Fills a 64 MiB pool with 1 MiB objects; o[i] lies at i MiB. */
 static uint32_t fill_mib(struct l1_arena *a, struct l1_obj *o, uint32_t max)
 {
@@ -311,6 +379,7 @@ int main(void)
 	tcase_add_test(t, small_free_zeroed_by_the_freer);
 	tcase_add_test(t, one_claim_for_engine_and_helpers);
 	tcase_add_test(t, help_window_beside_the_entry_is_clean);
+	tcase_add_test(t, allocate_takes_another_clients_queue);
 	suite_add_tcase(s, t);
 	t = tcase_create("place");
 	tcase_add_test(t, large_takes_the_tightest_hole);
