@@ -18,9 +18,14 @@
  * The partial last chunk has a whole number of vLLM's 16-token blocks (not
  * any token count): the pool interns every distinct layout in a table of
  * 1024 that is never emptied, and 4 models x 256 token counts would fill it.
- * Objects are not filled (the figures are the allocator's, not memcpy's);
- * zero-on-free is on, as in production, so freed memory is zeroed in the
- * background and allocate never hands out dirty blocks.
+ * Zero-on-free is on, as in production, so freed memory is zeroed before it
+ * is handed out again.  In the main passes objects are not filled (the
+ * figures are the allocator's, back to back: every freed byte must still be
+ * zeroed once, so there the rate is bound by zeroing, not bookkeeping).  A
+ * third pass fills every object's bytes after allocate, as a store fills it
+ * with the KV copied from the GPU, and replays glibc with the same fill: the
+ * like-for-like figure for a store path, whose pace leaves the engine time
+ * (glibc pays for its bytes there too, in page faults and munmap).
  *
  * Figures: allocations/s over the time spent in allocate and free, and the
  * p50/p99 latency of one allocate call (all calls, and the successful ones
@@ -98,6 +103,8 @@ struct trace {
 	uint64_t *lat_ok;               /* ns per allocate call that found room */
 	uint64_t nlat_ok, caplat_ok;
 	uint64_t objs_allocated, alloc_ns, free_ns, evicted_units, forced;
+	int fill;                       /* write every object, as a store does */
+	uint64_t fill_ns;
 	uint64_t lookups, lookup_ns, hits, misses;
 	struct op *ops;
 	uint64_t nops, capops, handles;
@@ -345,6 +352,12 @@ static int store(struct trace *t, uint32_t di, uint32_t c0, uint32_t nch)
 			return -1;
 	}
 	t->objs_allocated += count;
+	if (t->fill) {
+		uint64_t f0 = bench_now_ns();
+		for (uint32_t i = 0; i < count; i++)
+			memset(objs[i].ptr, 0x5a, objs[i].data_size);
+		t->fill_ns += bench_now_ns() - f0;
+	}
 	if (record(t, objs[0].size, t->handles, count))
 		return -1;
 	for (uint32_t k = 0; k < nch; k++) {
@@ -470,14 +483,16 @@ static double pct(uint64_t *v, uint64_t n, double p)
 /* ---- the glibc replay ---------------------------------------------------- */
 
 struct replay {
-	double allocs_per_s, p50, p99, p999;
+	double allocs_per_s, p50, p99, p999, store_us;
 };
 
-static int replay_glibc(const struct trace *t, struct replay *out)
+/* fill: write every block after malloc, as the pool pass did (untimed in
+ * allocations/s, timed in store_us: allocate + fill + free per object). */
+static int replay_glibc(const struct trace *t, int fill, struct replay *out)
 {
 	void **h = calloc(t->handles ? t->handles : 1, sizeof *h);
 	uint64_t *lat = malloc((t->nops ? t->nops : 1) * sizeof *lat), nlat = 0, objs = 0;
-	uint64_t busy = 0;
+	uint64_t busy = 0, fill_ns = 0;
 	if (!h || !lat) {
 		free(h);
 		free(lat);
@@ -502,10 +517,17 @@ static int replay_glibc(const struct trace *t, struct replay *out)
 			lat[nlat++] = dt;
 			objs += o->count;
 		}
+		if (o->size && fill) {
+			uint64_t f0 = bench_now_ns();
+			for (uint32_t k = 0; k < o->count; k++)
+				memset(h[o->handle + k], 0x5a, o->size);
+			fill_ns += bench_now_ns() - f0;
+		}
 	}
 	for (uint64_t i = 0; i < t->handles; i++)       /* what the trace still held */
 		free(h[i]);
 	out->allocs_per_s = busy ? (double)objs / ((double)busy / 1e9) : 0;
+	out->store_us = objs ? (double)(busy + fill_ns) / 1e3 / (double)objs : 0;
 	out->p50 = pct(lat, nlat, 0.50);
 	out->p99 = pct(lat, nlat, 0.99);
 	out->p999 = pct(lat, nlat, 0.999);
@@ -523,7 +545,7 @@ fail:
 /* ---- the scenario -------------------------------------------------------- */
 
 struct kv_result {
-	double util_fresh, util_churn, allocs_s, p50, p99, p999, wall, hit, lookups_s;
+	double util_fresh, util_churn, allocs_s, p50, p99, p999, wall, hit, lookups_s, store_us;
 	uint64_t nlat, objs, evicted, forced, oom_count, oom_bytes, oom_free, oom_largest;
 	struct l1_zero_split zs;
 	int problems;
@@ -533,23 +555,25 @@ struct kv_result {
  * on another (recorded when rec is given, for the glibc replay), then fill
  * that one to its first OOM.  0, or 1 with a note. */
 static int kv_pass(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint32_t ndocs,
-		   int zero_on_free, struct trace *rec, struct kv_result *o)
+		   int zero_on_free, int fill, struct trace *rec, struct kv_result *o)
 {
 	struct trace t;
+	struct l1_arena *a;
 	memset(o, 0, sizeof *o);
-	struct l1_arena *a = bench_create(c, SCEN, size, 0, zero_on_free);
-	if (!a)
-		return 1;
-	if (trace_init(&t, a, ndocs))
-		goto fail;
-	o->util_fresh = fill_to_oom(&t, 1000000);
-	trace_free(&t);
-	bench_destroy(a);
-
+	if (!fill) {            /* the filled pass measures the store, not packing */
+		if (!(a = bench_create(c, SCEN, size, 0, zero_on_free)))
+			return 1;
+		if (trace_init(&t, a, ndocs))
+			goto fail;
+		o->util_fresh = fill_to_oom(&t, 1000000);
+		trace_free(&t);
+		bench_destroy(a);
+	}
 	if (!(a = bench_create(c, SCEN, size, 0, zero_on_free)))
 		return 1;
 	if (trace_init(&t, a, ndocs))
 		goto fail;
+	t.fill = fill;
 	t.evict = 1;
 	t.record = rec != NULL;
 	uint64_t t0 = bench_now_ns();
@@ -563,6 +587,8 @@ static int kv_pass(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint
 	o->nlat = t.nlat;
 	double busy = (double)(t.alloc_ns + t.free_ns) / 1e9;
 	o->allocs_s = busy > 0 ? (double)t.objs_allocated / busy : 0;
+	o->store_us = t.objs_allocated ? (double)(t.alloc_ns + t.free_ns + t.fill_ns) / 1e3 /
+					 (double)t.objs_allocated : 0;
 	o->p50 = pct(t.lat, t.nlat, 0.50);
 	o->p99 = pct(t.lat, t.nlat, 0.99);
 	o->p999 = pct(t.lat, t.nlat, 0.999);
@@ -575,7 +601,8 @@ static int kv_pass(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint
 
 	t.record = 0;
 	t.nlat = 0;
-	o->util_churn = fill_to_oom(&t, 1000000);
+	t.fill = 0;
+	o->util_churn = fill ? 0 : fill_to_oom(&t, 1000000);
 	char rep[4096];
 	o->problems = l1_arena_memcheck(a, 0, rep, sizeof rep);
 	o->oom_count = t.oom_count;
@@ -628,26 +655,66 @@ static void kv_report(const struct bench_ctx *c, const char *tag, const struct k
 		   (double)r->oom_free / 1048576.0, (double)r->oom_largest / 1048576.0);
 }
 
+/* The filled pass: a store's path, allocate + write + free, beside glibc
+ * replaying the same sequence with the same writes. */
+static int kv_filled(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint32_t ndocs)
+{
+	struct kv_result f;
+	struct trace t;
+	struct replay g;
+	memset(&t, 0, sizeof t);
+	if (kv_pass(c, size, nreq, ndocs, 1, 1, &t, &f))
+		return 1;
+	int r = replay_glibc(&t, 1, &g);
+	trace_free(&t);
+	if (r) {
+		bench_note(c, SCEN, "the filled glibc replay ran out of memory");
+		return 1;
+	}
+	bench_report(c, SCEN, "allocations/s, zeroing on, objects filled", f.allocs_s, "obj/s",
+		     "glibc malloc, same trace, same fill", g.allocs_per_s, ">= 0.5x glibc",
+		     f.allocs_s >= 0.5 * g.allocs_per_s);
+	bench_report(c, SCEN, "allocate p99, zeroing on, objects filled", f.p99 / 1e3, "us",
+		     "glibc malloc, same batches, same fill", g.p99 / 1e3, "<= glibc",
+		     f.p99 <= g.p99);
+	bench_report(c, SCEN, "allocate p999, zeroing on, objects filled", f.p999 / 1e3, "us",
+		     "glibc malloc, same batches, same fill", g.p999 / 1e3, "<= 2000 us",
+		     f.p999 <= 2e6);
+	bench_report(c, SCEN, "store: allocate + fill + free per object, zeroing on", f.store_us,
+		     "us", "glibc malloc, same trace, same fill", g.store_us, NULL, -1);
+	const struct l1_zero_split *z = &f.zs;
+	double all = (double)(z->by_allocate + z->by_free + z->by_engine);
+	bench_report(c, SCEN, "share of zeroed bytes: engine, objects filled",
+		     all ? (double)z->by_engine / all : 0, "", NULL, 0, NULL, -1);
+	bench_note(c, SCEN, "objects filled: every object's bytes written after allocate, as a "
+		   "store writes the KV it copied from the GPU (glibc: the same bytes of each "
+		   "malloc'd block); allocations/s still over the time in allocate+free; %llu "
+		   "objects, %.1f s", (unsigned long long)f.objs, f.wall);
+	return f.problems != 0;
+}
+
 int bench_kv(const struct bench_ctx *c)
 {
 	uint64_t size = c->quick ? 512ull << 20 : 2ull << 30;
 	uint64_t nreq = c->iters ? c->iters : c->quick ? 1500 : 20000;
 	uint32_t ndocs = c->quick ? 300 : 1000;
-	const char *only = getenv("L1BENCH_KV_ONLY");   /* "on" or "off": one pass */
+	const char *only = getenv("L1BENCH_KV_ONLY");   /* "on", "off", "filled": one pass */
 	struct kv_result on, off;
 	struct trace t;
 	struct replay g;
 	int rc = 1;
 
 	memset(&t, 0, sizeof t);
+	if (only && !strcmp(only, "filled"))
+		return kv_filled(c, size, nreq, ndocs);
 	if (!(only && !strcmp(only, "off")) &&
-	    kv_pass(c, size, nreq, ndocs, 1, &t, &on))
+	    kv_pass(c, size, nreq, ndocs, 1, 0, &t, &on))
 		return 1;
-	if (!(only && !strcmp(only, "on")) && kv_pass(c, size, nreq, ndocs, 0,
+	if (!(only && !strcmp(only, "on")) && kv_pass(c, size, nreq, ndocs, 0, 0,
 						    t.ops ? NULL : &t, &off))
 		goto out;
 	mallopt(M_TRIM_THRESHOLD, 1 << 30);     /* as in alloc: measure malloc, not munmap */
-	if (replay_glibc(&t, &g)) {
+	if (replay_glibc(&t, 0, &g)) {
 		bench_note(c, SCEN, "the glibc replay ran out of memory");
 		goto out;
 	}
@@ -677,6 +744,8 @@ int bench_kv(const struct bench_ctx *c)
 	bench_note(c, SCEN, "zeroing on: an allocate that finds no clean run zeroes the dirty "
 		   "bytes of the run it takes itself (allocating threads); the rest is zeroed by "
 		   "the engine in the background, small extents by the freeing thread");
+	if (!only)
+		rc |= kv_filled(c, size, nreq, ndocs);
 out:
 	trace_free(&t);
 	return rc;
