@@ -17,6 +17,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -268,13 +269,13 @@ START_TEST(help_window_beside_the_entry_is_clean)
 }
 END_TEST
 
-static volatile int engine_go;
+static atomic_int engine_go;
 
 /* Engine thread, before its first write: waits for the test. */
 static void hold_engine(struct l1_arena *a, int where)
 {
 	(void)a;
-	while (where == L1_HOOK_ZERO_ISSUE && !engine_go)
+	while (where == L1_HOOK_ZERO_ISSUE && !atomic_load(&engine_go))
 		usleep(1000);
 }
 
@@ -294,7 +295,7 @@ START_TEST(allocate_takes_another_clients_queue)
 	l1_open_opts_init(&oo);
 	oo.pin = L1_PIN_OFF;
 	ck_assert_int_eq(l1_arena_open(l1_arena_path(a), &oo, &b), 0);
-	engine_go = 0;
+	atomic_store(&engine_go, 0);
 	l1_test_set_hook(a, hold_engine);
 	ck_assert_int_eq(l1_alloc_bytes(a, MiB, 12, o), 0);
 	for (int i = 0; i < 12; i++)
@@ -310,7 +311,7 @@ START_TEST(allocate_takes_another_clients_queue)
 	ck_assert_int_eq(l1_arena_zero_split(b, &zb), 0);
 	ck_assert_uint_gt(zb.by_allocate, 0);           /* it took the neighbour's, */
 	ck_assert_uint_eq(a->h->gc_requeued, 0);        /* not after a takeover */
-	engine_go = 1;
+	atomic_store(&engine_go, 1);
 	ck_assert_int_eq(l1_arena_flush(a, 20000), 0);
 	for (int i = 0; i < 12; i++) {                  /* the neighbour kept off */
 		const uint8_t *q = p[i].ptr;
