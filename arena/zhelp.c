@@ -26,7 +26,7 @@
  * its own.
  *
  * Zeroing at free: a freed extent no larger than zinline_max, or any while
- * allocations find only dirty memory (one did in the last second, in any
+ * allocations find only dirty memory (one did in the last 10 s, in any
  * process) and the engine's backlog (the pool's dirty bytes) is over
  * L1_ZBACKLOG: a burst of frees the engine absorbs costs the freer nothing,
  * a free rate it cannot follow is paid by the freers, not by allocations (on the
