@@ -182,7 +182,9 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 {
 	struct l1_hdr *h = a->h;
 	uint64_t s = 0, b, k, run, dirty;
-	if (hp->np == L1_HELP_MAX || hp->nrq + 2 > L1_HELP_MAX * 2)
+	/* no client tag (a handle with no slot): what it would give back
+	 * would have no zeroer; it waits like before */
+	if (hp->np == L1_HELP_MAX || hp->nrq + 2 > L1_HELP_MAX * 2 || !l1__client_tag(a))
 		return -1;
 	for (int t = 0; t < HELP_TRIES; t++) {
 		l1__fin_release(a);     /* what the engine finished: not for helpers */
