@@ -111,6 +111,30 @@ uint64_t l1__dirty_release(struct l1_arena *a, uint32_t slot, uint32_t gen)
 	return size;
 }
 
+/* Under the lock: the first len bytes of the entry (zeroed by the thread
+ * that claimed it) go back to the free bitmap and the entry keeps the rest,
+ * so a long extent zeroed at free is handed out piece by piece rather than
+ * after its last byte.  len at or past the end releases the whole entry.
+ * Returns the bytes released (0 if the cookie is stale). */
+uint64_t l1__dirty_release_head(struct l1_arena *a, uint32_t slot, uint32_t gen, uint64_t len)
+{
+	struct l1_dirty_ent *e = l1__dirty_of(a, slot, gen);
+	uint64_t bs = a->h->block_size, b, n;
+	if (!e || !l1__extent_ok(a, e->offset, e->size))
+		return 0;
+	if (len >= e->size)
+		return l1__dirty_release(a, slot, gen);
+	len = len / bs * bs;
+	if (!len)
+		return 0;
+	l1__extent_blocks(a, e->offset, len, &b, &n);
+	l1__bm_clear(a, b, n);
+	e->offset += len;
+	e->size -= len;
+	l1__ctr_add(&a->h->dirty_bytes, -(int64_t)len);
+	return len;
+}
+
 /* Rebuild: after the sound records took their blocks, each entry takes
  * its own; one whose extent is impossible or overlaps is dropped (its
  * bytes belong to a record, or are not trusted).  Counters, free stack. */

@@ -251,6 +251,7 @@ int l1__dirty_extend(struct l1_arena *a, struct l1_zero_extent *x, uint64_t offs
 		     uint64_t size);
 struct l1_dirty_ent *l1__dirty_of(struct l1_arena *a, uint32_t slot, uint32_t gen);
 uint64_t l1__dirty_release(struct l1_arena *a, uint32_t slot, uint32_t gen);
+uint64_t l1__dirty_release_head(struct l1_arena *a, uint32_t slot, uint32_t gen, uint64_t len);
 void l1__dirty_rebuild(struct l1_arena *a);
 void l1__dirty_takeover(struct l1_arena *a, int (*take)(void *, const struct l1_dirty_ent *),
 			void *ctx, struct l1_zero_extent *q, uint32_t *nq, uint64_t *taken);

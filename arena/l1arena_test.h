@@ -19,6 +19,8 @@
 #define L1_HOOK_ZERO_CLAIMED 6          /* engine thread, lock NOT held: claimed an
 					 * extent (nobody else zeroes it), not yet
 					 * written */
+#define L1_HOOK_ZINLINE_STEP 7          /* a freeing thread, lock NOT held: handed
+					 * back one step of what it zeroes */
 
 void l1_test_set_hook(struct l1_arena *a, void (*hook)(struct l1_arena *a, int where));
 /* This handle's frees use the dirty-extent table only while fewer than n of

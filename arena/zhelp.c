@@ -56,6 +56,7 @@
 #define L1_ZINLINE_ONECPU (4ull << 20)
 #define L1_ZINLINE_RECHECK_NS 100000000ull
 #define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
+#define L1_ZINLINE_STEP (4ull << 20)     /* zeroed at free, handed back this often */
 #define L1_ZPRESSURE_NS 10000000000ull   /* an allocation found only dirty memory */
 /* The pool-wide time (CLOCK_MONOTONIC ns) an allocation last found only dirty
  * memory (read and written with atomics, no lock; a stale value only shifts
@@ -383,32 +384,71 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 	*nq = k;
 }
 
-/* After the lock: zeroes them, then takes the lock again to release them
- * (by cookie: an entry that a repair took meanwhile is left alone).  If
- * the lock cannot be had, the claims go and the engine zeroes them again
- * and releases them. */
+/* The lock could not be had: the claims on what is left go, and the engine
+ * zeroes it (again) and releases it; the first extent from `head` on. */
+static void inline_give_up(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n,
+			   uint64_t head)
+{
+	struct l1_zero_extent rest[L1_ZQ_MAX];
+	for (uint32_t i = 0; i < n; i++) {
+		struct l1_dirty_ent *e = &a->dirty[iq[i].slot & ~L1_ZX_TABLE];
+		if (__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) == iq[i].gen)
+			unclaim(a, e);
+		rest[i] = iq[i];
+	}
+	rest[0].ptr = (uint8_t *)rest[0].ptr + head;
+	rest[0].len -= head;
+	if (a->zero)
+		(void)l1_zero_submit(a->zero, rest, n);   /* refused: dirty until this client goes */
+}
+
+/* After the lock: zeroes them L1_ZINLINE_STEP at a time, taking the lock
+ * after each step to hand back what is zero (whole extents, and the head of
+ * a longer one: l1__dirty_release_head), so an allocation waiting for the
+ * memory of a large eviction gets it step by step, not after the last byte.
+ * Releases go by cookie: an entry that a repair took meanwhile is left
+ * alone.  If the lock cannot be had, the rest goes to the engine. */
 void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n)
 {
-	uint64_t bytes = 0;
-	if (!n)
-		return;
-	for (uint32_t i = 0; i < n; i++)
-		memset(iq[i].ptr, 0, iq[i].len);
-	if (l1__lock(a)) {
-		for (uint32_t i = 0; i < n; i++) {
-			struct l1_dirty_ent *e = &a->dirty[iq[i].slot & ~L1_ZX_TABLE];
-			if (__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) == iq[i].gen)
-				unclaim(a, e);
+	uint32_t i = 0;
+	uint64_t head = 0;              /* of iq[i]: zeroed and handed back */
+	while (i < n) {
+		uint32_t j = i;
+		uint64_t upto = head, budget = L1_ZINLINE_STEP, bytes = 0;
+		for (;;) {              /* the rest of iq[i], then whole extents */
+			uint64_t k = iq[j].len - upto < budget ? iq[j].len - upto : budget;
+			memset((uint8_t *)iq[j].ptr + upto, 0, k);
+			budget -= k;
+			upto += k;
+			if (upto < iq[j].len || j + 1 == n || !budget)
+				break;
+			j++;
+			upto = 0;
 		}
-		if (a->zero)
-			(void)l1_zero_submit(a->zero, iq, n);   /* refused: dirty until this client goes */
-		return;
+		if (l1__lock(a)) {
+			inline_give_up(a, iq + i, n - i, head);
+			return;
+		}
+		for (uint32_t k = i; k < j; k++)
+			bytes += l1__dirty_release(a, iq[k].slot, iq[k].gen);
+		if (upto == iq[j].len)
+			bytes += l1__dirty_release(a, iq[j].slot, iq[j].gen);
+		else
+			bytes += l1__dirty_release_head(a, iq[j].slot, iq[j].gen,
+							upto - (j == i ? head : 0));
+		l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
+		l1__unlock(a);
+		atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
+		if (a->test_hook)
+			a->test_hook(a, L1_HOOK_ZINLINE_STEP);
+		if (upto == iq[j].len) {
+			i = j + 1;
+			head = 0;
+		} else {
+			i = j;
+			head = upto;
+		}
 	}
-	for (uint32_t i = 0; i < n; i++)
-		bytes += l1__dirty_release(a, iq[i].slot, iq[i].gen);
-	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
-	l1__unlock(a);
-	atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
 }
 
 int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out)
