@@ -155,7 +155,7 @@ struct l1_hdr {
 	_Atomic uint64_t lock_timeouts;     /* lock waits that gave up (lock.c) */
 	struct l1_queue lock_queue;     /* waiters who waited long for the lock (turn.c) */
 	struct l1_queue mem_queue;      /* ... for room to allocate */
-	/* zhelp.c: when an allocation last found only dirty memory
+	/* zclaim.h: when an allocation last found only dirty memory
 	 * (CLOCK_MONOTONIC ns; a torn or stale value only shifts for a while
 	 * which thread zeroes a freed extent) */
 	_Atomic uint64_t zero_pressure_ns;
@@ -267,9 +267,11 @@ enum { L1_CLIENT_FREE = 0, L1_CLIENT_LIVE = 1, L1_CLIENT_ANON = 2 };
  * slot; gc drops a dead client's holds and objects long before (a stale tag
  * taken for alive would keep memory, never free it early).  The top bit is
  * no part of a tag: in a zeroer_client it says that the zeroer has begun
- * writing the extent (L1_ZEROER_WRITING), which its engine, or one of its
- * threads that zeroes the extent itself (zhelp.c), sets with a
- * compare-and-swap before the first write (the one claim: whoever sets it
+ * writing the extent (L1_ZEROER_WRITING), which its engine, a thread of its
+ * process zeroing the extent at free (zfree.c), or an allocating thread of
+ * any process taking it under the lock in the zeroer's name (zhelp.c; it
+ * releases the entry before the lock goes) sets with a compare-and-swap
+ * before the first write (the one claim: whoever sets it
  * alone writes and releases) and gc's takeover refuses while that zeroer
  * lives: a write it issued may land at any time, even after a
  * stop, and must never land in bytes handed out again. */

@@ -63,7 +63,7 @@ void l1__zero_queue(struct l1_arena *a, const struct l1_zero_extent *q, uint32_t
  * Not once another engine took it over (a new generation) or it was
  * released.  The first yes claims the extent: L1_ZEROER_WRITING is set
  * with a compare-and-swap from the bare tag, the same claim an allocating
- * or freeing thread makes when it zeroes the extent itself (zhelp.c), and
+ * or freeing thread makes when it zeroes the extent itself (zhelp.c, zfree.c), and
  * gc's takeover swaps the zeroer first; so of engine, helper and takeover
  * exactly one wins, and only the winner writes and releases.  From then on
  * no other engine takes it over while this client lives, since a write
@@ -250,7 +250,7 @@ void l1__zero_done(void *ctx, const struct l1_zero_extent *e, uint32_t n)
 	l1__client_beat(a);
 	int stuck = 0;
 	/* each claim goes right before its extent is published for release, so
-	 * that a thread of this process (zhelp.c) rarely finds an extent
+	 * that an allocating thread (zhelp.c, of any process) rarely finds an extent
 	 * finished but not yet on the ring (it would zero it again, harmlessly);
 	 * all passed here were claimed by this engine (given-up jobs never
 	 * are), so nobody else can have changed them meanwhile */

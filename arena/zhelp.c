@@ -1,6 +1,6 @@
 /*
- * zhelp.c - zeroing by the threads that allocate and free, beside the
- * engine (zero.c), so that no allocation waits behind the engine's queue.
+ * zhelp.c - zeroing by the threads that allocate, beside the engine
+ * (zero.c), so that no allocation waits behind an engine's queue.
  *
  * Help at allocate: when no clean run is long enough, allocate looks for a
  * dirty-extent entry nobody has begun to write (queued to this process's
@@ -22,91 +22,18 @@
  * them wins, writes and releases: an engine whose claim fails gives its job
  * up unwritten, and the entry's gen (the cookie) makes a late release of an
  * older use a no-op.  A helper takes any entry nobody claimed yet
- * (unclaimed()), claiming it in its zeroer's name; the freeing thread only
- * its own.
+ * (l1__zunclaimed), claiming it in its zeroer's name; the freeing thread
+ * only its own.
  *
- * Zeroing at free: a freed extent no larger than zinline_max, or any while
- * allocations find only dirty memory (one did in the last 10 s, in any
- * process) and the engine's backlog (the pool's dirty bytes) is over
- * L1_ZBACKLOG: a burst of frees the engine absorbs costs the freer nothing,
- * a free rate it cannot follow is paid by the freers, not by allocations (on the
- * kv trace 4 MiB gave allocate p99 33 us and p999 0.6 ms, 16 MiB 31 us and
- * 2.7 ms, 64 MiB 0.3 ms and 4 ms, 0 (no engine) a third fewer allocations/s),
- * is cleared by the freeing thread: picked under the lock (it stays in the
- * table, bits taken, never queued), cleared with memset after the lock is
- * dropped, released when the lock is taken again (claimed all along, so gc
- * never takes it over from a freer that stops meanwhile; if the lock cannot
- * be had then, the claim goes and the engine zeroes it once more and
- * releases it).  One io_uring read costs
- * more than memset of a few pages, on one CPU the engine only competes with
- * the application, and a backlog the engine cannot clear would make
- * allocations zero instead: so frees pay for what they free beyond what
- * the engine keeps up with.  zinline_max is L1_ZINLINE_SMALL, or
- * L1_ZINLINE_ONECPU while this process may run on one CPU only (looked at
- * every 100 ms).  L1ARENA_ZINLINE=bytes and L1ARENA_ZBACKLOG=bytes override.
+ * Zeroing at free, by the freeing thread, is zfree.c; the claim both
+ * make, zclaim.h.
  */
 #include <errno.h>
-#include <sched.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "zclaim.h"
 
-#define L1_ZINLINE_SMALL (64ull << 10)
-#define L1_ZINLINE_ONECPU (4ull << 20)
-#define L1_ZINLINE_RECHECK_NS 100000000ull
-#define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
-#define L1_ZINLINE_STEP (4ull << 20)     /* zeroed at free, handed back this often */
-#define L1_ZPRESSURE_NS 10000000000ull   /* an allocation found only dirty memory */
-/* The pool-wide time (CLOCK_MONOTONIC ns) an allocation last found only dirty
- * memory (read and written with atomics, no lock; a stale value only shifts
- * who zeroes for a while). */
-#define ZPRESSURE(a) (&(a)->h->zero_pressure_ns)
-
-static void pressure_note(struct l1_arena *a)
-{
-	atomic_store_explicit(ZPRESSURE(a), l1__mono_ns(), memory_order_relaxed);
-}
-
-static int under_pressure(struct l1_arena *a)
-{
-	uint64_t t = atomic_load_explicit(ZPRESSURE(a), memory_order_relaxed);
-	return t && l1__mono_ns() - t < L1_ZPRESSURE_NS;
-}
 #define HELP_TRIES 4
-
-/* An entry nobody has begun to write.  Whichever client's engine it is
- * queued to (or none, when an engine refused it), an allocating thread may
- * take it: under the lock it claims and releases the entry and takes its
- * blocks for its own object, so no engine writes them any more (its claim
- * fails on the new generation) and they are zeroed by their new owner. */
-static int unclaimed(const struct l1_dirty_ent *e)
-{
-	return !(__atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) & L1_ZEROER_WRITING);
-}
-
-/* The claim before the first byte (the same the engine makes): 1 if this
- * thread now zeroes the entry and nobody else may.  Own: only an entry of
- * this client (what the freeing thread keeps claimed after the lock);
- * else any unclaimed one, claimed in its zeroer's name (released before
- * the lock goes: its engine's claim then fails and it skips the job). */
-static int claim(struct l1_arena *a, struct l1_dirty_ent *e, int own)
-{
-	uint32_t v = own ? l1__client_tag(a)
-			 : __atomic_load_n(&e->zeroer_client, __ATOMIC_ACQUIRE) & ~L1_ZEROER_WRITING;
-	if (own && !v)
-		return 0;
-	return __atomic_compare_exchange_n(&e->zeroer_client, &v, v | L1_ZEROER_WRITING,
-					   0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
-}
-
-/* The claim goes (the bytes are zero; the next owner may be anyone). */
-static void unclaim(struct l1_arena *a, struct l1_dirty_ent *e)
-{
-	uint32_t me = l1__client_tag(a), w = me | L1_ZEROER_WRITING;
-	__atomic_compare_exchange_n(&e->zeroer_client, &w, me, 0, __ATOMIC_RELEASE,
-				    __ATOMIC_RELAXED);
-}
 
 static uint64_t overlap(uint64_t s, uint64_t n, uint64_t b, uint64_t k)
 {
@@ -133,7 +60,7 @@ static int64_t help_pick(struct l1_arena *a, uint64_t n, int fit_first, uint64_t
 		uint64_t b, k;
 		if (e->offset)
 			left--;
-		if (!e->offset || !unclaimed(e) || !l1__extent_ok(a, e->offset, e->size))
+		if (!e->offset || !l1__zunclaimed(e) || !l1__extent_ok(a, e->offset, e->size))
 			continue;
 		l1__extent_blocks(a, e->offset, e->size, &b, &k);
 		uint64_t s0 = b / step * step, s1 = s0 + step < limit ? s0 + step : limit;
@@ -207,7 +134,7 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 		if (!table_room(a, rem))
 			return -1;
 		uint32_t gen = e->gen;
-		if (!claim(a, e, 0))
+		if (!l1__zclaim(a, e, 0))
 			continue;       /* an engine started on it just now */
 		/* finished by the engine meanwhile (its claim gone, on the
 		 * ring): released now, clean, not zeroed twice */
@@ -253,7 +180,7 @@ int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *
 	uint64_t step = h->grow_step / h->block_size;
 	uint64_t limit = l1__blocks_usable(h);
 	hp->np = hp->nrq = 0;
-	pressure_note(a);
+	l1__zpressure_note(a);
 	if (!a->dirty || !a->zero)
 		return -ENOMEM;
 	/* the batch in one run, as a clean claim would lay it out */
@@ -302,7 +229,7 @@ int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t 
 	int64_t s = help_one(a, nblk * count, hp, clean_run);
 	if (s < 0)
 		return -EAGAIN;
-	pressure_note(a);       /* the tight runs are dirty: frees, keep up */
+	l1__zpressure_note(a);       /* the tight runs are dirty: frees, keep up */
 	for (uint32_t i = 0; i < count; i++)
 		starts[i] = (uint64_t)s + i * nblk;
 	return 0;
@@ -334,132 +261,4 @@ void l1__help_zero(struct l1_arena *a, struct l1_help *hp)
 	}
 	atomic_fetch_add_explicit(&a->help_bytes, bytes, memory_order_relaxed);
 	hp->np = 0;
-}
-
-/* ---- zeroing at free ------------------------------------------------------ */
-
-static uint64_t zinline_max(struct l1_arena *a)
-{
-	const char *env;
-	uint64_t now = l1__mono_ns();
-	if (now - a->zinline_checked < L1_ZINLINE_RECHECK_NS && a->zinline_checked)
-		return a->zinline_max;
-	a->zinline_checked = now;
-	if ((env = getenv("L1ARENA_ZINLINE")) && *env)
-		return a->zinline_max = strtoull(env, NULL, 0);
-	cpu_set_t set;
-	int one = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
-	return a->zinline_max = one ? L1_ZINLINE_ONECPU : L1_ZINLINE_SMALL;
-}
-
-/* The engine's backlog beyond which a free zeroes its own extent. */
-static uint64_t backlog_max(struct l1_arena *a)
-{
-	const char *env = getenv("L1ARENA_ZBACKLOG");
-	if (env && *env)
-		return strtoull(env, NULL, 0);
-	(void)a;
-	return L1_ZBACKLOG;
-}
-
-/* Under the lock: moves the extents this free zeroes itself from q to iq
- * (at most L1_ZQ_MAX), claimed; they stay in the table, never queued. */
-void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
-			  struct l1_zero_extent *iq, uint32_t *niq)
-{
-	struct l1_dirty_ent *e;
-	uint32_t k = 0;
-	uint64_t max = zinline_max(a), backlog = backlog_max(a);
-	int pressure = *nq && under_pressure(a);
-	for (uint32_t i = 0; i < *nq; i++) {
-		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
-		    (q[i].len <= max ||
-		     (pressure && atomic_load(&a->h->dirty_bytes) - q[i].len > backlog)) &&
-		    (e = l1__dirty_of(a, q[i].slot, q[i].gen)) && claim(a, e, 1)) {
-			iq[(*niq)++] = q[i];
-			continue;
-		}
-		q[k++] = q[i];
-	}
-	*nq = k;
-}
-
-/* The lock could not be had: the claims on what is left go, and the engine
- * zeroes it (again) and releases it; the first extent from `head` on. */
-static void inline_give_up(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n,
-			   uint64_t head)
-{
-	struct l1_zero_extent rest[L1_ZQ_MAX];
-	for (uint32_t i = 0; i < n; i++) {
-		struct l1_dirty_ent *e = &a->dirty[iq[i].slot & ~L1_ZX_TABLE];
-		if (__atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) == iq[i].gen)
-			unclaim(a, e);
-		rest[i] = iq[i];
-	}
-	rest[0].ptr = (uint8_t *)rest[0].ptr + head;
-	rest[0].len -= head;
-	if (a->zero)
-		(void)l1_zero_submit(a->zero, rest, n);   /* refused: dirty until this client goes */
-}
-
-/* After the lock: zeroes them L1_ZINLINE_STEP at a time, taking the lock
- * after each step to hand back what is zero (whole extents, and the head of
- * a longer one: l1__dirty_release_head), so an allocation waiting for the
- * memory of a large eviction gets it step by step, not after the last byte.
- * Releases go by cookie: an entry that a repair took meanwhile is left
- * alone.  If the lock cannot be had, the rest goes to the engine. */
-void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n)
-{
-	uint32_t i = 0;
-	uint64_t head = 0;              /* of iq[i]: zeroed and handed back */
-	while (i < n) {
-		uint32_t j = i;
-		uint64_t upto = head, budget = L1_ZINLINE_STEP, bytes = 0;
-		for (;;) {              /* the rest of iq[i], then whole extents */
-			uint64_t k = iq[j].len - upto < budget ? iq[j].len - upto : budget;
-			memset((uint8_t *)iq[j].ptr + upto, 0, k);
-			budget -= k;
-			upto += k;
-			if (upto < iq[j].len || j + 1 == n || !budget)
-				break;
-			j++;
-			upto = 0;
-		}
-		if (l1__lock(a)) {
-			inline_give_up(a, iq + i, n - i, head);
-			return;
-		}
-		for (uint32_t k = i; k < j; k++)
-			bytes += l1__dirty_release(a, iq[k].slot, iq[k].gen);
-		if (upto == iq[j].len)
-			bytes += l1__dirty_release(a, iq[j].slot, iq[j].gen);
-		else
-			bytes += l1__dirty_release_head(a, iq[j].slot, iq[j].gen,
-							upto - (j == i ? head : 0));
-		l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
-		l1__unlock(a);
-		atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);
-		if (a->test_hook)
-			a->test_hook(a, L1_HOOK_ZINLINE_STEP);
-		if (upto == iq[j].len) {
-			i = j + 1;
-			head = 0;
-		} else {
-			i = j;
-			head = upto;
-		}
-	}
-}
-
-int l1_arena_zero_split(struct l1_arena *a, struct l1_zero_split *out)
-{
-	struct l1_zero_stats st;
-	if (!a || !out)
-		return l1__err(-EINVAL, "NULL argument");
-	l1_zero_get_stats(a->zero, &st);
-	out->by_allocate = atomic_load(&a->help_bytes);
-	out->by_free = atomic_load(&a->inline_bytes);
-	out->by_engine = st.zeroed_bytes;
-	out->engine_skipped = st.skipped_bytes;
-	return 0;
 }
