@@ -244,9 +244,7 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 			continue;
 		}
 		r = !l1__slots_ready(a, count) ? -ENOSPC : -EAGAIN;
-		if (r == -EAGAIN && atomic_load(&h->dirty_bytes) && a->zero &&
-		    (hp || (hp = malloc(sizeof *hp))) &&
-		    l1__help_prefer(a, nblk, count, starts, hp) == 0) {
+		if (r == -EAGAIN && l1__help_prefer(a, nblk, count, starts, &hp) == 0) {
 			r = helped(a, layout_id, size, data_size, count, starts, objs, hp);
 			break;
 		}
@@ -280,9 +278,9 @@ int l1_alloc(struct l1_arena *a, const struct l1_layout *l, uint32_t count,
 		}
 		/* no clean run: zero, in this thread, the dirty bytes of the
 		 * run it takes rather than wait for the engine's queue */
-		if (r == -ENOMEM && atomic_load(&h->dirty_bytes) && hp &&
+		if (r == -ENOMEM && atomic_load(&h->dirty_bytes) &&
 		    (tried_grow || l1__blocks_usable(h) >= h->nblocks)) {
-			if (l1__help_claim(a, nblk, count, starts, hp) == 0) {
+			if (l1__help_claim(a, nblk, count, starts, &hp) == 0) {
 				r = helped(a, layout_id, size, data_size, count, starts, objs, hp);
 				break;
 			}

@@ -82,7 +82,8 @@ struct l1_arena {
 	/* zhelp.c: what the threads that allocate and free zeroed themselves */
 	_Atomic uint64_t help_bytes;    /* by allocating threads */
 	_Atomic uint64_t inline_bytes;  /* by freeing threads */
-	uint64_t zinline_max;           /* under the pool lock */
+	uint64_t zinline_max;           /* under the pool lock (zfree.c) */
+	uint64_t zbacklog;
 	uint64_t zinline_checked;
 
 	/* tests only (l1arena_test.h): called at named points inside the lock */
@@ -267,9 +268,9 @@ struct l1_help {
 	struct l1_zero_extent rq[L1_HELP_MAX * 2];
 };
 int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
-		   struct l1_help *hp);
+		   struct l1_help **hpp);
 int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
-		    struct l1_help *hp);
+		    struct l1_help **hpp);
 void l1__help_commit(struct l1_arena *a, struct l1_help *hp);
 void l1__help_zero(struct l1_arena *a, struct l1_help *hp);
 void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,

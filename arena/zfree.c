@@ -36,28 +36,29 @@
 #define L1_ZBACKLOG (4ull << 20)         /* the engine's backlog: 1-2 ms of memset */
 #define L1_ZINLINE_STEP (4ull << 20)     /* zeroed at free, handed back this often */
 
-static uint64_t zinline_max(struct l1_arena *a)
+/* Under the lock: the two limits of zeroing at free, zinline_max and the
+ * engine's backlog beyond which a free zeroes its own extent, looked at
+ * again (the environment, the CPUs this process may run on) every 100 ms,
+ * not on every free. */
+static void zinline_limits(struct l1_arena *a, uint64_t *max, uint64_t *backlog)
 {
 	const char *env;
 	uint64_t now = l1__mono_ns();
-	if (now - a->zinline_checked < L1_ZINLINE_RECHECK_NS && a->zinline_checked)
-		return a->zinline_max;
-	a->zinline_checked = now;
-	if ((env = getenv("L1ARENA_ZINLINE")) && *env)
-		return a->zinline_max = strtoull(env, NULL, 0);
-	cpu_set_t set;
-	int one = sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1;
-	return a->zinline_max = one ? L1_ZINLINE_ONECPU : L1_ZINLINE_SMALL;
-}
-
-/* The engine's backlog beyond which a free zeroes its own extent. */
-static uint64_t backlog_max(struct l1_arena *a)
-{
-	const char *env = getenv("L1ARENA_ZBACKLOG");
-	if (env && *env)
-		return strtoull(env, NULL, 0);
-	(void)a;
-	return L1_ZBACKLOG;
+	if (!a->zinline_checked || now - a->zinline_checked >= L1_ZINLINE_RECHECK_NS) {
+		a->zinline_checked = now;
+		if ((env = getenv("L1ARENA_ZINLINE")) && *env) {
+			a->zinline_max = strtoull(env, NULL, 0);
+		} else {
+			cpu_set_t set;
+			int one = sched_getaffinity(0, sizeof set, &set) == 0 &&
+				  CPU_COUNT(&set) == 1;
+			a->zinline_max = one ? L1_ZINLINE_ONECPU : L1_ZINLINE_SMALL;
+		}
+		env = getenv("L1ARENA_ZBACKLOG");
+		a->zbacklog = env && *env ? strtoull(env, NULL, 0) : L1_ZBACKLOG;
+	}
+	*max = a->zinline_max;
+	*backlog = a->zbacklog;
 }
 
 /* Under the lock: moves the extents this free zeroes itself from q to iq
@@ -67,7 +68,8 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 {
 	struct l1_dirty_ent *e;
 	uint32_t k = 0;
-	uint64_t max = zinline_max(a), backlog = backlog_max(a);
+	uint64_t max, backlog;
+	zinline_limits(a, &max, &backlog);
 	int pressure = *nq && l1__zpressure_on(a);
 	for (uint32_t i = 0; i < *nq; i++) {
 		if ((q[i].slot & L1_ZX_TABLE) && *niq < L1_ZQ_MAX &&
@@ -105,7 +107,8 @@ static void inline_give_up(struct l1_arena *a, const struct l1_zero_extent *iq, 
  * a longer one: l1__dirty_release_head), so an allocation waiting for the
  * memory of a large eviction gets it step by step, not after the last byte.
  * Releases go by cookie: an entry that a repair took meanwhile is left
- * alone.  If the lock cannot be had, the rest goes to the engine. */
+ * alone, and the rest of it is not written.  If the lock cannot be had,
+ * the rest goes to the engine. */
 void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n)
 {
 	uint32_t i = 0;
@@ -131,9 +134,11 @@ void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq,
 			bytes += l1__dirty_release(a, iq[k].slot, iq[k].gen);
 		if (upto == iq[j].len)
 			bytes += l1__dirty_release(a, iq[j].slot, iq[j].gen);
-		else
+		else if (l1__dirty_of(a, iq[j].slot, iq[j].gen))
 			bytes += l1__dirty_release_head(a, iq[j].slot, iq[j].gen,
 							upto - (j == i ? head : 0));
+		else
+			upto = iq[j].len;       /* a repair took it: the rest is not ours */
 		l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);
 		l1__unlock(a);
 		atomic_fetch_add_explicit(&a->inline_bytes, bytes, memory_order_relaxed);

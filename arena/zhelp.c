@@ -29,6 +29,7 @@
  * make, zclaim.h.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "zclaim.h"
@@ -146,9 +147,9 @@ static int64_t help_one(struct l1_arena *a, uint64_t n, struct l1_help *hp, uint
 		if ((s > b && help_requeue(a, hp, b, s - b) < 0) ||
 		    (s + n < b + k && help_requeue(a, hp, s + n, b + k - s - n) < 0))
 			return -1;      /* cannot happen: table_room said so */
-		uint64_t lo = s > b ? s : b, hi = s + n < b + k ? s + n : b + k;
+		uint64_t lo = s > b ? s : b;
 		hp->p[hp->np++] = (struct l1_help_piece){ h->data_off + lo * h->block_size,
-							  (hi - lo) * h->block_size };
+							  overlap(s, n, b, k) * h->block_size };
 		return (int64_t)s;
 	}
 	return -1;
@@ -173,15 +174,27 @@ static void help_undo(struct l1_arena *a, struct l1_help *hp, uint64_t nblk, uin
 	hp->np = 0;
 }
 
+/* The caller's record of what it helps with, made when a help first needs
+ * it (about 8 KiB: not on the path of an allocation that never helps); the
+ * caller frees it. */
+static struct l1_help *help_rec(struct l1_help **hpp)
+{
+	if (!*hpp)
+		*hpp = malloc(sizeof **hpp);
+	if (*hpp)
+		(*hpp)->np = (*hpp)->nrq = 0;
+	return *hpp;
+}
+
 int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
-		   struct l1_help *hp)
+		   struct l1_help **hpp)
 {
 	struct l1_hdr *h = a->h;
 	uint64_t step = h->grow_step / h->block_size;
 	uint64_t limit = l1__blocks_usable(h);
-	hp->np = hp->nrq = 0;
+	struct l1_help *hp;
 	l1__zpressure_note(a);
-	if (!a->dirty || !a->zero)
+	if (!a->dirty || !a->zero || !(hp = help_rec(hpp)))
 		return -ENOMEM;
 	/* the batch in one run, as a clean claim would lay it out */
 	if (count > 1 && nblk * count <= step) {
@@ -214,10 +227,10 @@ int l1__help_claim(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *
  * and the pool does not fragment around extents waiting in the queue.
  * 0 (placed), or -EAGAIN (claim clean as usual). */
 int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t *starts,
-		    struct l1_help *hp)
+		    struct l1_help **hpp)
 {
 	uint64_t clean_run = UINT64_MAX;
-	hp->np = hp->nrq = 0;
+	struct l1_help *hp;
 	if (!a->dirty || !a->zero || !atomic_load(&a->h->dirty_bytes) ||
 	    !l1__place_large(a, nblk, count))
 		return -EAGAIN;
@@ -225,6 +238,8 @@ int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t 
 	 * (taking its front splits nothing another batch like it needs) */
 	if (l1__place_best(a, nblk * count, &clean_run) >= 0 &&
 	    (clean_run == nblk * count || clean_run >= 2 * nblk * count))
+		return -EAGAIN;
+	if (!(hp = help_rec(hpp)))
 		return -EAGAIN;
 	int64_t s = help_one(a, nblk * count, hp, clean_run);
 	if (s < 0)
@@ -235,11 +250,13 @@ int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t 
 	return 0;
 }
 
-/* Under the lock, after the records are written: counters, the remainders
- * to the engine. */
+/* Under the lock, after the records are written (or a help failed):
+ * counters, the remainders to the engine.  hp may be NULL (no help made). */
 void l1__help_commit(struct l1_arena *a, struct l1_help *hp)
 {
 	uint64_t bytes = 0;
+	if (!hp)
+		return;
 	for (uint32_t i = 0; i < hp->np; i++)
 		bytes += hp->p[i].len;
 	l1__ctr_add(&a->h->zeroed_bytes, (int64_t)bytes);

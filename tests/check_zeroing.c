@@ -235,7 +235,7 @@ START_TEST(killed_with_zeroing_in_flight)
 	if (kid == 0) {
 		struct l1_arena *b;
 		static struct l1_obj o[48];
-		/* the engine gets every extent, however large its backlog (zhelp.c) */
+		/* the engine gets every extent, however large its backlog (zfree.c) */
 		setenv("L1ARENA_ZBACKLOG", "0x7fffffffffffffff", 1);
 		if (l1_arena_open(path, NULL, &b) || l1_alloc_bytes(b, MiB, 48, o))
 			_exit(1);

@@ -246,7 +246,7 @@ START_TEST(help_window_beside_the_entry_is_clean)
 	uint64_t eb = ((uint8_t *)x.ptr - a->base - a->h->data_off) / bs, ek = x.len / bs;
 	ck_assert_ptr_nonnull(hp);
 	ck_assert_int_eq(l1__lock(a), 0);
-	ck_assert_int_eq(l1__help_claim(a, nblk, 2, starts, hp), 0);
+	ck_assert_int_eq(l1__help_claim(a, nblk, 2, starts, &hp), 0);
 	ck_assert_uint_eq(hp->np, 0);                   /* nothing dirty in the batch */
 	for (int i = 0; i < 2; i++)
 		ck_assert(starts[i] + nblk <= eb || starts[i] >= eb + ek);
