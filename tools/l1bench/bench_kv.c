@@ -33,12 +33,19 @@
  * the very same sequence of sizes, batches and frees (recorded during the
  * pool run); the utilisation reached before the first OUT_OF_MEMORY without
  * eviction, on a fresh pool and again after the trace has churned it
- * (fragmentation), goal >= 0.97; the hit ratio and lookups/s of the trace.
+ * (fragmentation), goal >= 0.97, beside the same trace run on a pool of
+ * bytes alone (an allocate fails only when fewer bytes are free than it
+ * asks for: what a pool that never fragments would reach); the bytes zeroed
+ * per object, and the zeroing bandwidth 0.5x glibc's allocations/s would
+ * take beside what memset on every CPU clears here; the hit ratio and
+ * lookups/s of the trace.
  * --quick: a 512 MiB pool and 1500 requests; default 2 GiB and 20000;
  * --iters sets the number of requests.
  */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,12 +111,15 @@ struct trace {
 	uint64_t nlat_ok, caplat_ok;
 	uint64_t objs_allocated, alloc_ns, free_ns, evicted_units, forced;
 	int fill;                       /* write every object, as a store does */
+	int ideal;                      /* bytes only: no pool calls, no placement */
+	uint64_t ideal_used, block;     /* its used bytes; the pool's block size */
 	uint64_t fill_ns;
 	uint64_t lookups, lookup_ns, hits, misses;
 	struct op *ops;
 	uint64_t nops, capops, handles;
 	uint64_t first_oom_used;        /* used bytes at the first OOM (no eviction) */
 	uint64_t oom_largest;           /* largest free run then */
+	uint64_t oom_dirty;             /* and the freed bytes not yet zeroed */
 	uint64_t oom_bytes;             /* and the allocate that failed: count x bytes */
 	uint32_t oom_count;
 };
@@ -261,11 +271,15 @@ static int evict_one(struct trace *t)
 	struct unit *x = &t->units[u];
 	const struct doc *d = &t->docs[u / MAX_CHUNKS];
 	uint32_t n = per_chunk(d);
-	uint64_t t0 = bench_now_ns();
-	int r = l1_free_ids(t->a, x->ids, n);
-	t->free_ns += bench_now_ns() - t0;
-	if (r)
-		return -1;
+	if (t->ideal) {
+		t->ideal_used -= x->bytes;
+	} else {
+		uint64_t t0 = bench_now_ns();
+		int r = l1_free_ids(t->a, x->ids, n);
+		t->free_ns += bench_now_ns() - t0;
+		if (r)
+			return -1;
+	}
 	if (record(t, 0, x->handle, n))
 		return -1;
 	lru_unlink(t, u);
@@ -275,14 +289,21 @@ static int evict_one(struct trace *t)
 	return 0;
 }
 
-static void evict_to_watermark(struct trace *t)
+static uint64_t used_now(struct trace *t)
 {
 	uint64_t used, total;
+	if (t->ideal)
+		return t->ideal_used;
 	l1_get_memory_usage(t->a, &used, &total);
-	if (used <= t->high)
+	return used;
+}
+
+static void evict_to_watermark(struct trace *t)
+{
+	if (used_now(t) <= t->high)
 		return;
-	while (used > t->low && evict_one(t) == 0)
-		l1_get_memory_usage(t->a, &used, &total);
+	while (used_now(t) > t->low && evict_one(t) == 0)
+		;
 }
 
 /* ---- one request --------------------------------------------------------- */
@@ -293,6 +314,10 @@ static int lookup(struct trace *t, const struct doc *d, uint32_t c, int expect)
 	char key[L1_KEY_MAX + 1];
 	struct l1_obj o;
 	uint32_t n = expect ? per_chunk(d) : 1;
+	if (t->ideal) {                 /* the trace knows what it stored */
+		t->lookups += n;
+		return expect ? 1 : 0;
+	}
 	uint64_t t0 = bench_now_ns();
 	for (uint32_t i = 0; i < n; i++) {
 		key_of(d, c, i, key, sizeof key);
@@ -311,10 +336,48 @@ static int lookup(struct trace *t, const struct doc *d, uint32_t c, int expect)
 	return expect ? 1 : 0;
 }
 
+/* store() on a pool of bytes alone: an allocate fails only when the free
+ * bytes, wherever they lie, are fewer than the batch's (whole blocks). */
+static int store_ideal(struct trace *t, uint32_t di, uint32_t c0, uint32_t nch)
+{
+	const struct doc *d = &t->docs[di];
+	uint32_t pc = per_chunk(d), count = nch * pc;
+	struct l1_layout l;
+	uint64_t b;
+	chunk_layout(d, c0, &l);
+	if (l1_layout_bytes(&l, &b))
+		return -1;
+	b = (b + t->block - 1) / t->block * t->block;
+	while (t->ideal_used + b * count > t->total) {
+		if (!t->evict) {
+			t->first_oom_used = t->ideal_used;
+			t->oom_largest = t->total - t->ideal_used;
+			t->oom_count = count;
+			t->oom_bytes = b;
+			return 1;
+		}
+		t->forced++;
+		if (evict_one(t))
+			return -1;
+	}
+	t->ideal_used += b * count;
+	t->objs_allocated += count;
+	for (uint32_t k = 0; k < nch; k++) {
+		struct unit *x = &t->units[di * MAX_CHUNKS + c0 + k];
+		if (!(x->ids = calloc(pc, sizeof *x->ids)))
+			return -1;
+		x->bytes = b * pc;
+		lru_front(t, (int32_t)(di * MAX_CHUNKS + c0 + k));
+	}
+	return 0;
+}
+
 /* Allocates count chunks c0.. (same layout), evicting on failure when the
  * trace evicts.  0, 1 on the first OOM without eviction, -1 on error. */
 static int store(struct trace *t, uint32_t di, uint32_t c0, uint32_t nch)
 {
+	if (t->ideal)
+		return store_ideal(t, di, c0, nch);
 	const struct doc *d = &t->docs[di];
 	uint32_t pc = per_chunk(d), count = nch * pc;
 	struct l1_layout l;
@@ -343,6 +406,7 @@ static int store(struct trace *t, uint32_t di, uint32_t c0, uint32_t nch)
 			l1_arena_usage(t->a, &u);
 			t->first_oom_used = u.used_bytes;
 			t->oom_largest = u.largest_free_bytes;
+			t->oom_dirty = u.dirty_bytes;
 			t->oom_count = count;
 			l1_layout_bytes(&l, &t->oom_bytes);
 			return 1;
@@ -546,7 +610,7 @@ fail:
 
 struct kv_result {
 	double util_fresh, util_churn, allocs_s, p50, p99, p999, wall, hit, lookups_s, store_us;
-	uint64_t nlat, objs, evicted, forced, oom_count, oom_bytes, oom_free, oom_largest;
+	uint64_t nlat, objs, evicted, forced, oom_count, oom_bytes, oom_free, oom_largest, oom_dirty;
 	struct l1_zero_split zs;
 	int problems;
 };
@@ -609,6 +673,7 @@ static int kv_pass(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint
 	o->oom_bytes = t.oom_bytes;
 	o->oom_free = t.total - t.first_oom_used;
 	o->oom_largest = t.oom_largest;
+	o->oom_dirty = t.oom_dirty;
 	if (rec) {
 		*rec = t;               /* the caller replays and frees it */
 		bench_destroy(a);
@@ -624,8 +689,108 @@ fail:
 	return 1;
 }
 
+/* ---- what zeroing can do on this machine --------------------------------- */
+
+#define MSET_BYTES (64ull << 20)
+#define MSET_ROUNDS 8
+
+static void *mset_thread(void *arg)
+{
+	uint64_t *ns = arg;
+	char *p = malloc(MSET_BYTES);
+	if (!p) {
+		*ns = 0;
+		return NULL;
+	}
+	memset(p, 1, MSET_BYTES);               /* faulted in before the clock */
+	uint64_t t0 = bench_now_ns();
+	for (int r = 0; r < MSET_ROUNDS; r++) {
+		memset(p, 0, MSET_BYTES);
+		__asm__ __volatile__("" : : "r"(p) : "memory");
+	}
+	*ns = bench_now_ns() - t0;
+	free(p);
+	return NULL;
+}
+
+/* Bytes/s that memset clears with one thread on every online CPU at once:
+ * the most any zeroing, by whichever threads, could clear here. */
+static double memset_all_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > 256)
+		n = 256;
+	pthread_t th[256];
+	uint64_t ns[256];
+	long started = 0;
+	for (; started < n; started++)
+		if (pthread_create(&th[started], NULL, mset_thread, &ns[started]))
+			break;
+	double bps = 0;
+	for (long i = 0; i < started; i++) {
+		pthread_join(th[i], NULL);
+		if (ns[i])
+			bps += (double)(MSET_BYTES * MSET_ROUNDS) / ((double)ns[i] / 1e9);
+	}
+	return bps;
+}
+
+/* The same passes as kv_pass's fills on a pool of bytes alone (no
+ * placement: an allocate fails only when too few bytes are free anywhere):
+ * the utilisation any placement could reach at the first OOM, fresh and
+ * after the same churn.  The pool is created for its size and block only. */
+static int kv_ideal(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint32_t ndocs,
+		    struct kv_result *o)
+{
+	struct l1_arena *a = bench_create(c, SCEN, size, 0, 0);
+	struct l1_usage u;
+	struct trace t;
+	int rc = 1;
+	if (!a)
+		return 1;
+	if (l1_arena_usage(a, &u))
+		goto out;
+	for (int churn = 0; churn < 2; churn++) {
+		if (trace_init(&t, a, ndocs))
+			goto fail;      /* trace_init cleared t first */
+		t.ideal = 1;
+		t.block = u.align_bytes;
+		t.evict = 1;
+		for (uint64_t i = 0; churn && i < nreq; i++)
+			if (request(&t, pick_doc(&t)) < 0)
+				goto fail;
+		double util = fill_to_oom(&t, 1000000);
+		if (churn)
+			o->util_churn = util;
+		else
+			o->util_fresh = util;
+		o->oom_count = t.oom_count;
+		o->oom_bytes = t.oom_bytes;
+		o->oom_free = t.total - t.first_oom_used;
+		trace_free(&t);
+	}
+	rc = 0;
+	goto out;
+fail:
+	trace_free(&t);
+out:
+	bench_destroy(a);
+	return rc;
+}
+
+static void kv_ideal_note(const struct bench_ctx *c, const struct kv_result *ideal)
+{
+	bench_note(c, SCEN, "bytes alone: the same trace on a pool where an allocate fails only "
+		   "when fewer bytes are free than it asks for, wherever they lie (a pool that "
+		   "never fragments); after the churn its first OOM was an allocate of %u x %.1f "
+		   "MiB with %.1f MiB free", (unsigned)ideal->oom_count,
+		   (double)ideal->oom_bytes / 1048576.0, (double)ideal->oom_free / 1048576.0);
+}
+
 static void kv_report(const struct bench_ctx *c, const char *tag, const struct kv_result *r,
-		      const struct replay *g)
+		      const struct replay *g, const struct kv_result *ideal)
 {
 	char m[96];
 	snprintf(m, sizeof m, "allocations/s, %s", tag);
@@ -641,18 +806,22 @@ static void kv_report(const struct bench_ctx *c, const char *tag, const struct k
 	bench_report(c, SCEN, m, r->p999 / 1e3, "us", "glibc malloc, same batches",
 		     g->p999 / 1e3, "<= 2000 us", r->p999 <= 2e6);
 	snprintf(m, sizeof m, "utilisation at first OOM, fresh, %s", tag);
-	bench_report(c, SCEN, m, r->util_fresh, "", NULL, 0, ">= 0.97", r->util_fresh >= 0.97);
+	bench_report(c, SCEN, m, r->util_fresh, "", "bytes alone, same trace",
+		     ideal->util_fresh, ">= 0.97", r->util_fresh >= 0.97);
 	snprintf(m, sizeof m, "utilisation at first OOM, churned, %s", tag);
-	bench_report(c, SCEN, m, r->util_churn, "", NULL, 0, ">= 0.97", r->util_churn >= 0.97);
+	bench_report(c, SCEN, m, r->util_churn, "", "bytes alone, same trace",
+		     ideal->util_churn, ">= 0.97", r->util_churn >= 0.97);
 	snprintf(m, sizeof m, "memcheck problems after the trace, %s", tag);
 	bench_report(c, SCEN, m, r->problems, "", NULL, 0, "0", r->problems == 0);
 	bench_note(c, SCEN, "%s: %llu allocate calls for %llu objects, %llu chunks evicted "
 		   "(%llu on a failed allocate), %.1f s; after the churn the first OOM was an "
-		   "allocate of %u x %.1f MiB with %.1f MiB free, the largest free run %.1f MiB",
+		   "allocate of %u x %.1f MiB with %.1f MiB free (%.1f MiB of it not yet zeroed), "
+		   "the largest free run %.1f MiB",
 		   tag, (unsigned long long)r->nlat, (unsigned long long)r->objs,
 		   (unsigned long long)r->evicted, (unsigned long long)r->forced, r->wall,
 		   (unsigned)r->oom_count, (double)r->oom_bytes / 1048576.0,
-		   (double)r->oom_free / 1048576.0, (double)r->oom_largest / 1048576.0);
+		   (double)r->oom_free / 1048576.0, (double)r->oom_dirty / 1048576.0,
+		   (double)r->oom_largest / 1048576.0);
 }
 
 /* The filled pass: a store's path, allocate + write + free, beside glibc
@@ -715,8 +884,8 @@ int bench_kv(const struct bench_ctx *c)
 	uint64_t size = c->quick ? 512ull << 20 : 2ull << 30;
 	uint64_t nreq = c->iters ? c->iters : c->quick ? 1500 : 20000;
 	uint32_t ndocs = c->quick ? 300 : 1000;
-	const char *only = getenv("L1BENCH_KV_ONLY");   /* "on", "off", "filled": one pass */
-	struct kv_result on, off;
+	const char *only = getenv("L1BENCH_KV_ONLY");   /* "on", "off", "filled", "ideal": one pass */
+	struct kv_result on, off, ideal;
 	struct trace t;
 	struct replay g;
 	int rc = 1;
@@ -724,6 +893,16 @@ int bench_kv(const struct bench_ctx *c)
 	memset(&t, 0, sizeof t);
 	if (only && !strcmp(only, "filled"))
 		return kv_filled(c, size, nreq, ndocs, 0) | kv_filled(c, size, nreq, ndocs, 1);
+	if (kv_ideal(c, size, nreq, ndocs, &ideal))
+		return 1;
+	if (only && !strcmp(only, "ideal")) {
+		bench_report(c, SCEN, "utilisation at first OOM, fresh, bytes alone",
+			     ideal.util_fresh, "", NULL, 0, NULL, -1);
+		bench_report(c, SCEN, "utilisation at first OOM, churned, bytes alone",
+			     ideal.util_churn, "", NULL, 0, NULL, -1);
+		kv_ideal_note(c, &ideal);
+		return 0;
+	}
 	if (!(only && !strcmp(only, "off")) &&
 	    kv_pass(c, size, nreq, ndocs, 1, 0, &t, &on))
 		return 1;
@@ -739,7 +918,7 @@ int bench_kv(const struct bench_ctx *c)
 		   "allocations/s over the time in allocate+free", (unsigned long long)(size >> 20),
 		   (unsigned long long)nreq, ndocs);
 	if (!(only && !strcmp(only, "off"))) {
-		kv_report(c, "zeroing on", &on, &g);
+		kv_report(c, "zeroing on", &on, &g, &ideal);
 		const struct l1_zero_split *z = &on.zs;
 		double all = (double)(z->by_allocate + z->by_free + z->by_engine);
 		bench_report(c, SCEN, "share of zeroed bytes: allocating threads",
@@ -748,6 +927,15 @@ int bench_kv(const struct bench_ctx *c)
 			     all ? (double)z->by_free / all : 0, "", NULL, 0, NULL, -1);
 		bench_report(c, SCEN, "share of zeroed bytes: engine",
 			     all ? (double)z->by_engine / all : 0, "", NULL, 0, NULL, -1);
+		/* allocations/s with zeroing on cannot pass bandwidth / bytes per
+		 * object: what 0.5x glibc would take, beside what this machine has */
+		double per_obj = on.objs ? all / (double)on.objs : 0, zero_bps = memset_all_cpus();
+		bench_report(c, SCEN, "zeroing that 0.5x glibc's allocations/s takes",
+			     0.5 * g.allocs_per_s * per_obj / 1e9, "GB/s",
+			     "memset, one thread on every CPU", zero_bps / 1e9, NULL, -1);
+		bench_note(c, SCEN, "zeroing on: %.2f MiB zeroed per object allocated; memset on "
+			   "every CPU at once clears %.0f objects' worth a second", per_obj / 1048576.0,
+			   per_obj > 0 ? zero_bps / per_obj : 0);
 		bench_report(c, SCEN, "hit ratio (chunks, Zipf 1.0)", on.hit, "", NULL, 0, NULL, -1);
 		bench_report(c, SCEN, "lookups/s (hold_key+release)", on.lookups_s, "obj/s", NULL,
 			     0, NULL, -1);
@@ -755,9 +943,10 @@ int bench_kv(const struct bench_ctx *c)
 	} else
 		rc = 0;
 	if (!(only && !strcmp(only, "on"))) {
-		kv_report(c, "zeroing off", &off, &g);
+		kv_report(c, "zeroing off", &off, &g, &ideal);
 		rc |= off.util_fresh < 0 || off.util_churn < 0 || off.problems;
 	}
+	kv_ideal_note(c, &ideal);
 	bench_note(c, SCEN, "zeroing on: an allocate that finds no clean run zeroes the dirty "
 		   "bytes of the run it takes itself (allocating threads); the rest is zeroed by "
 		   "the engine in the background, small extents by the freeing thread");

@@ -1,0 +1,70 @@
+#!/bin/sh
+# test_bench.sh - l1bench kv's figures agree with each other (a pool in
+# /dev/shm, --quick sizes, the zeroing-on pass alone):
+#   - the "bytes alone" baseline (the same trace on a pool that fails an
+#     allocate only when too few bytes are free) is what the ideal pass
+#     alone reports, run after run;
+#   - on a fresh pool no placement passes it: the pool's utilisation at the
+#     first OOM is at most the baseline's;
+#   - memcheck finds nothing after the trace, the shares of zeroed bytes add
+#     up to 1, and the zeroing bound line has both figures;
+#   - the pool files are gone afterwards.
+# Exit status: 0 if every check passed.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+BENCH=$BUILD/bin/l1bench
+fail=0
+. "$ROOT/tests/sh/testlib.sh"
+dir=$(mktemp -d /dev/shm/l1bench.XXXXXX)
+out=$(mktemp /tmp/l1bench.XXXXXX)
+trap 'rm -rf "$dir" "$out" "$out.ideal"' EXIT
+
+L1BENCH_KV_ONLY=on "$BENCH" --json --quick --allow-shm --dir "$dir" kv >"$out" 2>&1
+check "l1bench kv (zeroing on) exits 0" [ $? -eq 0 ]
+L1BENCH_KV_ONLY=ideal "$BENCH" --json --quick --allow-shm --dir "$dir" kv >"$out.ideal" 2>&1
+check "l1bench kv (bytes alone) exits 0" [ $? -eq 0 ]
+python3 - "$out" "$out.ideal" <<'PY'
+import json, sys
+def rows(path):
+    r = {}
+    for line in open(path):
+        line = line.strip()
+        if line.startswith("{"):
+            o = json.loads(line)
+            if "metric" in o:
+                r[o["metric"]] = o
+    return r
+on, ideal = rows(sys.argv[1]), rows(sys.argv[2])
+fails = 0
+def check(name, ok):
+    global fails
+    print(("ok   " if ok else "FAIL ") + name)
+    fails += not ok
+for w in ("fresh", "churned"):
+    m = on.get("utilisation at first OOM, %s, zeroing on" % w)
+    i = ideal.get("utilisation at first OOM, %s, bytes alone" % w)
+    check("%s utilisation and its bytes-alone baseline reported" % w, m is not None and i is not None)
+    if m and i:
+        check("%s: the baseline is the ideal pass's figure (%s = %s)" % (w, m["baseline_value"], i["value"]),
+              abs(m["baseline_value"] - i["value"]) < 1e-9)
+        check("%s: 0 < utilisation <= 1 (%s)" % (w, m["value"]), 0 < m["value"] <= 1)
+m = on.get("utilisation at first OOM, fresh, zeroing on")
+if m:
+    check("fresh: the pool does not pass bytes alone (%s <= %s)" % (m["value"], m["baseline_value"]),
+          m["value"] <= m["baseline_value"] + 1e-9)
+p = on.get("memcheck problems after the trace, zeroing on")
+check("memcheck after the trace: 0 problems", p is not None and p["value"] == 0)
+shares = [on.get("share of zeroed bytes: " + k) for k in
+          ("allocating threads", "freeing threads (small)", "engine")]
+check("shares of zeroed bytes add up to 1",
+      all(shares) and abs(sum(s["value"] for s in shares) - 1) < 1e-3)
+z = on.get("zeroing that 0.5x glibc's allocations/s takes")
+check("zeroing bound: both figures positive",
+      z is not None and z["value"] > 0 and z.get("baseline_value", 0) > 0)
+sys.exit(1 if fails else 0)
+PY
+[ $? -eq 0 ] || fail=1
+left=$(ls -A "$dir")
+check "no pool files left in $dir" [ -z "$left" ]
+exit $fail
