@@ -437,6 +437,14 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 		} else {
 			l1__rec_retire(a, slots[i], q, &nq);
 		}
+		/* before q fills (l1__zero_push would hand all of it to the
+		 * engine): a batch of separate small objects is zeroed here like
+		 * one small object, as far as iq holds */
+		if (nq == L1_ZQ_MAX - 1) {
+			l1__zero_inline_pick(a, q, &nq, iq, &niq);
+			l1__zero_queue(a, q, nq);
+			nq = 0;
+		}
 	}
 	l1__ctr_add(&a->h->frees, count);
 	l1__zero_inline_pick(a, q, &nq, iq, &niq);

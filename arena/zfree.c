@@ -22,6 +22,9 @@
  * the engine keeps up with.  zinline_max is L1_ZINLINE_SMALL, or
  * L1_ZINLINE_ONECPU while this process may run on one CPU only (looked at
  * every 100 ms).  L1ARENA_ZINLINE=bytes and L1ARENA_ZBACKLOG=bytes override.
+ * The rule is per extent: a free of many objects that lie apart (each an
+ * extent) picks before its list of L1_ZQ_MAX fills (alloc.c), so up to
+ * L1_ZQ_MAX of them are zeroed here and the rest by the engine.
  */
 #include <errno.h>
 #include <sched.h>

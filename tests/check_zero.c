@@ -209,14 +209,6 @@ START_TEST(test_many_in_flight)
 }
 END_TEST
 
-static int all_byte(const unsigned char *p, uint64_t len, unsigned char v)
-{
-	for (uint64_t i = 0; i < len; i++)
-		if (p[i] != v)
-			return 0;
-	return 1;
-}
-
 /* Extents back to back (merged into shared reads), with gaps between some
  * and out of address order for others: every extent reads zero, and no
  * byte outside them was touched. */
@@ -264,7 +256,7 @@ START_TEST(test_coalesce_bounds)
 	for (uint32_t i = 0; i < n; i++)
 		ck_assert_msg(l1t_is_zero(e[i].ptr, e[i].len), "extent %u not zero", i);
 	for (uint32_t i = 0; i < ng; i++)
-		ck_assert_msg(all_byte((unsigned char *)p + gap_off[i], gap_len[i], 0xc3),
+		ck_assert_msg(l1t_is_filled((unsigned char *)p + gap_off[i], gap_len[i], 0xc3),
 			      "gap %u at %llu was written", i,
 			      (unsigned long long)gap_off[i]);
 	l1_zero_stop(z);

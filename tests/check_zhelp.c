@@ -8,7 +8,8 @@
  * the bytes freed), live objects are never touched (each is checked against
  * its fill before it is freed), also with two threads racing the engine;
  * memcheck stays clean and nothing is left dirty.  A small free is zeroed
- * by the freeing thread at once.  One claim for all who zero: the engine's
+ * by the freeing thread at once, and so is a batch of small objects that
+ * lie apart, as far as the freer's list holds.  One claim for all who zero: the engine's
  * claim before its first byte fails on an extent a thread of its process
  * (or anyone) claimed, and a second claim fails on one the engine claimed;
  * gc leaves a claimed extent of a live client alone.  Placement with L1ARENA_PLACE=best: a
@@ -168,6 +169,51 @@ START_TEST(small_free_zeroed_by_the_freer)
 	ck_assert_int_eq(l1_arena_zero_split(a, &z), 0);
 	ck_assert_uint_eq(z.by_free, 16 * KiB);
 	settle(a, 16 * KiB);
+	l1t_destroy(a);
+}
+END_TEST
+
+/* One l1_free of many small objects that lie apart (every other one of a
+ * row): each is an extent of its own.  The freeing thread zeroes as many as
+ * its list holds (L1_ZQ_MAX) and the engine the rest; before, the 64th
+ * extent filled the list and handed all of them to the engine, so a batch
+ * of 64 random frees (16 KiB, 16 384 live) cost 11 us an object on one CPU
+ * against DPDK's 2.3 (l1bench sustain). */
+START_TEST(separate_small_frees_zeroed_by_the_freer)
+{
+	engine_default();
+	struct l1_arena *a = create("zapart", 16 * MiB, 1);
+	static struct l1_obj row[200], apart[100];
+	struct l1_zero_split z;
+	uint64_t freed = 0;
+	for (int round = 0; round < 2; round++) {
+		uint32_t n = round ? 100 : 64;          /* 100: more than one list */
+		ck_assert_int_eq(l1_alloc_bytes(a, 16 * KiB, 2 * n, row), 0);
+		for (uint32_t i = 0; i < n; i++) {
+			ck_assert_uint_eq(row[2 * i + 1].offset, row[2 * i].offset + 16 * KiB);
+			apart[i] = row[2 * i];
+			memset(apart[i].ptr, 0x3c, apart[i].size);
+			memset(row[2 * i + 1].ptr, 0x77, row[2 * i + 1].size);
+		}
+		struct l1_zero_split before;
+		ck_assert_int_eq(l1_arena_zero_split(a, &before), 0);
+		ck_assert_int_eq(l1_free(a, apart, n), 0);
+		ck_assert_int_eq(l1_arena_zero_split(a, &z), 0);
+		/* all 64 (of 100: the 64 the list holds) zeroed before free returned */
+		ck_assert_uint_eq(z.by_free - before.by_free, 64 * 16 * KiB);
+		for (uint32_t i = 0; i < n; i++) {
+			struct l1_obj *keep = &row[2 * i + 1];
+			ck_assert(l1t_is_filled(keep->ptr, keep->size, 0x77));
+		}
+		ck_assert_int_eq(l1_arena_flush(a, 60000), 0);
+		for (uint32_t i = 0; i < n; i++)
+			ck_assert(l1t_is_zero(apart[i].ptr, apart[i].size));
+		for (uint32_t i = 0; i < n; i++)
+			apart[i] = row[2 * i + 1];
+		ck_assert_int_eq(l1_free(a, apart, n), 0);
+		freed += 2 * n * 16 * KiB;
+	}
+	settle(a, freed);
 	l1t_destroy(a);
 }
 END_TEST
@@ -428,6 +474,7 @@ int main(void)
 	tcase_add_test(t, allocate_after_free_reads_zero);
 	tcase_add_loop_test(t, two_threads_race_the_engine, 0, 3);
 	tcase_add_test(t, small_free_zeroed_by_the_freer);
+	tcase_add_test(t, separate_small_frees_zeroed_by_the_freer);
 	tcase_add_test(t, one_claim_for_engine_and_helpers);
 	tcase_add_test(t, help_window_beside_the_entry_is_clean);
 	tcase_add_test(t, allocate_takes_another_clients_queue);

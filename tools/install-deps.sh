@@ -5,6 +5,8 @@
 # (--no-install-recommends: no servers or services come along).  The metrics
 # check needs no Prometheus: tests/sh/metrics_lint.py applies promtool's
 # rules (with python3-prometheus-client's parser as a second reader).
+# librte-eal23 is DPDK's EAL library alone (rte_malloc/rte_free), loaded by
+# l1bench sustain as a baseline; nothing else of DPDK comes along.
 set -eu
 # one package per line
 PKGS="
@@ -30,6 +32,7 @@ systemd
 prometheus-node-exporter
 libucx-dev
 ucx-utils
+librte-eal23
 "
 missing=""
 for p in $PKGS; do

@@ -217,13 +217,18 @@ int l1t_check(const void *p, uint64_t len, uint64_t seed)
 	return 1;
 }
 
-int l1t_is_zero(const void *p, uint64_t len)
+int l1t_is_filled(const void *p, uint64_t len, unsigned char v)
 {
 	const unsigned char *b = p;
 	for (uint64_t i = 0; i < len; i++)
-		if (b[i])
+		if (b[i] != v)
 			return 0;
 	return 1;
+}
+
+int l1t_is_zero(const void *p, uint64_t len)
+{
+	return l1t_is_filled(p, len, 0);
 }
 
 void l1t_memcheck_clean(struct l1_arena *a)

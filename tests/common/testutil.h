@@ -42,6 +42,8 @@ int l1t_wait(pid_t pid);
 void l1t_fill(void *p, uint64_t len, uint64_t seed);
 int l1t_check(const void *p, uint64_t len, uint64_t seed);
 int l1t_is_zero(const void *p, uint64_t len);
+/* Every byte of p[0..len) is v. */
+int l1t_is_filled(const void *p, uint64_t len, unsigned char v);
 /* Runs a suite (fork mode, the Check default) and gives main's exit code.
  * Sets L1_TEST_DIR to a fresh directory for this program's pools, removed
  * at the end with whatever is left in it. */

@@ -1,6 +1,6 @@
 #!/bin/sh
-# test_bench.sh - l1bench kv's figures agree with each other (a pool in
-# /dev/shm, --quick sizes, the zeroing-on pass alone):
+# test_bench.sh - l1bench's own checks (pools in /dev/shm, --quick sizes).
+# kv's figures agree with each other (the zeroing-on pass alone):
 #   - the "bytes alone" baseline (the same trace on a pool that fails an
 #     allocate only when too few bytes are free) is what the ideal pass
 #     alone reports, run after run;
@@ -8,6 +8,10 @@
 #     first OOM is at most the baseline's;
 #   - memcheck finds nothing after the trace, the shares of zeroed bytes add
 #     up to 1, and the zeroing bound line has both figures;
+#   - l1bench sustain (the 16 384-live trace, a few steps) puts each of its
+#     figures beside DPDK's rte_malloc/rte_free as well as glibc (so
+#     librte_eal is installed, its EAL starts without huge pages, and its
+#     rte_free was seen to zero), and leaves no DPDK run directory behind;
 #   - the pool files are gone afterwards.
 # Exit status: 0 if every check passed.
 set -u
@@ -65,6 +69,36 @@ check("zeroing bound: both figures positive",
 sys.exit(1 if fails else 0)
 PY
 [ $? -eq 0 ] || fail=1
+dpdk_before=$(ls -A /var/run/dpdk 2>/dev/null; echo end)
+L1BENCH_SUSTAIN_ONLY=live "$BENCH" --json --quick --iters 6400 --allow-shm --dir "$dir" \
+	sustain >"$out" 2>&1
+check "l1bench sustain (16 384 live) exits 0" [ $? -eq 0 ]
+python3 - "$out" <<'PY'
+import json, sys
+rows, notes = [], []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        o = json.loads(line)
+        (rows if "metric" in o else notes).append(o)
+fails = 0
+def check(name, ok):
+    global fails
+    print(("ok   " if ok else "FAIL ") + name)
+    fails += not ok
+glibc = [r for r in rows if r.get("baseline") == "aligned_alloc+memset+free"]
+dpdk = [r for r in rows if r.get("baseline", "").startswith("rte_malloc")]
+check("sustain: figures beside glibc (%d)" % len(glibc), len(glibc) >= 1)
+check("sustain: as many beside DPDK (%d)" % len(dpdk), len(dpdk) == len(glibc))
+check("sustain: every figure and baseline positive",
+      all(r["value"] > 0 and r["baseline_value"] > 0 for r in rows))
+bad = [n["note"] for n in notes if "no DPDK baseline" in n.get("note", "")]
+check("sustain: no 'no DPDK baseline' note%s" % (": " + bad[0] if bad else ""), not bad)
+sys.exit(1 if fails else 0)
+PY
+[ $? -eq 0 ] || fail=1
+dpdk_after=$(ls -A /var/run/dpdk 2>/dev/null; echo end)
+check "no DPDK run directory left behind" [ "$dpdk_before" = "$dpdk_after" ]
 left=$(ls -A "$dir")
 check "no pool files left in $dir" [ -z "$left" ]
 exit $fail

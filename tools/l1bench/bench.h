@@ -36,6 +36,11 @@ const char *bench_pool_path(const struct bench_ctx *c, const char *name, char *b
 /* Creates a pool for a scenario; prints a sentence and returns NULL on failure. */
 struct l1_arena *bench_create(const struct bench_ctx *c, const char *name,
 			      uint64_t size, int lazy, int zero_on_free);
+/* The same with room for max_objects records (0: the default, one per
+ * 64 KiB of pool). */
+struct l1_arena *bench_create_objs(const struct bench_ctx *c, const char *name,
+				   uint64_t size, int lazy, int zero_on_free,
+				   uint64_t max_objects);
 void bench_destroy(struct l1_arena *a);
 uint64_t bench_now_ns(void);
 uint64_t bench_thread_cpu_ns(void);

@@ -739,8 +739,12 @@ static double memset_all_cpus(void)
 
 /* The same passes as kv_pass's fills on a pool of bytes alone (no
  * placement: an allocate fails only when too few bytes are free anywhere):
- * the utilisation any placement could reach at the first OOM, fresh and
- * after the same churn.  The pool is created for its size and block only. */
+ * what a pool that never fragments reaches at the first OOM, fresh and
+ * after the same churn.  Fresh, the requests are the pool's up to its first
+ * OOM, so no placement passes it; after the churn it is a reference, not a
+ * bound: a pool that fails an allocate evicts on it (as LMCache does), and
+ * from then on its requests and evictions are not these.  The pool is
+ * created for its size and block only. */
 static int kv_ideal(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint32_t ndocs,
 		    struct kv_result *o)
 {

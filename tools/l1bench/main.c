@@ -127,6 +127,12 @@ const char *bench_pool_path(const struct bench_ctx *c, const char *name, char *b
 struct l1_arena *bench_create(const struct bench_ctx *c, const char *name, uint64_t size,
 			      int lazy, int zero_on_free)
 {
+	return bench_create_objs(c, name, size, lazy, zero_on_free, 0);
+}
+
+struct l1_arena *bench_create_objs(const struct bench_ctx *c, const char *name, uint64_t size,
+				   int lazy, int zero_on_free, uint64_t max_objects)
+{
 	char path[512];
 	struct l1_config cfg;
 	struct l1_arena *a;
@@ -135,6 +141,7 @@ struct l1_arena *bench_create(const struct bench_ctx *c, const char *name, uint6
 	cfg.size_bytes = size;
 	cfg.lazy = lazy;
 	cfg.zero_on_free = zero_on_free;
+	cfg.max_objects = max_objects;
 	cfg.pin = L1_PIN_OFF;
 	char dir[512];
 	snprintf(dir, sizeof dir, "%s", path);
