@@ -440,15 +440,11 @@ static int free_impl(struct l1_arena *a, const uint64_t *ids, const uint64_t *po
 		/* before q fills (l1__zero_push would hand all of it to the
 		 * engine): a batch of separate small objects is zeroed here like
 		 * one small object, as far as iq holds */
-		if (nq == L1_ZQ_MAX - 1) {
-			l1__zero_inline_pick(a, q, &nq, iq, &niq);
-			l1__zero_queue(a, q, nq);
-			nq = 0;
-		}
+		if (nq == L1_ZQ_MAX - 1)
+			l1__zero_at_free(a, q, &nq, iq, &niq);
 	}
 	l1__ctr_add(&a->h->frees, count);
-	l1__zero_inline_pick(a, q, &nq, iq, &niq);
-	l1__zero_queue(a, q, nq);
+	l1__zero_at_free(a, q, &nq, iq, &niq);
 	l1__unlock(a);
 	l1__zero_inline_finish(a, iq, niq);
 out:
@@ -733,8 +729,7 @@ int l1_release(struct l1_arena *a, uint64_t id)
 	struct l1_rec *rec = &a->recs[slot];
 	if (rec->holds == 0 && atomic_load(&rec->state) == L1_STATE_DOOMED)
 		l1__rec_retire(a, slot, q, &nq);
-	l1__zero_inline_pick(a, q, &nq, iq, &niq);
-	l1__zero_queue(a, q, nq);
+	l1__zero_at_free(a, q, &nq, iq, &niq);
 out:
 	l1__unlock(a);
 	l1__zero_inline_finish(a, iq, niq);

@@ -273,8 +273,8 @@ int l1__help_prefer(struct l1_arena *a, uint64_t nblk, uint32_t count, uint64_t 
 		    struct l1_help **hpp);
 void l1__help_commit(struct l1_arena *a, struct l1_help *hp);
 void l1__help_zero(struct l1_arena *a, struct l1_help *hp);
-void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
-			  struct l1_zero_extent *iq, uint32_t *niq);
+void l1__zero_at_free(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+		      struct l1_zero_extent *iq, uint32_t *niq);
 void l1__zero_inline_finish(struct l1_arena *a, const struct l1_zero_extent *iq, uint32_t n);
 
 /* gc.c */

@@ -23,7 +23,7 @@
  * L1_ZINLINE_ONECPU while this process may run on one CPU only (looked at
  * every 100 ms).  L1ARENA_ZINLINE=bytes and L1ARENA_ZBACKLOG=bytes override.
  * The rule is per extent: a free of many objects that lie apart (each an
- * extent) picks before its list of L1_ZQ_MAX fills (alloc.c), so up to
+ * extent) sorts its list before it fills (alloc.c), so up to
  * L1_ZQ_MAX of them are zeroed here and the rest by the engine.
  */
 #include <errno.h>
@@ -64,10 +64,11 @@ static void zinline_limits(struct l1_arena *a, uint64_t *max, uint64_t *backlog)
 	*backlog = a->zbacklog;
 }
 
-/* Under the lock: moves the extents this free zeroes itself from q to iq
- * (at most L1_ZQ_MAX), claimed; they stay in the table, never queued. */
-void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
-			  struct l1_zero_extent *iq, uint32_t *niq)
+/* Under the lock: the extents this free zeroes itself go from q to iq (at
+ * most L1_ZQ_MAX in all), claimed; they stay in the table, never queued.
+ * The rest of q goes to the engine, and q is empty after. */
+void l1__zero_at_free(struct l1_arena *a, struct l1_zero_extent *q, uint32_t *nq,
+		      struct l1_zero_extent *iq, uint32_t *niq)
 {
 	struct l1_dirty_ent *e;
 	uint32_t k = 0;
@@ -84,7 +85,8 @@ void l1__zero_inline_pick(struct l1_arena *a, struct l1_zero_extent *q, uint32_t
 		}
 		q[k++] = q[i];
 	}
-	*nq = k;
+	l1__zero_queue(a, q, k);
+	*nq = 0;
 }
 
 /* The lock could not be had: the claims on what is left go, and the engine

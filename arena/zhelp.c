@@ -16,7 +16,7 @@
  * Who zeroes an entry is decided by its zeroer_client word in the pool
  * (format.h), with one claim for everyone: before the first byte, the
  * engine (release.c, l1__zero_still_mine), an allocating thread (help_one)
- * and a freeing thread (l1__zero_inline_pick) each swap the bare client tag
+ * and a freeing thread (l1__zero_at_free) each swap the bare client tag
  * for tag | L1_ZEROER_WRITING; gc's takeover swaps the bare tag for its own
  * (and leaves a claimed extent of a live client alone).  So exactly one of
  * them wins, writes and releases: an engine whose claim fails gives its job

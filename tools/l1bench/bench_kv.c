@@ -744,11 +744,11 @@ static double memset_all_cpus(void)
  * OOM, so no placement passes it; after the churn it is a reference, not a
  * bound: a pool that fails an allocate evicts on it (as LMCache does), and
  * from then on its requests and evictions are not these.  The pool is
- * created for its size and block only. */
+ * created, lazy (nothing committed), for its size and block only. */
 static int kv_ideal(const struct bench_ctx *c, uint64_t size, uint64_t nreq, uint32_t ndocs,
 		    struct kv_result *o)
 {
-	struct l1_arena *a = bench_create(c, SCEN, size, 0, 0);
+	struct l1_arena *a = bench_create(c, SCEN, size, 1, 0);
 	struct l1_usage u;
 	struct trace t;
 	int rc = 1;
@@ -791,6 +791,13 @@ static void kv_ideal_note(const struct bench_ctx *c, const struct kv_result *ide
 		   "never fragments); after the churn its first OOM was an allocate of %u x %.1f "
 		   "MiB with %.1f MiB free", (unsigned)ideal->oom_count,
 		   (double)ideal->oom_bytes / 1048576.0, (double)ideal->oom_free / 1048576.0);
+}
+
+/* Of all the bytes zeroed, the share part of them. */
+static double zshare(const struct l1_zero_split *z, uint64_t part)
+{
+	double all = (double)(z->by_allocate + z->by_free + z->by_engine);
+	return all ? (double)part / all : 0;
 }
 
 static void kv_report(const struct bench_ctx *c, const char *tag, const struct kv_result *r,
@@ -872,10 +879,9 @@ static int kv_filled(const struct bench_ctx *c, uint64_t size, uint64_t nreq, ui
 	bench_report(c, SCEN, m, f.store_us, "us", "glibc malloc, same trace, same fill",
 		     g.store_us, NULL, -1);
 	const struct l1_zero_split *z = &f.zs;
-	double all = (double)(z->by_allocate + z->by_free + z->by_engine);
 	snprintf(m, sizeof m, "zeroed by allocate / free / engine, filled, %s", how);
-	bench_note(c, SCEN, "%s: %.3f / %.3f / %.3f", m, all ? (double)z->by_allocate / all : 0,
-		   all ? (double)z->by_free / all : 0, all ? (double)z->by_engine / all : 0);
+	bench_note(c, SCEN, "%s: %.3f / %.3f / %.3f", m, zshare(z, z->by_allocate),
+		   zshare(z, z->by_free), zshare(z, z->by_engine));
 	bench_note(c, SCEN, "objects filled: every object's bytes written after allocate, as a "
 		   "store writes the KV it copied from the GPU (glibc: the same bytes of each "
 		   "malloc'd block); allocations/s still over the time in allocate+free; %llu "
@@ -926,11 +932,11 @@ int bench_kv(const struct bench_ctx *c)
 		const struct l1_zero_split *z = &on.zs;
 		double all = (double)(z->by_allocate + z->by_free + z->by_engine);
 		bench_report(c, SCEN, "share of zeroed bytes: allocating threads",
-			     all ? (double)z->by_allocate / all : 0, "", NULL, 0, NULL, -1);
+			     zshare(z, z->by_allocate), "", NULL, 0, NULL, -1);
 		bench_report(c, SCEN, "share of zeroed bytes: freeing threads (small)",
-			     all ? (double)z->by_free / all : 0, "", NULL, 0, NULL, -1);
+			     zshare(z, z->by_free), "", NULL, 0, NULL, -1);
 		bench_report(c, SCEN, "share of zeroed bytes: engine",
-			     all ? (double)z->by_engine / all : 0, "", NULL, 0, NULL, -1);
+			     zshare(z, z->by_engine), "", NULL, 0, NULL, -1);
 		/* allocations/s with zeroing on cannot pass bandwidth / bytes per
 		 * object: what 0.5x glibc would take, beside what this machine has */
 		double per_obj = on.objs ? all / (double)on.objs : 0, zero_bps = memset_all_cpus();
