@@ -32,7 +32,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -146,33 +145,6 @@ static int pool_of_view(const char *mnt, char *path, size_t len)
 	fclose(s);
 	(void)len;
 	return r;
-}
-
-/* Like bench_create, with room for n objects (the default record count,
- * one per 64 KiB, is short of 10 000 small objects). */
-static struct l1_arena *create_pool(const struct bench_ctx *c, uint64_t size, uint32_t n)
-{
-	char path[512], dir[512];
-	struct l1_config cfg;
-	struct l1_arena *a;
-	struct statfs sf;
-
-	l1_config_init(&cfg);
-	cfg.path = bench_pool_path(c, SCEN, path, sizeof path);
-	snprintf(dir, sizeof dir, "%s", path);
-	*strrchr(dir, '/') = 0;
-	cfg.size_bytes = size;
-	cfg.max_objects = n + 1024ull;
-	cfg.lazy = 0;
-	cfg.pin = L1_PIN_OFF;
-	cfg.allow_shm = c->allow_shm || statfs(dir, &sf) || (uint64_t)sf.f_type != 0x958458f6ull;
-	cfg.force = 1;
-	if (l1_arena_create(&cfg, &a)) {
-		bench_note(c, SCEN, "cannot create a %" PRIu64 " MiB pool at %s: %s", size >> 20,
-			   path, l1_last_error());
-		return NULL;
-	}
-	return a;
 }
 
 static int fill_pool(const struct bench_ctx *c, struct view_run *v, uint32_t n, uint64_t big)
@@ -427,7 +399,9 @@ int bench_view(const struct bench_ctx *c)
 			return 1;
 		}
 	} else {
-		v.a = create_pool(c, big + n * 4096ull + 64 * MiB, n);
+		/* room for n objects: the default record count, one per 64 KiB,
+		 * is short of 10 000 small ones */
+		v.a = bench_create_objs(c, SCEN, big + n * 4096ull + 64 * MiB, 0, 1, n + 1024ull);
 		if (!v.a)
 			return 1;
 		v.own_pool = 1;

@@ -17,11 +17,9 @@
  * other).  --quick: smaller pools; --iters sets the rounds of both parts.
  */
 #include <inttypes.h>
-#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/vfs.h>
 
 #include "bench.h"
 
@@ -211,41 +209,6 @@ static int alloc_loop(struct l1_arena *a, const struct l1_layout *l, uint64_t ba
 	return 0;
 }
 
-/* Like bench_create, but with a record for every 16 KiB of the pool: the
- * default (one per 64 KiB) would run out of records long before bytes, and
- * the loop would measure waiting for records instead of the calls. */
-static struct l1_arena *create_small_obj_pool(const struct bench_ctx *c, const char *name,
-					      uint64_t size, int zero_on_free)
-{
-	char path[512], dir[512];
-	struct l1_config cfg;
-	struct l1_arena *a;
-	struct statfs sf;
-	char *slash;
-	int r;
-
-	l1_config_init(&cfg);
-	cfg.path = bench_pool_path(c, name, path, sizeof path);
-	snprintf(dir, sizeof dir, "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	cfg.size_bytes = size;
-	cfg.max_objects = size / (16 * 1024);
-	cfg.lazy = 0;
-	cfg.zero_on_free = zero_on_free;
-	cfg.pin = L1_PIN_OFF;
-	cfg.allow_shm = c->allow_shm || statfs(dir, &sf) || sf.f_type != HUGETLBFS_MAGIC;
-	cfg.force = 1;
-	r = l1_arena_create(&cfg, &a);
-	if (r) {
-		bench_note(c, SCEN, "cannot create a %llu MiB pool at %s: %s",
-			   (unsigned long long)(size >> 20), path, l1_last_error());
-		return NULL;
-	}
-	return a;
-}
-
 /* Faults the whole pool in (and lets the engine zero it once), so the timed
  * loops measure the allocator, not first touches of huge pages. */
 static int prefault(struct l1_arena *a, uint64_t pool)
@@ -277,7 +240,10 @@ static int alloc_free_cost(const struct bench_ctx *c, int zero_on_free, int roun
 		bench_note(c, SCEN, "layout: %s", l1_last_error());
 		return 1;
 	}
-	a = create_small_obj_pool(c, zero_on_free ? "zero-on" : "zero-off", pool, zero_on_free);
+	/* a record for every 16 KiB of the pool: the default (one per 64 KiB)
+	 * would run out of records long before bytes, and the loop would
+	 * measure waiting for records instead of the calls */
+	a = bench_create_objs(c, SCEN, pool, 0, zero_on_free, pool / (16 * 1024));
 	if (!a)
 		return 1;
 	usage_method(a, out->method, sizeof out->method);
